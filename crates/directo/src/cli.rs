@@ -1,0 +1,50 @@
+//! The command line. Every flag is also an environment variable `DIRECTO_<NAME>`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// Directo: a WebRTC low-latency broadcast server.
+#[derive(Parser, Debug)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+}
+
+/// Flags of `directo serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// HTTP address for WHIP, WHEP, the API and the pages.
+    #[arg(long, env = "DIRECTO_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// The one UDP port every peer's media uses.
+    #[arg(long, env = "DIRECTO_MEDIA_PORT", default_value_t = 7880)]
+    pub media_port: u16,
+    /// The address the media port binds to.
+    #[arg(long, env = "DIRECTO_MEDIA_BIND", default_value = "0.0.0.0")]
+    pub media_bind: IpAddr,
+    /// Address to announce to peers (repeatable; for NAT 1:1). Default: every interface address.
+    #[arg(long, env = "DIRECTO_PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Vec<IpAddr>,
+    /// Where recordings and chat logs are kept.
+    #[arg(long, env = "DIRECTO_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The key publishers present as `Authorization: Bearer <key>` (default: generated, logged once).
+    #[arg(long, env = "DIRECTO_PUBLISH_KEY", hide_env_values = true)]
+    pub publish_key: Option<String>,
+    /// Open local mode: publishing needs no key.
+    #[arg(long, env = "DIRECTO_DEV")]
+    pub dev: bool,
+}

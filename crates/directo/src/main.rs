@@ -1,0 +1,111 @@
+//! `directo`: the binary. Parses the command line, wires the media engine to the HTTP server,
+//! and shuts both down cleanly on Ctrl-C or SIGTERM.
+
+mod cli;
+
+use anyhow::Context;
+use clap::Parser;
+use directo_media::MediaConfig;
+use directo_server::{Access, ServerConfig};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cli::{Cli, Command, ServeArgs};
+
+/// How long shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+
+    let publish_key = if args.dev {
+        tracing::warn!("--dev: anyone who can reach this server may publish");
+        None
+    } else if let Some(key) = args.publish_key.filter(|k| !k.is_empty()) {
+        tracing::info!("publishing needs the configured publish key");
+        Some(key)
+    } else {
+        let key: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect();
+        // The one secret ever logged: generated here, for local use, so the operator can publish.
+        tracing::info!(publish_key = %key, "generated a publish key (set --publish-key to choose one)");
+        Some(key)
+    };
+
+    let media = MediaConfig {
+        bind: SocketAddr::new(args.media_bind, args.media_port),
+        public_ips: args.public_ip.clone(),
+        ..MediaConfig::default()
+    };
+    let engine = directo_media::start(media)
+        .with_context(|| format!("binding the media port {}", args.media_port))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig {
+        http: args.http,
+        access: Access { publish_key },
+    };
+    let (addr, server) = directo_server::bind(config, engine.clone(), async {
+        let _ = stop_rx.await;
+    })
+    .await
+    .with_context(|| format!("binding the HTTP address {}", args.http))?;
+    tracing::info!(
+        http = %addr,
+        media = %engine.local_addr(),
+        "directo is up: open http://{addr}/"
+    );
+
+    let server = tokio::spawn(server);
+    shutdown_signal().await;
+    tracing::info!("shutting down: closing peers");
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        engine.shutdown().await;
+        let _ = stop_tx.send(());
+        let _ = server.await;
+    })
+    .await;
+    tracing::info!("bye");
+    Ok(())
+}

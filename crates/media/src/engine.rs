@@ -1,0 +1,1010 @@
+//! The media engine's event loop: one thread that owns the shared UDP socket, every peer
+//! connection and every stream's forwarding state.
+//!
+//! No task per peer: one loop reads datagrams in batches, routes each to its peer connection
+//! (decrypt once), feeds the publisher's packets to the stream in `directo-sfu`, writes what
+//! the stream emits into the viewers' peer connections (encrypt once per viewer) and sends the
+//! result. Timers of all peers live in one heap.
+
+use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, Output, PublishedTrack, Stream};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use signaling_proto::{ErrorCode, StreamInfo, TrackInfo};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::demux::Demuxer;
+use crate::error::MediaError;
+use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig, SessionAnswer};
+use crate::offer::{OfferSummary, check_offer};
+use crate::peer::{Peer, PeerId, Sender};
+use crate::setup::{PeerRole, PeerSetup, build_peer_connection};
+use crate::socket::{Datagram, MediaSocket};
+
+/// How often liveness (handshake and idle timeouts, dead publishers) is checked.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+/// A publisher from which nothing arrived for this long may be replaced by a new one.
+const PUBLISHER_DEAD_AFTER: Duration = Duration::from_secs(3);
+/// Datagram batches read per wake-up before the loop services timers and commands.
+const MAX_BATCHES_PER_WAKE: usize = 16;
+
+/// One stream's forwarding state and its peers.
+struct StreamEntry {
+    sfu: Stream,
+    publisher: Option<PeerId>,
+    viewers: Vec<PeerId>,
+    live_announced: bool,
+}
+
+impl StreamEntry {
+    fn new() -> Self {
+        StreamEntry {
+            sfu: Stream::new(),
+            publisher: None,
+            viewers: Vec::new(),
+            live_announced: false,
+        }
+    }
+}
+
+/// Start the engine on its own thread. Returns once the socket is bound.
+pub fn start(config: MediaConfig) -> std::io::Result<EngineHandle> {
+    let (commands_tx, commands_rx) = mpsc::channel(1024);
+    let (events_tx, _) = broadcast::channel(4096);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let events = events_tx.clone();
+    std::thread::Builder::new()
+        .name("directo-media".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let socket = match MediaSocket::bind(config.bind) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let local_addr = match socket.local_addr() {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let engine = Engine::new(config, socket, local_addr, events);
+                let _ = ready_tx.send(Ok(local_addr));
+                engine.run(commands_rx).await;
+            });
+        })?;
+    let local_addr = ready_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("media thread exited during start"))??;
+    Ok(EngineHandle {
+        commands: commands_tx,
+        events: events_tx,
+        local_addr,
+    })
+}
+
+/// The addresses announced as host candidates.
+fn candidate_ips(config: &MediaConfig) -> Vec<IpAddr> {
+    if !config.public_ips.is_empty() {
+        return config.public_ips.clone();
+    }
+    if !config.bind.ip().is_unspecified() {
+        return vec![config.bind.ip()];
+    }
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    // The socket is IPv4 (`0.0.0.0`); loopback last so real interfaces are preferred.
+    ips.retain(|ip| ip.is_ipv4());
+    ips.sort_by_key(|ip| ip.is_loopback());
+    ips.dedup();
+    if ips.is_empty() {
+        ips.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    ips
+}
+
+fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn rtc_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
+    }
+}
+
+fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
+
+fn rtc_codec(codec: Codec) -> RTCRtpCodec {
+    let (clock_rate, channels, fmtp) = match codec {
+        Codec::Opus => (48_000, 2, "minptime=10;useinbandfec=1"),
+        Codec::Vp8 => (90_000, 0, ""),
+        Codec::Vp9 => (90_000, 0, "profile-id=0"),
+        Codec::H264 => (
+            90_000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+    };
+    RTCRtpCodec {
+        mime_type: codec.mime_type().to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+struct Engine {
+    config: MediaConfig,
+    socket: MediaSocket,
+    port: u16,
+    ips: Vec<IpAddr>,
+    demux: Demuxer,
+    peers: HashMap<PeerId, Peer>,
+    sessions: HashMap<String, PeerId>,
+    streams: HashMap<String, StreamEntry>,
+    timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    dirty: Vec<PeerId>,
+    next_id: PeerId,
+    next_sweep: Instant,
+    events: broadcast::Sender<EngineEvent>,
+    shutting_down: bool,
+}
+
+impl Engine {
+    fn new(
+        config: MediaConfig,
+        socket: MediaSocket,
+        local_addr: SocketAddr,
+        events: broadcast::Sender<EngineEvent>,
+    ) -> Self {
+        let ips = candidate_ips(&config);
+        tracing::info!(port = local_addr.port(), candidates = ?ips, "media engine listening");
+        Engine {
+            config,
+            socket,
+            port: local_addr.port(),
+            ips,
+            demux: Demuxer::default(),
+            peers: HashMap::new(),
+            sessions: HashMap::new(),
+            streams: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            next_id: 1,
+            next_sweep: Instant::now() + SWEEP_INTERVAL,
+            events,
+            shutting_down: false,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut datagrams: Vec<Datagram> = Vec::with_capacity(quinn_udp::BATCH_SIZE * 4);
+        loop {
+            let deadline = self.next_deadline();
+            enum Wake {
+                Readable,
+                Command(Option<Command>),
+                Timer,
+            }
+            let wake = tokio::select! {
+                r = self.socket.readable() => match r {
+                    Ok(()) => Wake::Readable,
+                    Err(e) => {
+                        tracing::error!(error = %e, "media socket failed");
+                        Wake::Command(None)
+                    }
+                },
+                c = commands.recv() => Wake::Command(c),
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            match wake {
+                Wake::Readable => {
+                    for _ in 0..MAX_BATCHES_PER_WAKE {
+                        datagrams.clear();
+                        match self.socket.try_recv(&mut datagrams) {
+                            Ok(_) => {
+                                let now = Instant::now();
+                                for d in datagrams.drain(..) {
+                                    self.on_datagram(d, now);
+                                }
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "udp recv error");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Wake::Command(Some(cmd)) => {
+                    if self.on_command(cmd) {
+                        self.flush().await;
+                        return;
+                    }
+                }
+                Wake::Command(None) => {
+                    self.close_all();
+                    self.flush().await;
+                    return;
+                }
+                Wake::Timer => {}
+            }
+            self.on_timers(Instant::now());
+            self.flush().await;
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut deadline = self.next_sweep;
+        if let Some(Reverse((t, _))) = self.timers.peek() {
+            deadline = deadline.min(*t);
+        }
+        for entry in self.streams.values() {
+            if let Some(t) = entry.sfu.poll_timeout() {
+                deadline = deadline.min(t);
+            }
+        }
+        deadline
+    }
+
+    fn mark_dirty(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id)
+            && !peer.dirty
+        {
+            peer.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    fn on_datagram(&mut self, d: Datagram, now: Instant) {
+        let Some(id) = self.demux.route(d.from, &d.data) else {
+            return;
+        };
+        let local_ip = d.to_ip.unwrap_or(self.ips[0]);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.last_rx = now;
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: SocketAddr::new(local_ip, self.port),
+                peer_addr: d.from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: d.data,
+        };
+        if let Err(e) = peer.pc.handle_read(msg) {
+            tracing::debug!(session = %peer.session, error = %e, "peer rejected a datagram");
+        }
+        self.mark_dirty(id);
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if peer.timeout != Some(t) {
+                continue; // stale entry: the peer's deadline moved
+            }
+            peer.timeout = None;
+            if let Err(e) = peer.pc.handle_timeout(now) {
+                tracing::debug!(session = %peer.session, error = %e, "peer timeout error");
+            }
+            self.mark_dirty(id);
+        }
+        let due: Vec<String> = self
+            .streams
+            .iter()
+            .filter(|(_, e)| e.sfu.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            if let Some(entry) = self.streams.get_mut(&name) {
+                entry.sfu.handle_timeout(now);
+            }
+            self.drain_stream(&name, now);
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_INTERVAL;
+            self.sweep(now);
+        }
+    }
+
+    /// Drop peers that never connected, went silent, or failed.
+    fn sweep(&mut self, now: Instant) {
+        let handshake = self.config.handshake_timeout;
+        let idle = self.config.idle_timeout;
+        let dead: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                (!p.connected && now.duration_since(p.created) > handshake)
+                    || (p.connected && now.duration_since(p.last_rx) > idle)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            if let Some(p) = self.peers.get(&id) {
+                tracing::info!(session = %p.session, stream = %p.stream, connected = p.connected, "dropping unresponsive peer");
+            }
+            self.remove_peer(id, now);
+        }
+    }
+
+    /// Process every dirty peer, then send what they queued. Returns when nothing is dirty.
+    async fn flush(&mut self) {
+        let now = Instant::now();
+        while !self.dirty.is_empty() {
+            let batch = std::mem::take(&mut self.dirty);
+            for id in &batch {
+                self.process_peer(*id, now);
+            }
+            for id in batch {
+                self.send_peer(id).await;
+            }
+        }
+    }
+
+    /// Drain a peer's events and inbound messages into the stream.
+    fn process_peer(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let mut events = Vec::new();
+        while let Some(ev) = peer.pc.poll_event() {
+            events.push(ev);
+        }
+        for ev in events {
+            self.on_peer_event(id, ev, now);
+        }
+
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(entry) = self.streams.get_mut(&peer.stream) else {
+            return;
+        };
+        let role = peer.role;
+        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+            match message {
+                RTCMessage::RtpPacket(_, packet) if role == PeerRole::Publisher => {
+                    entry.sfu.on_rtp(id, packet, now);
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for packet in packets {
+                        let any = packet.as_any();
+                        if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                            if role == PeerRole::Publisher {
+                                entry
+                                    .sfu
+                                    .on_sender_report(id, sr.ssrc, sr.ntp_time, sr.rtp_time, now);
+                            }
+                        } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                            if role == PeerRole::Viewer {
+                                let mut lost = Vec::new();
+                                for pair in &nack.nacks {
+                                    lost.extend(pair.packet_list());
+                                }
+                                entry.sfu.on_nack(id, nack.media_ssrc, &lost, now);
+                            }
+                        } else if (any.is::<PictureLossIndication>()
+                            || any.is::<FullIntraRequest>())
+                            && role == PeerRole::Viewer
+                        {
+                            entry.sfu.on_keyframe_request(id, now);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let stream = peer.stream.clone();
+        self.drain_stream(&stream, now);
+    }
+
+    fn on_peer_event(&mut self, id: PeerId, ev: RTCPeerConnectionEvent, now: Instant) {
+        match ev {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                tracing::debug!(session = %peer.session, %state, "peer connection state");
+                match state {
+                    RTCPeerConnectionState::Connected if !peer.connected => {
+                        peer.connected = true;
+                        tracing::info!(session = %peer.session, stream = %peer.stream, role = ?peer.role, "peer connected");
+                        if peer.role == PeerRole::Viewer {
+                            let tracks = peer.down_tracks();
+                            let stream = peer.stream.clone();
+                            if let Some(entry) = self.streams.get_mut(&stream) {
+                                entry.sfu.add_subscriber(id, tracks, now);
+                                self.announce_viewers(&stream);
+                            }
+                        }
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        peer.closing = true;
+                        self.remove_peer(id, now);
+                    }
+                    _ => {}
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.on_track_open(id, init.receiver_id, init.ssrc, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_track_open(
+        &mut self,
+        id: PeerId,
+        receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId,
+        ssrc: u32,
+        now: Instant,
+    ) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if peer.role != PeerRole::Publisher {
+            return;
+        }
+        let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) else {
+            return;
+        };
+        let track = receiver.track();
+        let kind = match track.kind() {
+            RtpCodecKind::Audio => MediaKind::Audio,
+            RtpCodecKind::Video => MediaKind::Video,
+            _ => return,
+        };
+        let Some(rtc_codec) = track.codec(ssrc).cloned() else {
+            return;
+        };
+        let Some(codec) = Codec::from_mime(&rtc_codec.mime_type) else {
+            tracing::warn!(session = %peer.session, mime = %rtc_codec.mime_type, "publisher track with a codec we do not forward");
+            return;
+        };
+        let extensions = receiver
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .filter_map(|e| u8::try_from(e.id).ok().map(|i| (i, e.uri.clone())))
+            .collect();
+        let has_pli = rtc_codec
+            .rtcp_feedback
+            .iter()
+            .any(|f| f.typ == "nack" && f.parameter == "pli");
+        let has_fir = rtc_codec
+            .rtcp_feedback
+            .iter()
+            .any(|f| f.typ == "ccm" && f.parameter == "fir");
+        let keyframe_request = if !has_pli && has_fir {
+            KeyframeRequestKind::Fir
+        } else {
+            KeyframeRequestKind::Pli
+        };
+        peer.published.retain(|t| t.kind != kind);
+        peer.published.push(PublishedTrack {
+            kind,
+            codec,
+            ssrc,
+            keyframe_request,
+            extensions,
+        });
+        tracing::info!(session = %peer.session, stream = %peer.stream, ?kind, codec = codec.mime_type(), ssrc, "publisher track open");
+        let tracks = peer.published.clone();
+        let stream = peer.stream.clone();
+        if let Some(entry) = self.streams.get_mut(&stream) {
+            entry.sfu.set_publisher(id, tracks, now);
+            entry.live_announced = true;
+            let info = stream_info(&stream, entry);
+            let _ = self.events.send(EngineEvent::Live(info));
+        }
+    }
+
+    /// Apply everything the stream's forwarding core emitted.
+    fn drain_stream(&mut self, stream: &str, now: Instant) {
+        let Some(entry) = self.streams.get_mut(stream) else {
+            return;
+        };
+        while let Some(output) = entry.sfu.poll_output() {
+            match output {
+                Output::Rtp {
+                    subscriber, packet, ..
+                } => {
+                    if let Some(peer) = self.peers.get_mut(&subscriber) {
+                        let msg = TaggedRTCMessage {
+                            now,
+                            message: RTCMessage::RtpPacket(String::new(), packet),
+                        };
+                        if peer.pc.handle_write(msg).is_ok() && !peer.dirty {
+                            peer.dirty = true;
+                            self.dirty.push(subscriber);
+                        }
+                    }
+                }
+                Output::SenderReport { subscriber, report } => {
+                    if let Some(peer) = self.peers.get_mut(&subscriber) {
+                        let msg = TaggedRTCMessage {
+                            now,
+                            message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(report)]),
+                        };
+                        if peer.pc.handle_write(msg).is_ok() && !peer.dirty {
+                            peer.dirty = true;
+                            self.dirty.push(subscriber);
+                        }
+                    }
+                }
+                Output::KeyframeRequest {
+                    publisher,
+                    ssrc,
+                    kind,
+                    fir_seq,
+                } => {
+                    if let Some(peer) = self.peers.get_mut(&publisher) {
+                        let packet: Box<dyn rtc::rtcp::Packet> = match kind {
+                            KeyframeRequestKind::Pli => Box::new(PictureLossIndication {
+                                sender_ssrc: 0,
+                                media_ssrc: ssrc,
+                            }),
+                            KeyframeRequestKind::Fir => Box::new(FullIntraRequest {
+                                sender_ssrc: 0,
+                                media_ssrc: ssrc,
+                                fir: vec![FirEntry {
+                                    ssrc,
+                                    sequence_number: fir_seq,
+                                }],
+                            }),
+                        };
+                        tracing::debug!(session = %peer.session, ssrc, ?kind, "keyframe request to publisher");
+                        let msg = TaggedRTCMessage {
+                            now,
+                            message: RTCMessage::RtcpPacket(String::new(), vec![packet]),
+                        };
+                        if peer.pc.handle_write(msg).is_ok() && !peer.dirty {
+                            peer.dirty = true;
+                            self.dirty.push(publisher);
+                        }
+                    }
+                }
+                Output::CodecMismatch { subscriber, codec } => {
+                    if let Some(peer) = self.peers.get(&subscriber) {
+                        let error = format!(
+                            "this stream is sent as {}, which your client did not offer to receive",
+                            codec.mime_type()
+                        );
+                        tracing::info!(session = %peer.session, %error, "viewer cannot decode the stream");
+                        let _ = self.events.send(EngineEvent::SessionError {
+                            session: peer.session.clone(),
+                            error,
+                            code: ErrorCode::UnsupportedCodec,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send everything a peer queued, and re-arm its timer.
+    async fn send_peer(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.dirty = false;
+        while let Some(out) = peer.pc.poll_write() {
+            self.socket
+                .send(
+                    out.transport.peer_addr,
+                    Some(out.transport.local_addr.ip()),
+                    &out.message,
+                )
+                .await;
+        }
+        let next = peer.pc.poll_timeout();
+        if next != peer.timeout {
+            peer.timeout = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, id)));
+            }
+        }
+        if peer.closing {
+            self.forget_peer(id);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) -> bool {
+        let now = Instant::now();
+        match cmd {
+            Command::Publish {
+                stream,
+                offer,
+                reply,
+            } => {
+                let result = self.publish(stream, &offer, now);
+                let _ = reply.send(result);
+            }
+            Command::Watch {
+                stream,
+                offer,
+                reply,
+            } => {
+                let result = self.watch(stream, &offer, now);
+                let _ = reply.send(result);
+            }
+            Command::Close { session, reply } => {
+                let result = match self.sessions.get(&session).copied() {
+                    Some(id) => {
+                        let stream = self.peers.get(&id).map(|p| p.stream.clone());
+                        self.remove_peer(id, now);
+                        Ok(stream.unwrap_or_default())
+                    }
+                    None => Err(MediaError::SessionNotFound(session)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Streams { reply } => {
+                let mut list: Vec<StreamInfo> = self
+                    .streams
+                    .iter()
+                    .map(|(name, entry)| stream_info(name, entry))
+                    .collect();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                let _ = reply.send(list);
+            }
+            Command::Shutdown { reply } => {
+                self.close_all();
+                self.shutting_down = true;
+                let _ = reply.send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        let now = Instant::now();
+        for id in ids {
+            self.remove_peer(id, now);
+        }
+    }
+
+    fn new_peer(
+        &mut self,
+        role: PeerRole,
+        stream: &str,
+        now: Instant,
+    ) -> Result<(PeerId, Peer), MediaError> {
+        let setup = PeerSetup {
+            ufrag: random_string(16),
+            pwd: random_string(32),
+        };
+        let pc = build_peer_connection(role, &setup, now)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok((
+            id,
+            Peer {
+                session: uuid::Uuid::new_v4().simple().to_string(),
+                stream: stream.to_owned(),
+                role,
+                ufrag: setup.ufrag,
+                pc,
+                created: now,
+                last_rx: now,
+                connected: false,
+                closing: false,
+                timeout: None,
+                dirty: false,
+                published: Vec::new(),
+                senders: Vec::new(),
+            },
+        ))
+    }
+
+    /// Apply the offer, add our candidates and produce the answer.
+    fn negotiate(&self, peer: &mut Peer, offer: &str, now: Instant) -> Result<String, MediaError> {
+        let description = RTCSessionDescription::offer(offer.to_owned())
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        peer.pc
+            .set_remote_description(now, description)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        for ip in &self.ips {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: ip.to_string(),
+                    port: self.port,
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()?;
+            peer.pc
+                .add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+        }
+        peer.pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        let answer = peer.pc.create_answer(None)?;
+        peer.pc.set_local_description(now, answer)?;
+        peer.pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| MediaError::Internal("no local description after answering".into()))
+    }
+
+    fn register(&mut self, id: PeerId, peer: Peer, sdp: String) -> SessionAnswer {
+        self.demux.add_peer(&peer.ufrag, id);
+        self.sessions.insert(peer.session.clone(), id);
+        let answer = SessionAnswer {
+            session: peer.session.clone(),
+            sdp,
+        };
+        self.peers.insert(id, peer);
+        self.mark_dirty(id);
+        answer
+    }
+
+    fn publish(
+        &mut self,
+        stream: String,
+        offer: &str,
+        now: Instant,
+    ) -> Result<SessionAnswer, MediaError> {
+        if self.shutting_down {
+            return Err(MediaError::Unavailable);
+        }
+        check_offer(offer)?;
+        let current = self.streams.get(&stream).and_then(|e| e.publisher);
+        if let Some(old) = current {
+            let alive = self.peers.get(&old).is_some_and(|p| {
+                if p.connected {
+                    now.duration_since(p.last_rx) < PUBLISHER_DEAD_AFTER
+                } else {
+                    now.duration_since(p.created) < PUBLISHER_DEAD_AFTER * 2
+                }
+            });
+            if alive {
+                return Err(MediaError::StreamBusy(stream));
+            }
+            tracing::info!(%stream, "replacing a dead publisher");
+            self.remove_peer_keep_stream(old, now);
+        }
+        let (id, mut peer) = self.new_peer(PeerRole::Publisher, &stream, now)?;
+        let sdp = self.negotiate(&mut peer, offer, now)?;
+        tracing::info!(session = %peer.session, %stream, "publisher session created");
+        let answer = self.register(id, peer, sdp);
+        self.streams
+            .entry(stream)
+            .or_insert_with(StreamEntry::new)
+            .publisher = Some(id);
+        Ok(answer)
+    }
+
+    fn watch(
+        &mut self,
+        stream: String,
+        offer: &str,
+        now: Instant,
+    ) -> Result<SessionAnswer, MediaError> {
+        if self.shutting_down {
+            return Err(MediaError::Unavailable);
+        }
+        let summary = check_offer(offer)?;
+        let published: Vec<PublishedTrack> = self
+            .streams
+            .get(&stream)
+            .and_then(|e| e.publisher)
+            .and_then(|p| self.peers.get(&p))
+            .map(|p| p.published.clone())
+            .unwrap_or_default();
+        let (id, mut peer) = self.new_peer(PeerRole::Viewer, &stream, now)?;
+        self.add_viewer_tracks(&mut peer, &summary, &published)?;
+        let sdp = self.negotiate(&mut peer, offer, now)?;
+        tracing::info!(session = %peer.session, %stream, "viewer session created");
+        let answer = self.register(id, peer, sdp);
+        self.streams
+            .entry(stream)
+            .or_insert_with(StreamEntry::new)
+            .viewers
+            .push(id);
+        Ok(answer)
+    }
+
+    /// One send-only track per kind the viewer offered, in the publisher's codec when live.
+    fn add_viewer_tracks(
+        &self,
+        peer: &mut Peer,
+        summary: &OfferSummary,
+        published: &[PublishedTrack],
+    ) -> Result<(), MediaError> {
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            let Some(offered) = summary.codecs(kind) else {
+                continue;
+            };
+            let codec = match published.iter().find(|t| t.kind == kind) {
+                Some(track) if !offered.contains(&track.codec) => {
+                    return Err(MediaError::UnsupportedCodec(format!(
+                        "this stream's {} is {}, which the offer does not include",
+                        kind_name(kind),
+                        track.codec.mime_type()
+                    )));
+                }
+                Some(track) => track.codec,
+                None => offered[0],
+            };
+            let ssrc = rand::rng().random::<u32>();
+            let track = MediaStreamTrack::new(
+                format!("directo-{}", peer.stream),
+                format!("{}-{}", kind_name(kind), peer.session),
+                kind_name(kind).to_owned(),
+                rtc_kind(kind),
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: rtc_codec(codec),
+                    active: true,
+                    ..Default::default()
+                }],
+            );
+            let sender = peer.pc.add_track(track)?;
+            peer.senders.push(Sender {
+                kind,
+                id: sender,
+                ssrc,
+            });
+        }
+        Ok(())
+    }
+
+    /// Close a peer and take it out of its stream; the stream entry goes when it is empty.
+    fn remove_peer(&mut self, id: PeerId, now: Instant) {
+        let stream = self.peers.get(&id).map(|p| p.stream.clone());
+        self.remove_peer_keep_stream(id, now);
+        if let Some(stream) = stream
+            && let Some(entry) = self.streams.get(&stream)
+            && entry.publisher.is_none()
+            && entry.viewers.is_empty()
+        {
+            self.streams.remove(&stream);
+        }
+    }
+
+    fn remove_peer_keep_stream(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if !peer.closing {
+            peer.closing = true;
+            // Queues the DTLS close_notify; send_peer delivers it and then forgets the peer.
+            let _ = peer.pc.close();
+            if !peer.dirty {
+                peer.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+        let stream = peer.stream.clone();
+        let role = peer.role;
+        let session = peer.session.clone();
+        let _ = self
+            .events
+            .send(EngineEvent::SessionClosed { session });
+        let Some(entry) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        match role {
+            PeerRole::Publisher => {
+                if entry.publisher == Some(id) {
+                    entry.publisher = None;
+                    entry.sfu.remove_publisher(id, now);
+                    if entry.live_announced {
+                        entry.live_announced = false;
+                        let _ = self.events.send(EngineEvent::Offline {
+                            stream: stream.clone(),
+                        });
+                    }
+                }
+            }
+            PeerRole::Viewer => {
+                entry.viewers.retain(|v| *v != id);
+                entry.sfu.remove_subscriber(id);
+                self.announce_viewers(&stream);
+            }
+        }
+    }
+
+    /// Drop a closed peer's bookkeeping once its last datagrams went out.
+    fn forget_peer(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.remove(&id) {
+            self.demux.remove_peer(&peer.ufrag, id);
+            self.sessions.remove(&peer.session);
+            tracing::debug!(session = %peer.session, "peer forgotten");
+        }
+    }
+
+    fn announce_viewers(&self, stream: &str) {
+        if let Some(entry) = self.streams.get(stream) {
+            let _ = self.events.send(EngineEvent::Viewers {
+                stream: stream.to_owned(),
+                count: entry.sfu.subscriber_count(),
+            });
+        }
+    }
+}
+
+fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {
+    let stats = entry.sfu.stats();
+    let tracks = entry
+        .sfu
+        .tracks()
+        .iter()
+        .map(|t| TrackInfo {
+            kind: kind_name(t.kind).to_owned(),
+            codec: t.codec.mime_type().to_owned(),
+        })
+        .collect::<Vec<_>>();
+    StreamInfo {
+        name: name.to_owned(),
+        live: entry.publisher.is_some() && !tracks.is_empty(),
+        tracks,
+        viewers: entry.sfu.subscriber_count(),
+        bitrate_bps: stats.bitrate_bps,
+    }
+}

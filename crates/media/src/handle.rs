@@ -1,0 +1,173 @@
+//! The media engine as the rest of the server sees it: a cloneable handle that sends commands
+//! to the engine's thread and awaits the replies, plus a feed of stream events.
+
+use signaling_proto::StreamInfo;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::MediaError;
+
+/// How the engine listens and what it tells peers.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The UDP address every peer shares (default `0.0.0.0:7880`).
+    pub bind: SocketAddr,
+    /// Addresses to announce as host candidates (NAT 1:1); empty means every interface address.
+    pub public_ips: Vec<IpAddr>,
+    /// A peer that has not connected (ICE + DTLS) after this long is dropped.
+    pub handshake_timeout: Duration,
+    /// A connected peer from which nothing arrived for this long is dropped.
+    pub idle_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 7880)),
+            public_ips: Vec::new(),
+            handshake_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A session the engine created: its id and the SDP answer for the client.
+#[derive(Debug, Clone)]
+pub struct SessionAnswer {
+    /// The session id (goes in `Location`).
+    pub session: String,
+    /// The SDP answer, with every server candidate in it.
+    pub sdp: String,
+}
+
+/// Something that happened to a stream or a session, for signaling clients.
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    /// A stream's publisher is live (or its tracks changed).
+    Live(StreamInfo),
+    /// A stream's publisher left.
+    Offline {
+        /// The stream.
+        stream: String,
+    },
+    /// A stream's viewer count changed.
+    Viewers {
+        /// The stream.
+        stream: String,
+        /// Viewers connected now.
+        count: usize,
+    },
+    /// A session was refused something after it was set up (e.g. codec mismatch).
+    SessionError {
+        /// The session.
+        session: String,
+        /// What went wrong.
+        error: String,
+        /// The wire code.
+        code: signaling_proto::ErrorCode,
+    },
+    /// A session ended (closed, timed out, replaced).
+    SessionClosed {
+        /// The session.
+        session: String,
+    },
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+
+/// What the handle asks the engine to do.
+pub(crate) enum Command {
+    Publish {
+        stream: String,
+        offer: String,
+        reply: Reply<Result<SessionAnswer, MediaError>>,
+    },
+    Watch {
+        stream: String,
+        offer: String,
+        reply: Reply<Result<SessionAnswer, MediaError>>,
+    },
+    Close {
+        session: String,
+        reply: Reply<Result<String, MediaError>>,
+    },
+    Streams {
+        reply: Reply<Vec<StreamInfo>>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+/// A cheap, cloneable handle to the running media engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) events: broadcast::Sender<EngineEvent>,
+    pub(crate) local_addr: SocketAddr,
+}
+
+impl EngineHandle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, MediaError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| MediaError::Unavailable)?;
+        rx.await.map_err(|_| MediaError::Unavailable)
+    }
+
+    /// Create a publisher session for `stream` from an SDP offer.
+    pub async fn publish(&self, stream: &str, offer: String) -> Result<SessionAnswer, MediaError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Publish {
+            stream,
+            offer,
+            reply,
+        })
+        .await?
+    }
+
+    /// Create a viewer session for `stream` from an SDP offer.
+    pub async fn watch(&self, stream: &str, offer: String) -> Result<SessionAnswer, MediaError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Watch {
+            stream,
+            offer,
+            reply,
+        })
+        .await?
+    }
+
+    /// End a session; returns the stream it belonged to.
+    pub async fn close(&self, session: &str) -> Result<String, MediaError> {
+        let session = session.to_owned();
+        self.ask(|reply| Command::Close { session, reply }).await?
+    }
+
+    /// Every stream with a publisher or a viewer.
+    pub async fn streams(&self) -> Result<Vec<StreamInfo>, MediaError> {
+        self.ask(|reply| Command::Streams { reply }).await
+    }
+
+    /// One stream, if it has a publisher or a viewer.
+    pub async fn stream(&self, name: &str) -> Result<Option<StreamInfo>, MediaError> {
+        Ok(self.streams().await?.into_iter().find(|s| s.name == name))
+    }
+
+    /// Close every peer (they get a DTLS close) and stop the engine.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| Command::Shutdown { reply }).await;
+    }
+
+    /// Stream and session events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// The UDP address the engine is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}

@@ -1,0 +1,20 @@
+//! The media engine: one UDP port shared by every peer, driven on one thread.
+//!
+//! It owns the sockets and the `rtc` peer connections (ICE-lite, DTLS, SRTP, SCTP), demultiplexes
+//! datagrams by STUN username and then by 4-tuple, and feeds and drains the per-stream forwarding
+//! state of `directo-sfu`. It does not know about HTTP: the server talks to it through an
+//! [`EngineHandle`].
+
+mod demux;
+mod engine;
+mod error;
+mod handle;
+mod offer;
+mod peer;
+mod rtcp_tap;
+mod setup;
+mod socket;
+
+pub use engine::start;
+pub use error::MediaError;
+pub use handle::{EngineEvent, EngineHandle, MediaConfig, SessionAnswer};

@@ -1,0 +1,46 @@
+//! The read-only API: `/api/streams`, `/api/streams/{stream}`, `/healthz`.
+
+use directo_media::EngineHandle;
+use signaling_proto::ErrorCode;
+use warp::Filter;
+use warp::reply::Reply;
+
+use crate::error::ApiError;
+use crate::whip::check_stream_name;
+
+async fn list(engine: EngineHandle) -> Result<warp::reply::Response, ApiError> {
+    let streams = engine.streams().await?;
+    Ok(warp::reply::json(&streams).into_response())
+}
+
+async fn one(stream: String, engine: EngineHandle) -> Result<warp::reply::Response, ApiError> {
+    check_stream_name(&stream)?;
+    match engine.stream(&stream).await? {
+        Some(info) => Ok(warp::reply::json(&info).into_response()),
+        None => Err(ApiError::new(
+            ErrorCode::StreamNotFound,
+            format!("no stream {stream} has a publisher or viewers now"),
+        )),
+    }
+}
+
+/// `GET /api/streams`, `GET /api/streams/{stream}` and `GET /healthz`.
+pub fn routes(
+    engine: EngineHandle,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let with_engine = warp::any().map(move || engine.clone());
+    let list = warp::path!("api" / "streams")
+        .and(warp::get())
+        .and(with_engine.clone())
+        .then(|engine| async move { list(engine).await.unwrap_or_else(Reply::into_response) });
+    let one = warp::path!("api" / "streams" / String)
+        .and(warp::get())
+        .and(with_engine)
+        .then(|stream, engine| async move {
+            one(stream, engine).await.unwrap_or_else(Reply::into_response)
+        });
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| "ok".into_response());
+    list.or(one).unify().or(health).unify()
+}

@@ -1,0 +1,78 @@
+//! The HTTP side of Directo (warp): WHIP, WHEP, WebSocket signaling, the API and the pages.
+//!
+//! It owns no media state: every request becomes a command to the media engine through an
+//! [`EngineHandle`], and every error leaves as a JSON `ErrorBody` from `signaling-proto`.
+
+mod api;
+mod auth;
+mod error;
+mod web;
+mod whip;
+mod ws;
+
+use directo_media::EngineHandle;
+use std::future::Future;
+use std::net::SocketAddr;
+use warp::Filter;
+
+pub use auth::Access;
+pub use error::ApiError;
+
+/// How the HTTP server listens and who may publish.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The HTTP listen address.
+    pub http: SocketAddr,
+    /// Publishing rules.
+    pub access: Access,
+}
+
+/// Every route, with CORS for pages on other origins and JSON errors.
+pub fn routes(
+    access: Access,
+    engine: EngineHandle,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    let cors = warp::cors()
+        .allow_any_origin()
+        .allow_methods(["GET", "POST", "DELETE", "PATCH", "OPTIONS"])
+        .allow_headers(["content-type", "authorization", "if-match"])
+        .expose_headers(["location", "etag", "accept-post", "link"]);
+    let trace = warp::log::custom(|info| {
+        tracing::debug!(
+            method = %info.method(),
+            path = info.path(),
+            status = info.status().as_u16(),
+            "http"
+        );
+    });
+    whip::routes(whip::Side::Publish, access.clone(), engine.clone())
+        .or(whip::routes(whip::Side::Watch, access.clone(), engine.clone()))
+        .unify()
+        .or(api::routes(engine.clone()))
+        .unify()
+        .or(ws::routes(access, engine))
+        .unify()
+        .or(web::routes())
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .with(cors)
+        .with(trace)
+        .recover(error::recover)
+        .unify()
+}
+
+/// Bind the HTTP listener; returns its address and the future that serves until `shutdown`.
+pub async fn bind(
+    config: ServerConfig,
+    engine: EngineHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let listener = tokio::net::TcpListener::bind(config.http).await?;
+    let addr = listener.local_addr()?;
+    let server = warp::serve(routes(config.access, engine))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run();
+    Ok((addr, server))
+}

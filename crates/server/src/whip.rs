@@ -1,0 +1,185 @@
+//! WHIP (publish) and WHEP (watch), RFC 9725: one POST with the SDP offer answers `201 Created`
+//! with the SDP answer and the session's `Location`; `DELETE` on that location ends it.
+//!
+//! The answer carries every server candidate (the server is ICE-lite and gathers nothing), so
+//! trickle `PATCH` is answered `405`.
+
+use bytes::Bytes;
+use directo_media::EngineHandle;
+use signaling_proto::{ErrorCode, is_valid_stream_name};
+use warp::Filter;
+use warp::http::{Response, StatusCode};
+use warp::reply::Reply;
+
+use crate::auth::Access;
+use crate::error::ApiError;
+
+/// The largest SDP offer accepted.
+pub const MAX_OFFER_BYTES: u64 = 64 * 1024;
+
+/// Which side of WHIP/WHEP a route serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// `/whip`: publishers.
+    Publish,
+    /// `/whep`: viewers.
+    Watch,
+}
+
+impl Side {
+    fn prefix(self) -> &'static str {
+        match self {
+            Side::Publish => "whip",
+            Side::Watch => "whep",
+        }
+    }
+}
+
+/// Check a stream name from a path.
+pub fn check_stream_name(stream: &str) -> Result<(), ApiError> {
+    if is_valid_stream_name(stream) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidStreamName,
+            "stream names are 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+        ))
+    }
+}
+
+async fn create_session(
+    side: Side,
+    stream: String,
+    content_type: Option<String>,
+    authorization: Option<String>,
+    body: Bytes,
+    access: Access,
+    engine: EngineHandle,
+) -> Result<warp::reply::Response, ApiError> {
+    check_stream_name(&stream)?;
+    if side == Side::Publish {
+        access.check_publisher(authorization.as_deref())?;
+    }
+    let is_sdp = content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
+    if !is_sdp {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the body must be an SDP offer with `Content-Type: application/sdp`",
+        ));
+    }
+    if body.len() as u64 > MAX_OFFER_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the SDP offer is over the limit of 64 KiB",
+        ));
+    }
+    let offer = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(ErrorCode::InvalidSdp, "the SDP offer is not UTF-8 text"))?;
+    let answer = match side {
+        Side::Publish => engine.publish(&stream, offer).await?,
+        Side::Watch => engine.watch(&stream, offer).await?,
+    };
+    let location = format!("/{}/{}/{}", side.prefix(), stream, answer.session);
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header("Content-Type", "application/sdp")
+        .header("Location", location)
+        .body(answer.sdp)
+        .map(Reply::into_response)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+}
+
+async fn delete_session(
+    stream: String,
+    session: String,
+    engine: EngineHandle,
+) -> Result<warp::reply::Response, ApiError> {
+    check_stream_name(&stream)?;
+    engine.close(&session).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+fn options_reply() -> warp::reply::Response {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header("Accept-Post", "application/sdp")
+        .body(Bytes::new())
+        .map(Reply::into_response)
+        .unwrap_or_else(|_| StatusCode::NO_CONTENT.into_response())
+}
+
+fn into_reply(r: Result<warp::reply::Response, ApiError>) -> warp::reply::Response {
+    r.unwrap_or_else(Reply::into_response)
+}
+
+/// The routes of one side: POST, OPTIONS, DELETE and PATCH.
+pub fn routes(
+    side: Side,
+    access: Access,
+    engine: EngineHandle,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let base = warp::path(side.prefix());
+    let with_engine = {
+        let engine = engine.clone();
+        warp::any().map(move || engine.clone())
+    };
+    let with_access = warp::any().map(move || access.clone());
+
+    let post = base
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::content_length_limit(MAX_OFFER_BYTES))
+        .and(warp::body::bytes())
+        .and(with_access)
+        .and(with_engine.clone())
+        .then(
+            move |stream, content_type, authorization, body, access, engine| async move {
+                into_reply(
+                    create_session(side, stream, content_type, authorization, body, access, engine)
+                        .await,
+                )
+            },
+        );
+
+    let options = base
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::options())
+        .map(|_stream: String| options_reply());
+
+    let delete = base
+        .and(warp::path::param::<String>())
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::delete())
+        .and(with_engine)
+        .then(|stream, session, engine| async move {
+            into_reply(delete_session(stream, session, engine).await)
+        });
+
+    let patch = base
+        .and(warp::path::param::<String>())
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::patch())
+        .map(|_stream: String, _session: String| {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "trickle ICE is not needed: the answer carries every server candidate",
+            )
+            .into_response()
+        });
+
+    post.or(options)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(patch)
+        .unify()
+}

@@ -1,0 +1,241 @@
+//! `GET /ws`: JSON signaling over a WebSocket, one message per text frame.
+//!
+//! A client joins a stream as publisher or viewer, sends its SDP offer (with the join or after
+//! it) and gets the answer; it then hears the stream's events (`live`, `offline`, `viewers`)
+//! until it leaves. A new offer on a joined socket replaces the session (a reconnect without a
+//! new socket). A malformed or unknown message gets an `error` reply and the socket stays open.
+
+use directo_media::{EngineEvent, EngineHandle};
+use futures::{SinkExt, StreamExt};
+use signaling_proto::{ClientMessage, ErrorCode, Role, ServerMessage};
+use tokio::sync::broadcast::error::RecvError;
+use warp::Filter;
+use warp::filters::ws::{Message, WebSocket};
+
+use crate::auth::Access;
+use crate::error::ApiError;
+use crate::whip::check_stream_name;
+
+/// The largest signaling message accepted.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+struct Joined {
+    stream: String,
+    role: Role,
+    session: Option<String>,
+}
+
+struct Connection {
+    access: Access,
+    engine: EngineHandle,
+    joined: Option<Joined>,
+}
+
+impl Connection {
+    /// Handle one client message; returns the replies and whether to close the socket.
+    async fn on_message(&mut self, msg: ClientMessage) -> (Vec<ServerMessage>, bool) {
+        match msg {
+            ClientMessage::Join {
+                stream,
+                role,
+                key,
+                name: _,
+                sdp,
+            } => match self.join(stream, role, key, sdp).await {
+                Ok(replies) => (replies, false),
+                Err(e) => (vec![ServerMessage::error(e.0.code, e.0.message)], false),
+            },
+            ClientMessage::Offer { sdp } => match self.offer(sdp).await {
+                Ok(replies) => (replies, false),
+                Err(e) => (vec![ServerMessage::error(e.0.code, e.0.message)], false),
+            },
+            ClientMessage::Answer { .. } => (
+                vec![ServerMessage::error(
+                    ErrorCode::BadRequest,
+                    "no server offer is waiting for an answer",
+                )],
+                false,
+            ),
+            ClientMessage::Leave => {
+                self.leave().await;
+                (Vec::new(), true)
+            }
+        }
+    }
+
+    async fn join(
+        &mut self,
+        stream: String,
+        role: Role,
+        key: Option<String>,
+        sdp: Option<String>,
+    ) -> Result<Vec<ServerMessage>, ApiError> {
+        if self.joined.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "this socket already joined a stream; send `leave` first",
+            ));
+        }
+        check_stream_name(&stream)?;
+        if role == Role::Publisher {
+            self.access.check_key(key.as_deref().unwrap_or(""))?;
+        }
+        self.joined = Some(Joined {
+            stream: stream.clone(),
+            role,
+            session: None,
+        });
+        let mut replies = Vec::new();
+        if let Some(sdp) = sdp {
+            replies = self.offer(sdp).await?;
+        } else {
+            replies.push(ServerMessage::Joined {
+                session: None,
+                stream: stream.clone(),
+                role,
+            });
+        }
+        if let Some(info) = self.engine.stream(&stream).await? {
+            replies.push(ServerMessage::Viewers {
+                count: info.viewers,
+            });
+            if info.live {
+                replies.push(ServerMessage::Live { stream: info });
+            }
+        }
+        Ok(replies)
+    }
+
+    async fn offer(&mut self, sdp: String) -> Result<Vec<ServerMessage>, ApiError> {
+        let Some(joined) = self.joined.as_mut() else {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "send `join` before an offer",
+            ));
+        };
+        if let Some(old) = joined.session.take() {
+            let _ = self.engine.close(&old).await;
+        }
+        let answer = match joined.role {
+            Role::Publisher => self.engine.publish(&joined.stream, sdp).await?,
+            Role::Viewer => self.engine.watch(&joined.stream, sdp).await?,
+        };
+        joined.session = Some(answer.session.clone());
+        Ok(vec![
+            ServerMessage::Joined {
+                session: Some(answer.session),
+                stream: joined.stream.clone(),
+                role: joined.role,
+            },
+            ServerMessage::Answer { sdp: answer.sdp },
+        ])
+    }
+
+    async fn leave(&mut self) {
+        if let Some(joined) = self.joined.take()
+            && let Some(session) = joined.session
+        {
+            let _ = self.engine.close(&session).await;
+        }
+    }
+
+    /// The engine event as this client should hear it, if at all.
+    fn relay(&self, event: EngineEvent) -> Option<ServerMessage> {
+        let joined = self.joined.as_ref()?;
+        match event {
+            EngineEvent::Live(info) if info.name == joined.stream => {
+                Some(ServerMessage::Live { stream: info })
+            }
+            EngineEvent::Offline { stream } if stream == joined.stream => {
+                Some(ServerMessage::Offline { stream })
+            }
+            EngineEvent::Viewers { stream, count } if stream == joined.stream => {
+                Some(ServerMessage::Viewers { count })
+            }
+            EngineEvent::SessionError {
+                session,
+                error,
+                code,
+            } if joined.session.as_deref() == Some(session.as_str()) => {
+                Some(ServerMessage::error(code, error))
+            }
+            _ => None,
+        }
+    }
+}
+
+async fn send(ws: &mut futures::stream::SplitSink<WebSocket, Message>, msg: &ServerMessage) -> bool {
+    match serde_json::to_string(msg) {
+        Ok(text) => ws.send(Message::text(text)).await.is_ok(),
+        Err(_) => true,
+    }
+}
+
+async fn run(socket: WebSocket, access: Access, engine: EngineHandle) {
+    let (mut tx, mut rx) = socket.split();
+    let mut events = engine.subscribe();
+    let mut conn = Connection {
+        access,
+        engine,
+        joined: None,
+    };
+    loop {
+        tokio::select! {
+            incoming = rx.next() => {
+                let Some(Ok(msg)) = incoming else { break };
+                if msg.is_close() {
+                    break;
+                }
+                if msg.is_ping() || msg.is_pong() {
+                    continue;
+                }
+                let Ok(text) = msg.to_str() else {
+                    let reply = ServerMessage::error(ErrorCode::BadRequest, "messages are JSON text frames");
+                    if !send(&mut tx, &reply).await { break; }
+                    continue;
+                };
+                let (replies, close) = match serde_json::from_str::<ClientMessage>(text) {
+                    Ok(m) => conn.on_message(m).await,
+                    Err(e) => (vec![ServerMessage::error(
+                        ErrorCode::BadRequest,
+                        format!("not a signaling message: {e}"),
+                    )], false),
+                };
+                for reply in &replies {
+                    if !send(&mut tx, reply).await { break; }
+                }
+                if close { break; }
+            }
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if let Some(msg) = conn.relay(event)
+                        && !send(&mut tx, &msg).await
+                    {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+    conn.leave().await;
+    let _ = tx.close().await;
+}
+
+/// `GET /ws`.
+pub fn routes(
+    access: Access,
+    engine: EngineHandle,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    use warp::reply::Reply;
+    warp::path!("ws")
+        .and(warp::ws())
+        .map(move |ws: warp::ws::Ws| {
+            let access = access.clone();
+            let engine = engine.clone();
+            ws.max_message_size(MAX_MESSAGE_BYTES)
+                .on_upgrade(move |socket| run(socket, access, engine))
+                .into_response()
+        })
+}

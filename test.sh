@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check and test of Directo, installing what they need on Debian if it is missing:
+# Chromium (browser tests), Node.js/npm (the browser test runner and its packages).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ((${#missing[@]})); then
+  echo "==> installing ${missing[*]} (Debian packages)"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+echo "==> format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> Rust tests (unit, in-memory sessions, end-to-end over real WebRTC)"
+cargo build -p directo
+cargo test --workspace
+
+echo "==> browser tests (Debian Chromium driven by playwright-core)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

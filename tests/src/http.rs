@@ -1,0 +1,101 @@
+//! WHIP and WHEP over HTTP: post an offer, get the answer and the session's URL, delete it.
+//!
+//! Also the small helpers tests use to read Directo's JSON error bodies.
+
+use crate::error::{ClientError, Result};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::{Client, Response, StatusCode, Url};
+use signaling_proto::ErrorBody;
+use std::time::Duration;
+
+/// An HTTP client for talking to a local test server: no proxy, generous timeouts.
+pub fn http_client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|_| Client::new())
+}
+
+/// A WHIP or WHEP session the server created.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The session's resource URL (from `Location`, made absolute); `DELETE` it to leave.
+    pub url: Url,
+    /// The server's SDP answer.
+    pub answer: String,
+}
+
+/// Posts an SDP offer to a WHIP/WHEP endpoint; expects `201` with an SDP answer and a
+/// `Location`. Any other status is a [`ClientError::Status`] carrying the JSON error body.
+pub async fn post_offer(
+    http: &Client,
+    endpoint: &str,
+    offer: &str,
+    bearer: Option<&str>,
+) -> Result<Session> {
+    let endpoint = Url::parse(endpoint)
+        .map_err(|e| ClientError::Protocol(format!("bad endpoint URL {endpoint}: {e}")))?;
+    let mut request = http
+        .post(endpoint.clone())
+        .header(CONTENT_TYPE, "application/sdp")
+        .body(offer.to_owned());
+    if let Some(key) = bearer {
+        request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+    }
+    let response = request.send().await?;
+    if response.status() != StatusCode::CREATED {
+        return Err(status_error(response).await);
+    }
+    let content_type = header(&response, CONTENT_TYPE.as_str()).unwrap_or_default();
+    if !content_type.starts_with("application/sdp") {
+        return Err(ClientError::Protocol(format!(
+            "answer has Content-Type {content_type:?}, expected application/sdp"
+        )));
+    }
+    let location = header(&response, LOCATION.as_str())
+        .ok_or_else(|| ClientError::Protocol("201 without a Location header".into()))?;
+    let url = endpoint
+        .join(&location)
+        .map_err(|e| ClientError::Protocol(format!("bad Location {location:?}: {e}")))?;
+    let answer = response.text().await?;
+    if !answer.starts_with("v=0") {
+        return Err(ClientError::Protocol(format!(
+            "answer is not SDP: {:?}",
+            answer.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(Session { url, answer })
+}
+
+/// Deletes a session; `Ok(status)` on 200 or 204, [`ClientError::Status`] otherwise.
+pub async fn delete_session(http: &Client, url: &Url) -> Result<u16> {
+    let response = http.delete(url.clone()).send().await?;
+    match response.status() {
+        StatusCode::OK | StatusCode::NO_CONTENT => Ok(response.status().as_u16()),
+        _ => Err(status_error(response).await),
+    }
+}
+
+/// Reads a refused response: its status, its JSON error body if it has a valid one, the text.
+pub async fn read_error(response: Response) -> (u16, Option<ErrorBody>, String) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str::<ErrorBody>(&text).ok();
+    (status, body, text)
+}
+
+/// Turns a refused response into a [`ClientError::Status`].
+pub async fn status_error(response: Response) -> ClientError {
+    let (status, body, text) = read_error(response).await;
+    ClientError::Status { status, body, text }
+}
+
+fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

@@ -1,0 +1,40 @@
+//! Rust WebRTC clients for Directo's end-to-end tests and its load generator.
+//!
+//! - [`TestServer`] runs one `directo serve` on free local ports and kills it on drop.
+//! - [`Publisher`] publishes synthetic Opus + VP8 over WHIP, answering PLI/FIR with keyframes.
+//! - [`Viewer`] watches over WHEP (or any signaling) and records every RTP header it receives.
+//! - [`WsClient`] speaks `signaling-proto` over `/ws`.
+//!
+//! The clients use the async `webrtc` crate on tokio and bind 127.0.0.1 only. They are cheap
+//! enough to run by the hundred: one peer connection each, no decoding, counters behind atomics.
+
+mod error;
+mod http;
+mod keyframe_request;
+mod offers;
+mod peer;
+mod publisher;
+mod rtp_log;
+mod server;
+mod viewer;
+pub mod vp8;
+mod wait;
+mod ws;
+
+pub use error::{ClientError, Result};
+pub use http::{Session, delete_session, http_client, post_offer, read_error, status_error};
+pub use offers::{h264_only_offer, padded_offer};
+pub use publisher::{Publisher, PublisherConfig};
+pub use rtp_log::{Discontinuity, MediaKind, RtpRecord, SequenceReport, TimestampStep, TrackLog};
+pub use server::{DEFAULT_PUBLISH_KEY, ServerOptions, TestServer, binary_path};
+pub use viewer::{Viewer, ViewerConfig, ViewerReport};
+pub use wait::{wait_for, wait_until};
+pub use webrtc::peer_connection::RTCPeerConnectionState;
+pub use ws::WsClient;
+
+use std::time::Duration;
+
+/// How long tests give a peer to connect (ICE + DTLS); generous for a loaded 2-core machine.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long tests give media to arrive once connected.
+pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);

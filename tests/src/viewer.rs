@@ -1,0 +1,310 @@
+//! A WHEP viewer: recvonly audio and video, recording what arrives.
+//!
+//! Per kind it keeps every RTP header (sequence number, timestamp, SSRC, marker) in arrival
+//! order, whether each video packet starts a VP8 keyframe, and when the first keyframe came.
+//! Recording headers can be turned off for load tests, leaving only counters.
+
+use crate::error::{ClientError, Result};
+use crate::http::{Session, delete_session, post_offer};
+use crate::peer::{PeerEvents, PeerSetup, build_peer, default_codecs, local_answer, local_offer, remote_answer};
+use crate::rtp_log::{MediaKind, RtpRecord, TrackLog};
+use crate::vp8::is_keyframe_start;
+use reqwest::Client;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
+
+/// How a viewer records.
+#[derive(Debug, Clone)]
+pub struct ViewerConfig {
+    /// Keep every RTP header (off: counters and first packets only).
+    pub record_headers: bool,
+}
+
+impl Default for ViewerConfig {
+    fn default() -> Self {
+        ViewerConfig {
+            record_headers: true,
+        }
+    }
+}
+
+/// What a viewer has received, per kind.
+#[derive(Debug, Clone)]
+pub struct ViewerReport {
+    /// The audio track's log.
+    pub audio: TrackLog,
+    /// The video track's log.
+    pub video: TrackLog,
+}
+
+impl ViewerReport {
+    /// The log of one kind.
+    pub fn track(&self, kind: MediaKind) -> &TrackLog {
+        match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        }
+    }
+}
+
+/// State the track readers write and the viewer reads.
+struct Shared {
+    report: Mutex<ViewerReport>,
+    video_track: Mutex<Option<Arc<dyn TrackRemote>>>,
+    record_headers: bool,
+}
+
+impl Shared {
+    fn report(&self) -> MutexGuard<'_, ViewerReport> {
+        // A reader that panicked mid-push leaves a still-usable log behind.
+        self.report.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A recvonly audio + video peer that records what it receives.
+pub struct Viewer {
+    pc: Arc<dyn PeerConnection>,
+    events: PeerEvents,
+    shared: Arc<Shared>,
+    session: Option<Session>,
+    created: Instant,
+}
+
+impl Viewer {
+    /// A viewer with no transceivers yet.
+    pub async fn new(config: ViewerConfig) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            report: Mutex::new(ViewerReport {
+                audio: TrackLog::new(MediaKind::Audio),
+                video: TrackLog::new(MediaKind::Video),
+            }),
+            video_track: Mutex::new(None),
+            record_headers: config.record_headers,
+        });
+        let sink_shared = Arc::clone(&shared);
+        let (pc, events) = build_peer(PeerSetup {
+            codecs: default_codecs(),
+            keyframe_requests: false,
+            on_track: Some(Box::new(move |track| {
+                tokio::spawn(read_track(track, Arc::clone(&sink_shared)));
+            })),
+        })
+        .await?;
+        Ok(Viewer {
+            pc,
+            events,
+            shared,
+            session: None,
+            created: Instant::now(),
+        })
+    }
+
+    /// Watches a WHEP endpoint (`http://host/whep/{stream}`); returns once the answer is applied.
+    pub async fn connect_whep(http: &Client, endpoint: &str, config: ViewerConfig) -> Result<Self> {
+        let mut viewer = Viewer::new(config).await?;
+        let offer = viewer.create_offer().await?;
+        let session = post_offer(http, endpoint, &offer, None).await?;
+        viewer.accept_answer(session.answer.clone()).await?;
+        viewer.session = Some(session);
+        Ok(viewer)
+    }
+
+    /// Adds recvonly audio and video and returns the offer, with every candidate in it.
+    pub async fn create_offer(&self) -> Result<String> {
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            self.pc
+                .add_transceiver_from_kind(
+                    kind,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        ..Default::default()
+                    }),
+                )
+                .await?;
+        }
+        local_offer(&self.pc, &self.events).await
+    }
+
+    /// Applies the answer to [`Viewer::create_offer`].
+    pub async fn accept_answer(&self, answer: String) -> Result<()> {
+        remote_answer(&self.pc, answer).await
+    }
+
+    /// Answers an offer: a remote peer's first one (loopback) or a renegotiation.
+    pub async fn answer_offer(&self, offer: String) -> Result<String> {
+        local_answer(&self.pc, &self.events, offer).await
+    }
+
+    /// Waits until ICE and DTLS are up.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<()> {
+        self.events.connected(timeout).await
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> RTCPeerConnectionState {
+        self.events.state()
+    }
+
+    /// Every connection state so far, in order.
+    pub fn state_history(&self) -> Vec<RTCPeerConnectionState> {
+        self.events.history()
+    }
+
+    /// The WHEP session, when watching over WHEP.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// When the viewer was created (the origin for time-to-first-keyframe).
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Packets received of one kind.
+    pub fn packets(&self, kind: MediaKind) -> u64 {
+        self.shared.report().track(kind).packets
+    }
+
+    /// Keyframe starts received.
+    pub fn keyframes(&self) -> u64 {
+        self.shared.report().video.keyframes
+    }
+
+    /// A copy of everything received so far.
+    pub fn report(&self) -> ViewerReport {
+        self.shared.report().clone()
+    }
+
+    /// How long after creation the first keyframe arrived.
+    pub fn time_to_first_keyframe(&self) -> Option<Duration> {
+        self.shared.report().video.time_to_first_keyframe(self.created)
+    }
+
+    /// Waits until at least `audio` audio and `video` video packets have arrived.
+    pub async fn wait_for_packets(&self, audio: u64, video: u64, timeout: Duration) -> Result<()> {
+        crate::wait::wait_until(
+            &format!("{audio} audio and {video} video packets"),
+            timeout,
+            || self.packets(MediaKind::Audio) >= audio && self.packets(MediaKind::Video) >= video,
+        )
+        .await
+        .map_err(|e| match e {
+            ClientError::Timeout { what, after } => ClientError::Timeout {
+                what: format!(
+                    "{what} (got {} audio, {} video; state {})",
+                    self.packets(MediaKind::Audio),
+                    self.packets(MediaKind::Video),
+                    self.state()
+                ),
+                after,
+            },
+            other => other,
+        })
+    }
+
+    /// Sends a PLI on the video track (fails before any video arrived).
+    pub async fn request_keyframe(&self) -> Result<()> {
+        let track = self
+            .shared
+            .video_track
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| ClientError::Protocol("no video track yet".into()))?;
+        let media_ssrc = track
+            .ssrcs()
+            .await
+            .first()
+            .copied()
+            .ok_or_else(|| ClientError::Protocol("video track has no SSRC".into()))?;
+        track
+            .write_rtcp(vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            })])
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the WHEP session (`DELETE`, returning its status) and closes the peer.
+    pub async fn disconnect(mut self, http: &Client) -> Result<u16> {
+        let status = match self.session.take() {
+            Some(session) => delete_session(http, &session.url).await,
+            None => Err(ClientError::Protocol("not watching over WHEP".into())),
+        };
+        self.pc.close().await?;
+        status
+    }
+
+    /// Closes the peer without telling the server.
+    pub async fn close(self) -> Result<()> {
+        self.pc.close().await?;
+        Ok(())
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let pc = Arc::clone(&self.pc);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+    }
+}
+
+/// Reads one remote track until it ends, recording every RTP packet.
+async fn read_track(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
+    let kind = match track.kind().await {
+        RtpCodecKind::Audio => MediaKind::Audio,
+        _ => MediaKind::Video,
+    };
+    let codec = match track.ssrcs().await.first() {
+        Some(&ssrc) => track.codec(ssrc).await.map(|c| c.mime_type),
+        None => None,
+    };
+    {
+        let mut report = shared.report();
+        let log = match kind {
+            MediaKind::Audio => &mut report.audio,
+            MediaKind::Video => &mut report.video,
+        };
+        log.tracks_opened += 1;
+        if codec.is_some() {
+            log.codec = codec;
+        }
+    }
+    if kind == MediaKind::Video {
+        *shared.video_track.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&track));
+    }
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let header = &packet.header;
+                let record = RtpRecord {
+                    seq: header.sequence_number,
+                    timestamp: header.timestamp,
+                    ssrc: header.ssrc,
+                    marker: header.marker,
+                    payload_type: header.payload_type,
+                    keyframe_start: kind == MediaKind::Video && is_keyframe_start(&packet.payload),
+                    at: Instant::now(),
+                };
+                let mut report = shared.report();
+                let log = match kind {
+                    MediaKind::Audio => &mut report.audio,
+                    MediaKind::Video => &mut report.video,
+                };
+                log.push(record, shared.record_headers);
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
