@@ -134,7 +134,8 @@ mod tests {
                 sdp: None
             }
         );
-        let back: ClientMessage = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
+        let back: ClientMessage =
+            serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
         assert_eq!(back, msg);
     }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, Registry,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
     register_default_interceptors,
 };
 
@@ -31,13 +31,18 @@ const KEYFRAME_TAP_SLOT: usize = 14_000;
 
 /// The feedback a browser offers on video: NACK, PLI, FIR, transport-wide CC.
 fn video_feedback() -> Vec<RTCPFeedback> {
-    [("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("transport-cc", "")]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback {
-            typ: typ.to_owned(),
-            parameter: parameter.to_owned(),
-        })
-        .collect()
+    [
+        ("nack", ""),
+        ("nack", "pli"),
+        ("ccm", "fir"),
+        ("transport-cc", ""),
+    ]
+    .into_iter()
+    .map(|(typ, parameter)| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    })
+    .collect()
 }
 
 /// VP8 at 90 kHz.
@@ -209,8 +214,11 @@ impl PeerEvents {
                     | RTCPeerConnectionState::Closed
             )
         });
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(s)) if *s == RTCPeerConnectionState::Connected => Ok(()),
+        match tokio::time::timeout(timeout, wait)
+            .await
+            .map(|r| r.map(|s| *s))
+        {
+            Ok(Ok(RTCPeerConnectionState::Connected)) => Ok(()),
             Ok(Ok(s)) => Err(ClientError::Protocol(format!(
                 "peer connection ended as {s} instead of connecting"
             ))),
@@ -238,7 +246,10 @@ impl PeerEvents {
 const GATHER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Creates an offer, applies it, and returns it with every candidate in it.
-pub(crate) async fn local_offer(pc: &Arc<dyn PeerConnection>, events: &PeerEvents) -> Result<String> {
+pub(crate) async fn local_offer(
+    pc: &Arc<dyn PeerConnection>,
+    events: &PeerEvents,
+) -> Result<String> {
     let offer = pc.create_offer(None).await?;
     pc.set_local_description(offer).await?;
     complete_local_description(pc, events).await

@@ -353,7 +353,12 @@ struct MediaLoop {
 
 impl MediaLoop {
     async fn run(self) {
-        if self.events.connected(self.config.connect_timeout).await.is_err() {
+        if self
+            .events
+            .connected(self.config.connect_timeout)
+            .await
+            .is_err()
+        {
             return;
         }
         let (video_pt, audio_pt) = self.payload_types().await;

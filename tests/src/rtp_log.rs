@@ -25,6 +25,8 @@ pub struct RtpRecord {
     pub marker: bool,
     /// Payload type.
     pub payload_type: u8,
+    /// Whether the payload starts a VP8 frame: descriptor S=1, PID=0 (always false on audio).
+    pub frame_start: bool,
     /// Whether the payload starts a VP8 keyframe (always false on audio).
     pub keyframe_start: bool,
     /// When it arrived.
@@ -238,6 +240,7 @@ mod tests {
                     ssrc: 1,
                     marker: false,
                     payload_type: 96,
+                    frame_start: false,
                     keyframe_start: false,
                     at,
                 },

@@ -293,7 +293,10 @@ async fn parse_json<T: serde::de::DeserializeOwned>(response: reqwest::Response)
 
 fn free_tcp_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io_error("find a free TCP port"))?;
-    Ok(listener.local_addr().map_err(io_error("read a port"))?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(io_error("read a port"))?
+        .port())
 }
 
 fn free_udp_port() -> Result<u16> {

@@ -6,9 +6,11 @@
 
 use crate::error::{ClientError, Result};
 use crate::http::{Session, delete_session, post_offer};
-use crate::peer::{PeerEvents, PeerSetup, build_peer, default_codecs, local_answer, local_offer, remote_answer};
+use crate::peer::{
+    PeerEvents, PeerSetup, build_peer, default_codecs, local_answer, local_offer, remote_answer,
+};
 use crate::rtp_log::{MediaKind, RtpRecord, TrackLog};
-use crate::vp8::is_keyframe_start;
+use crate::vp8::{is_keyframe_start, parse_descriptor};
 use reqwest::Client;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -182,7 +184,10 @@ impl Viewer {
 
     /// How long after creation the first keyframe arrived.
     pub fn time_to_first_keyframe(&self) -> Option<Duration> {
-        self.shared.report().video.time_to_first_keyframe(self.created)
+        self.shared
+            .report()
+            .video
+            .time_to_first_keyframe(self.created)
     }
 
     /// Waits until at least `audio` audio and `video` video packets have arrived.
@@ -287,13 +292,18 @@ async fn read_track(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 let header = &packet.header;
+                let video = kind == MediaKind::Video;
+                let frame_start = video
+                    && parse_descriptor(&packet.payload)
+                        .is_some_and(|d| d.start_of_partition && d.partition_id == 0);
                 let record = RtpRecord {
                     seq: header.sequence_number,
                     timestamp: header.timestamp,
                     ssrc: header.ssrc,
                     marker: header.marker,
                     payload_type: header.payload_type,
-                    keyframe_start: kind == MediaKind::Video && is_keyframe_start(&packet.payload),
+                    frame_start,
+                    keyframe_start: video && is_keyframe_start(&packet.payload),
                     at: Instant::now(),
                 };
                 let mut report = shared.report();

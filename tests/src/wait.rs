@@ -9,7 +9,11 @@ use tokio::time::Instant;
 const POLL: Duration = Duration::from_millis(50);
 
 /// Waits until `condition` is true; a [`ClientError::Timeout`] naming `what` after `timeout`.
-pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) -> Result<()> {
+pub async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if condition() {

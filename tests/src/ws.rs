@@ -77,7 +77,9 @@ impl WsClient {
             match self.socket.next().await {
                 Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(ClientError::Protocol(format!("server closed /ws: {frame:?}")));
+                    return Err(ClientError::Protocol(format!(
+                        "server closed /ws: {frame:?}"
+                    )));
                 }
                 Some(Ok(Message::Binary(_))) => {
                     return Err(ClientError::Protocol("binary frame on /ws".into()));

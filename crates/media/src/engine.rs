@@ -184,6 +184,8 @@ struct Engine {
     socket: MediaSocket,
     port: u16,
     ips: Vec<IpAddr>,
+    /// This machine's own addresses (a source address may only be one of these).
+    interface_ips: Vec<IpAddr>,
     demux: Demuxer,
     peers: HashMap<PeerId, Peer>,
     sessions: HashMap<String, PeerId>,
@@ -210,6 +212,9 @@ impl Engine {
             socket,
             port: local_addr.port(),
             ips,
+            interface_ips: if_addrs::get_if_addrs()
+                .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
+                .unwrap_or_default(),
             demux: Demuxer::default(),
             peers: HashMap::new(),
             sessions: HashMap::new(),
@@ -306,7 +311,12 @@ impl Engine {
         let Some(id) = self.demux.route(d.from, &d.data) else {
             return;
         };
-        let local_ip = d.to_ip.unwrap_or(self.ips[0]);
+        // The address the peer reached us on, as one of our announced candidates (behind NAT 1:1
+        // the packet's destination is a private address the peer never saw).
+        let local_ip = d
+            .to_ip
+            .filter(|ip| self.ips.contains(ip))
+            .unwrap_or(self.ips[0]);
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -428,9 +438,13 @@ impl Engine {
                         let any = packet.as_any();
                         if let Some(sr) = any.downcast_ref::<SenderReport>() {
                             if role == PeerRole::Publisher {
-                                entry
-                                    .sfu
-                                    .on_sender_report(id, sr.ssrc, sr.ntp_time, sr.rtp_time, now);
+                                entry.sfu.on_sender_report(
+                                    id,
+                                    sr.ssrc,
+                                    sr.ntp_time,
+                                    sr.rtp_time,
+                                    now,
+                                );
                             }
                         } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                             if role == PeerRole::Viewer {
@@ -476,7 +490,6 @@ impl Engine {
                         }
                     }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        peer.closing = true;
                         self.remove_peer(id, now);
                     }
                     _ => {}
@@ -647,12 +660,11 @@ impl Engine {
         };
         peer.dirty = false;
         while let Some(out) = peer.pc.poll_write() {
+            // Pin the source address only where it is one of ours (not a NAT 1:1 public address).
+            let local_ip = out.transport.local_addr.ip();
+            let from = self.interface_ips.contains(&local_ip).then_some(local_ip);
             self.socket
-                .send(
-                    out.transport.peer_addr,
-                    Some(out.transport.local_addr.ip()),
-                    &out.message,
-                )
+                .send(out.transport.peer_addr, from, &out.message)
                 .await;
         }
         let next = peer.pc.poll_timeout();
@@ -779,7 +791,8 @@ impl Engine {
             peer.pc
                 .add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
         }
-        peer.pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        peer.pc
+            .add_local_candidate(RTCIceCandidateInit::default())?;
         let answer = peer.pc.create_answer(None)?;
         peer.pc.set_local_description(now, answer)?;
         peer.pc
@@ -931,21 +944,20 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if !peer.closing {
-            peer.closing = true;
-            // Queues the DTLS close_notify; send_peer delivers it and then forgets the peer.
-            let _ = peer.pc.close();
-            if !peer.dirty {
-                peer.dirty = true;
-                self.dirty.push(id);
-            }
+        if peer.closing {
+            return;
+        }
+        peer.closing = true;
+        // Queues the DTLS close_notify; send_peer delivers it and then forgets the peer.
+        let _ = peer.pc.close();
+        if !peer.dirty {
+            peer.dirty = true;
+            self.dirty.push(id);
         }
         let stream = peer.stream.clone();
         let role = peer.role;
         let session = peer.session.clone();
-        let _ = self
-            .events
-            .send(EngineEvent::SessionClosed { session });
+        let _ = self.events.send(EngineEvent::SessionClosed { session });
         let Some(entry) = self.streams.get_mut(&stream) else {
             return;
         };
@@ -1005,6 +1017,6 @@ fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {
         live: entry.publisher.is_some() && !tracks.is_empty(),
         tracks,
         viewers: entry.sfu.subscriber_count(),
-        bitrate_bps: stats.bitrate_bps,
+        bitrate_bps: stats.incoming_bitrate_bps,
     }
 }

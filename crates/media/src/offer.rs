@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn rejects_empty_and_garbage() {
         assert!(matches!(check_offer("  "), Err(MediaError::InvalidSdp(_))));
-        assert!(matches!(check_offer("hello"), Err(MediaError::InvalidSdp(_))));
+        assert!(matches!(
+            check_offer("hello"),
+            Err(MediaError::InvalidSdp(_))
+        ));
     }
 
     #[test]

@@ -51,7 +51,9 @@ impl Peer {
             let payload_types = params
                 .codecs
                 .iter()
-                .filter_map(|c| Codec::from_mime(&c.rtp_codec.mime_type).map(|k| (k, c.payload_type)))
+                .filter_map(|c| {
+                    Codec::from_mime(&c.rtp_codec.mime_type).map(|k| (k, c.payload_type))
+                })
                 .collect();
             let extensions = params
                 .header_extensions

@@ -67,8 +67,9 @@ impl MediaSocket {
             metas,
         } = self;
         let mut slices: Vec<IoSliceMut<'_>> = bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
-        let n = io.try_io(Interest::READABLE, || {
-            state.recv(io.into(), &mut slices, metas)
+        let sock: &UdpSocket = io;
+        let n = sock.try_io(Interest::READABLE, || {
+            state.recv(sock.into(), &mut slices, metas)
         })?;
         let mut count = 0;
         for (meta, buf) in metas.iter().zip(slices.iter()).take(n) {
@@ -95,10 +96,9 @@ impl MediaSocket {
             src_ip: from_ip.filter(|ip| !ip.is_unspecified()),
         };
         loop {
-            match self
-                .io
-                .try_io(Interest::WRITABLE, || self.state.try_send((&self.io).into(), &transmit))
-            {
+            match self.io.try_io(Interest::WRITABLE, || {
+                self.state.try_send((&self.io).into(), &transmit)
+            }) {
                 Ok(()) => return,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.io.writable().await.is_err() {

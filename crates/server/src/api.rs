@@ -37,7 +37,9 @@ pub fn routes(
         .and(warp::get())
         .and(with_engine)
         .then(|stream, engine| async move {
-            one(stream, engine).await.unwrap_or_else(Reply::into_response)
+            one(stream, engine)
+                .await
+                .unwrap_or_else(Reply::into_response)
         });
     let health = warp::path!("healthz")
         .and(warp::get())

@@ -31,7 +31,7 @@ pub struct ServerConfig {
 pub fn routes(
     access: Access,
     engine: EngineHandle,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let cors = warp::cors()
         .allow_any_origin()
         .allow_methods(["GET", "POST", "DELETE", "PATCH", "OPTIONS"])
@@ -46,7 +46,11 @@ pub fn routes(
         );
     });
     whip::routes(whip::Side::Publish, access.clone(), engine.clone())
-        .or(whip::routes(whip::Side::Watch, access.clone(), engine.clone()))
+        .or(whip::routes(
+            whip::Side::Watch,
+            access.clone(),
+            engine.clone(),
+        ))
         .unify()
         .or(api::routes(engine.clone()))
         .unify()
@@ -57,9 +61,10 @@ pub fn routes(
         .recover(error::recover)
         .unify()
         .with(cors)
-        .with(trace)
+        .map(warp::Reply::into_response)
         .recover(error::recover)
         .unify()
+        .with(trace)
 }
 
 /// Bind the HTTP listener; returns its address and the future that serves until `shutdown`.

@@ -141,8 +141,16 @@ pub fn routes(
         .then(
             move |stream, content_type, authorization, body, access, engine| async move {
                 into_reply(
-                    create_session(side, stream, content_type, authorization, body, access, engine)
-                        .await,
+                    create_session(
+                        side,
+                        stream,
+                        content_type,
+                        authorization,
+                        body,
+                        access,
+                        engine,
+                    )
+                    .await,
                 )
             },
         );

@@ -164,7 +164,10 @@ impl Connection {
     }
 }
 
-async fn send(ws: &mut futures::stream::SplitSink<WebSocket, Message>, msg: &ServerMessage) -> bool {
+async fn send(
+    ws: &mut futures::stream::SplitSink<WebSocket, Message>,
+    msg: &ServerMessage,
+) -> bool {
     match serde_json::to_string(msg) {
         Ok(text) => ws.send(Message::text(text)).await.is_ok(),
         Err(_) => true,

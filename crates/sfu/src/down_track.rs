@@ -1,0 +1,204 @@
+//! A down track: everything one viewer's copy of one track needs, and nothing shared. It
+//! picks the viewer's payload type, translates header extensions, munges sequence numbers
+//! and timestamps, answers NACKs from the track's shared cache, and builds this viewer's
+//! sender reports.
+//!
+//! Keeping this state in its own type is what lets subscribers later be sharded over
+//! worker threads (a shard owns its down tracks outright) and lets a simulcast layer
+//! selector sit in front of the munger per viewer.
+
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp::Packet;
+use rtc::rtp::header::Header;
+
+use crate::codec::{Codec, MediaKind};
+use crate::extensions::ExtensionMap;
+use crate::munger::{Munged, RtpMunger};
+use crate::nack_cache::NackCache;
+use crate::sender_report::ClockMapping;
+use crate::track::PublishedTrack;
+
+/// The shortest time between two retransmissions of one packet to one viewer: a viewer
+/// that NACKs again sooner has not had time to receive the first one.
+pub const RETRANSMIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Ring size of the per-viewer retransmission throttle.
+const RESEND_SLOTS: usize = 64;
+
+/// One viewer's side of one track, as negotiated with that viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownTrackConfig {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Our SSRC toward this viewer.
+    pub ssrc: u32,
+    /// The viewer's negotiated payload type per codec.
+    pub payload_types: Vec<(Codec, u8)>,
+    /// The viewer's negotiated header extensions: id -> URI.
+    pub extensions: Vec<(u8, String)>,
+}
+
+/// Per-viewer forwarding state of one track.
+#[derive(Debug)]
+pub(crate) struct DownTrack {
+    config: DownTrackConfig,
+    /// The viewer's payload type for the current source's codec; `None` when there is no
+    /// source or the viewer cannot receive its codec.
+    payload_type: Option<u8>,
+    clock_rate: u32,
+    extensions: ExtensionMap,
+    munger: RtpMunger,
+    mismatch_reported: Option<Codec>,
+    packets_sent: u32,
+    octets_sent: u32,
+    /// Compacted sequence number and time of recent retransmissions, allocated on the
+    /// first NACK.
+    resent: Vec<Option<(u64, Instant)>>,
+}
+
+impl DownTrack {
+    /// A down track with no source yet.
+    pub(crate) fn new(config: DownTrackConfig) -> Self {
+        Self {
+            config,
+            payload_type: None,
+            clock_rate: 0,
+            extensions: ExtensionMap::default(),
+            munger: RtpMunger::default(),
+            mismatch_reported: None,
+            packets_sent: 0,
+            octets_sent: 0,
+            resent: Vec::new(),
+        }
+    }
+
+    /// Audio or video.
+    pub(crate) fn kind(&self) -> MediaKind {
+        self.config.kind
+    }
+
+    /// Our SSRC toward the viewer.
+    pub(crate) fn ssrc(&self) -> u32 {
+        self.config.ssrc
+    }
+
+    /// Binds to a new publisher generation's track (or to none). Returns the codec to
+    /// report as a mismatch the first time the viewer cannot receive it.
+    pub(crate) fn bind(&mut self, source: Option<&PublishedTrack>) -> Option<Codec> {
+        self.munger.new_source();
+        let Some(track) = source else {
+            self.payload_type = None;
+            return None;
+        };
+        self.clock_rate = track.codec.clock_rate();
+        self.extensions = ExtensionMap::new(&track.extensions, &self.config.extensions);
+        self.payload_type = self
+            .config
+            .payload_types
+            .iter()
+            .find(|(codec, _)| *codec == track.codec)
+            .map(|(_, payload_type)| *payload_type);
+        if self.payload_type.is_none() && self.mismatch_reported != Some(track.codec) {
+            self.mismatch_reported = Some(track.codec);
+            return Some(track.codec);
+        }
+        None
+    }
+
+    /// Whether this viewer can receive the current source (there is one, in a codec it
+    /// negotiated).
+    pub(crate) fn can_receive(&self) -> bool {
+        self.payload_type.is_some()
+    }
+
+    /// Whether this viewer can receive the source but has not had its start packet yet.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.can_receive() && !self.munger.is_started()
+    }
+
+    /// Rewrites a live packet for this viewer, or `None` if it is not for this viewer
+    /// (before its first keyframe, older than its start, or a codec it cannot receive).
+    pub(crate) fn forward(
+        &mut self,
+        compacted: u64,
+        packet: &Packet,
+        can_start: bool,
+        now: Instant,
+    ) -> Option<Packet> {
+        let payload_type = self.payload_type?;
+        let munged = self.munger.munge(
+            compacted,
+            packet.header.timestamp,
+            can_start,
+            self.clock_rate,
+            now,
+        )?;
+        Some(self.rewrite(packet, payload_type, munged))
+    }
+
+    /// The retransmission of the packet the viewer NACKed as `viewer_seq`, if the cache
+    /// still holds it, the viewer was meant to get it, and it was not resent just now.
+    pub(crate) fn retransmit(
+        &mut self,
+        viewer_seq: u16,
+        cache: &NackCache,
+        now: Instant,
+    ) -> Option<Packet> {
+        let payload_type = self.payload_type?;
+        let compacted = self.munger.to_compacted(viewer_seq)?;
+        let packet = cache.get(compacted)?;
+        if self.resent.is_empty() {
+            self.resent.resize(RESEND_SLOTS, None);
+        }
+        let slot = &mut self.resent[(compacted % RESEND_SLOTS as u64) as usize];
+        if let Some((seq, at)) = *slot
+            && seq == compacted
+            && now < at + RETRANSMIT_INTERVAL
+        {
+            return None;
+        }
+        *slot = Some((compacted, now));
+        let munged = self
+            .munger
+            .munge_retransmission(compacted, packet.header.timestamp)?;
+        Some(self.rewrite(packet, payload_type, munged))
+    }
+
+    /// This viewer's sender report, once it has been started on the current source.
+    pub(crate) fn sender_report(&self, clock: &ClockMapping, now: Instant) -> Option<SenderReport> {
+        let ts_offset = self.munger.ts_offset()?;
+        let (ntp_time, rtp_time) = clock.extrapolate(now, self.clock_rate);
+        Some(SenderReport {
+            ssrc: self.config.ssrc,
+            ntp_time,
+            rtp_time: rtp_time.wrapping_add(ts_offset),
+            packet_count: self.packets_sent,
+            octet_count: self.octets_sent,
+            ..Default::default()
+        })
+    }
+
+    fn rewrite(&mut self, source: &Packet, payload_type: u8, munged: Munged) -> Packet {
+        let mut header = Header {
+            version: source.header.version,
+            // The publisher's padding was stripped on receipt; re-adding it only wastes bytes.
+            padding: false,
+            marker: source.header.marker,
+            payload_type,
+            sequence_number: munged.seq,
+            timestamp: munged.timestamp,
+            ssrc: self.config.ssrc,
+            csrc: source.header.csrc.clone(),
+            ..Default::default()
+        };
+        self.extensions.translate_into(&source.header, &mut header);
+        self.packets_sent = self.packets_sent.wrapping_add(1);
+        self.octets_sent = self.octets_sent.wrapping_add(source.payload.len() as u32);
+        Packet {
+            header,
+            payload: source.payload.clone(),
+        }
+    }
+}

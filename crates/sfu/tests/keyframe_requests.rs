@@ -1,0 +1,129 @@
+//! Keyframe requests to the publisher: every viewer's need collapses into one request per
+//! 500 ms for the track, repeated while a viewer still waits for its first keyframe, and
+//! stopped once a keyframe arrives.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use directo_sfu::{KEYFRAME_REQUEST_INTERVAL, KeyframeRequestKind, Stream};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn twenty_joining_viewers_cause_one_pli() {
+    let t0 = Instant::now();
+    let mut stream = Stream::new();
+    let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
+    stream.set_publisher(1, publisher.tracks(), t0);
+    assert!(
+        keyframe_requests(&drain(&mut stream)).is_empty(),
+        "nobody watches yet"
+    );
+
+    let mut outputs = Vec::new();
+    for i in 0..20u64 {
+        stream.add_subscriber(
+            100 + i,
+            viewer_tracks(i as u32, 1000 + i as u32),
+            t0 + ms(20 * i),
+        );
+        outputs.extend(drain(&mut stream));
+    }
+    outputs.extend(run_timers(&mut stream, t0 + ms(380), t0 + ms(490)));
+    let requests = keyframe_requests(&outputs);
+    assert_eq!(requests, vec![(1, 0x1111, KeyframeRequestKind::Pli, 0)]);
+
+    // Still nobody has a keyframe: the request repeats, once per interval.
+    assert_eq!(stream.poll_timeout(), Some(t0 + KEYFRAME_REQUEST_INTERVAL));
+    let repeated = run_timers(&mut stream, t0 + ms(500), t0 + ms(990));
+    assert_eq!(keyframe_requests(&repeated).len(), 1);
+
+    // The keyframe arrives: every viewer starts and the requests stop.
+    let outputs = feed(&mut stream, 1, publisher.video_frame(true, 2), t0 + ms(995));
+    assert_eq!(outputs.len(), 40);
+    assert!(keyframe_requests(&run_timers(&mut stream, t0 + ms(1000), t0 + ms(3000))).is_empty());
+    assert_eq!(stream.poll_timeout(), None);
+    assert_eq!(stream.stats().keyframe_requests_sent, 2);
+}
+
+#[test]
+fn viewer_plis_are_collapsed_and_throttled() {
+    let t0 = Instant::now();
+    let mut stream = Stream::new();
+    let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
+    stream.set_publisher(1, publisher.tracks(), t0);
+    for viewer in 10..15 {
+        stream.add_subscriber(
+            viewer,
+            viewer_tracks(viewer as u32, 100 + viewer as u32),
+            t0,
+        );
+    }
+    feed(&mut stream, 1, publisher.video_frame(true, 2), t0 + ms(10));
+    drain(&mut stream);
+
+    let t1 = t0 + ms(1000);
+    for viewer in 10..15 {
+        stream.on_keyframe_request(viewer, t1);
+    }
+    assert_eq!(keyframe_requests(&drain(&mut stream)).len(), 1);
+    stream.on_keyframe_request(12, t1 + ms(100));
+    assert!(keyframe_requests(&drain(&mut stream)).is_empty());
+    // The request held back by the throttle goes out when the interval ends, then no more.
+    let outputs = run_timers(&mut stream, t1 + ms(110), t1 + ms(2000));
+    assert_eq!(keyframe_requests(&outputs).len(), 1);
+}
+
+#[test]
+fn a_keyframe_cancels_a_held_back_request() {
+    let t0 = Instant::now();
+    let mut stream = Stream::new();
+    let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
+    stream.set_publisher(1, publisher.tracks(), t0);
+    stream.add_subscriber(10, viewer_tracks(1, 2), t0);
+    feed(&mut stream, 1, publisher.video_frame(true, 2), t0);
+    stream.on_keyframe_request(10, t0 + ms(100));
+    assert!(keyframe_requests(&drain(&mut stream)).is_empty());
+    feed(&mut stream, 1, publisher.video_frame(true, 2), t0 + ms(200));
+    assert!(keyframe_requests(&run_timers(&mut stream, t0 + ms(200), t0 + ms(2000))).is_empty());
+}
+
+#[test]
+fn fir_requests_carry_increasing_sequence_numbers() {
+    let t0 = Instant::now();
+    let mut stream = Stream::new();
+    let publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
+    stream.set_publisher(1, publisher.tracks_with(KeyframeRequestKind::Fir), t0);
+    stream.add_subscriber(10, viewer_tracks(1, 2), t0);
+    let mut outputs = drain(&mut stream);
+    outputs.extend(run_timers(&mut stream, t0, t0 + ms(1200)));
+    let requests = keyframe_requests(&outputs);
+    assert_eq!(requests.len(), 3);
+    for (i, (publisher, ssrc, kind, fir_seq)) in requests.into_iter().enumerate() {
+        assert_eq!(
+            (publisher, ssrc, kind),
+            (1, 0x1111, KeyframeRequestKind::Fir)
+        );
+        assert_eq!(fir_seq, i as u8);
+    }
+}
+
+#[test]
+fn a_new_publisher_is_asked_for_a_keyframe() {
+    let t0 = Instant::now();
+    let mut stream = Stream::new();
+    let mut first = Publisher::new(1, 0x1111, 0x2222, 1, 1);
+    stream.set_publisher(1, first.tracks(), t0);
+    stream.add_subscriber(10, viewer_tracks(1, 2), t0);
+    feed(&mut stream, 1, first.video_frame(true, 2), t0);
+    drain(&mut stream);
+
+    let second = Publisher::new(2, 0x3333, 0x4444, 9, 9);
+    stream.set_publisher(2, second.tracks(), t0 + ms(100));
+    let requests = keyframe_requests(&drain(&mut stream));
+    assert_eq!(requests, vec![(2, 0x3333, KeyframeRequestKind::Pli, 0)]);
+}

@@ -1,0 +1,91 @@
+//! One publisher, twenty viewers: every viewer gets audio and video, its first video packet
+//! starts a keyframe, and its sequence numbers have no holes (on loopback nothing is lost).
+
+use anyhow::Context;
+use directo_tests::{
+    CONNECT_TIMEOUT, MEDIA_TIMEOUT, MediaKind, PublisherConfig, TestServer, ViewerConfig,
+};
+
+const STREAM: &str = "broadcast";
+const VIEWERS: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_receive_the_publishers_audio_and_video() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let publisher = server.publish(STREAM, PublisherConfig::default()).await?;
+    publisher.wait_connected(CONNECT_TIMEOUT).await?;
+
+    let viewers = futures::future::try_join_all(
+        (0..VIEWERS).map(|_| server.view(STREAM, ViewerConfig::default())),
+    )
+    .await
+    .context("a viewer could not join over WHEP")?;
+    for (i, viewer) in viewers.iter().enumerate() {
+        viewer
+            .wait_connected(CONNECT_TIMEOUT)
+            .await
+            .with_context(|| format!("viewer {i} did not connect"))?;
+    }
+    // About two seconds of media each: 50 audio packets a second, ~120 video packets a second.
+    for (i, viewer) in viewers.iter().enumerate() {
+        viewer
+            .wait_for_packets(100, 200, MEDIA_TIMEOUT)
+            .await
+            .with_context(|| format!("viewer {i} did not get media"))?;
+    }
+
+    for (i, viewer) in viewers.iter().enumerate() {
+        let report = viewer.report();
+        assert_eq!(
+            report.video.first_is_keyframe(),
+            Some(true),
+            "viewer {i}: first video packet must start a keyframe, got {:?}",
+            report.video.first
+        );
+        assert_eq!(
+            report.video.codec.as_deref(),
+            Some("video/VP8"),
+            "viewer {i}"
+        );
+        assert_eq!(
+            report
+                .audio
+                .codec
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("audio/opus"),
+            "viewer {i}"
+        );
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            let log = report.track(kind);
+            let sequence = log.sequence();
+            assert_eq!(
+                sequence.missing, 0,
+                "viewer {i} {kind:?}: {} packets never arrived on loopback: {:?}",
+                sequence.missing, sequence.discontinuities
+            );
+            assert!(
+                sequence.discontinuities.is_empty(),
+                "viewer {i} {kind:?}: sequence numbers jump: {:?}",
+                sequence.discontinuities
+            );
+            assert_eq!(log.ssrcs().len(), 1, "viewer {i} {kind:?}: SSRC changed");
+        }
+    }
+
+    let info = server
+        .stream(STREAM)
+        .await?
+        .context("GET /api/streams/broadcast is 404 while live")?;
+    assert!(info.live, "{info:?}");
+    assert_eq!(info.viewers, VIEWERS, "{info:?}");
+    let mut codecs: Vec<String> = info
+        .tracks
+        .iter()
+        .map(|t| t.codec.to_ascii_lowercase())
+        .collect();
+    codecs.sort();
+    assert_eq!(codecs, ["audio/opus", "video/vp8"], "{info:?}");
+    Ok(())
+}

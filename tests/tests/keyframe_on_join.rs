@@ -1,0 +1,69 @@
+//! A viewer that joins in the middle of a group of pictures gets a keyframe right away: the
+//! server asks the publisher with a PLI instead of waiting for the next scheduled keyframe.
+
+use anyhow::Context;
+use directo_tests::{
+    CONNECT_TIMEOUT, MEDIA_TIMEOUT, PublisherConfig, TestServer, ViewerConfig, wait_until,
+};
+use std::time::Duration;
+
+const STREAM: &str = "midgop";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_joining_mid_gop_gets_a_keyframe_from_a_pli() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    // No scheduled keyframe after the first within the test: any other one was requested.
+    let publisher = server
+        .publish(
+            STREAM,
+            PublisherConfig {
+                keyframe_interval: Duration::from_secs(600),
+                ..PublisherConfig::default()
+            },
+        )
+        .await?;
+    publisher.wait_connected(CONNECT_TIMEOUT).await?;
+
+    for (round, settle) in [(1, 3), (2, 2)] {
+        // Let the stream run so the join lands well inside the group of pictures.
+        tokio::time::sleep(Duration::from_secs(settle)).await;
+        let requests_before = publisher.keyframe_requests();
+        let keyframes_before = publisher.keyframes_sent();
+
+        let viewer = server.view(STREAM, ViewerConfig::default()).await?;
+        viewer.wait_connected(CONNECT_TIMEOUT).await?;
+        wait_until(
+            &format!("viewer {round} to receive a keyframe"),
+            MEDIA_TIMEOUT,
+            || viewer.keyframes() >= 1,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "publisher got {} keyframe requests, sent {} keyframes",
+                publisher.keyframe_requests(),
+                publisher.keyframes_sent()
+            )
+        })?;
+
+        assert!(
+            publisher.keyframe_requests() > requests_before,
+            "viewer {round}: the publisher got no PLI/FIR for the new viewer"
+        );
+        assert!(publisher.keyframes_sent() > keyframes_before);
+        let report = viewer.report();
+        assert_eq!(
+            report.video.first_is_keyframe(),
+            Some(true),
+            "viewer {round}: first video packet {:?} does not start a keyframe",
+            report.video.first
+        );
+        eprintln!(
+            "viewer {round}: first keyframe {:?} after joining; publisher saw {} PLI, {} FIR",
+            viewer.time_to_first_keyframe(),
+            publisher.plis(),
+            publisher.firs()
+        );
+    }
+    Ok(())
+}
