@@ -3,14 +3,21 @@
 //! - HTTP errors (WHIP, WHEP, the API) are an [`ErrorBody`] in `application/json`.
 //! - `GET /ws` carries one [`ClientMessage`] or [`ServerMessage`] per WebSocket text frame.
 //! - `GET /api/streams` answers with [`StreamInfo`] values.
+//! - A `chat` data channel carries one [`ChatClientMessage`] or [`ChatServerMessage`] per
+//!   message; `GET /api/streams/{stream}/chat` answers with [`ExportedChatMessage`] values.
 //!
 //! The types own their JSON shape (`serde`); no transport code lives here.
 
 use serde::{Deserialize, Serialize};
 
+mod chat;
 mod error;
 mod stream;
 
+pub use chat::{
+    ChatClientMessage, ChatErrorCode, ChatMessage, ChatRole, ChatServerMessage, ChatUser,
+    ExportedChatMessage, MessageId, UserId,
+};
 pub use error::{ErrorBody, ErrorCode};
 pub use stream::{StreamInfo, TrackInfo, is_valid_stream_name};
 

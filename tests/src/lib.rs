@@ -16,6 +16,7 @@ mod peer;
 mod publisher;
 mod rtp_log;
 mod server;
+mod settling_runtime;
 mod viewer;
 pub mod vp8;
 mod wait;

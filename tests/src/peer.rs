@@ -6,11 +6,13 @@
 
 use crate::error::{ClientError, Result};
 use crate::keyframe_request::KeyframeRequestTap;
+use crate::settling_runtime::SettlingRuntime;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::PayloadType;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -123,6 +125,8 @@ pub(crate) struct PeerEvents {
 
 struct Handler {
     state: watch::Sender<RTCPeerConnectionState>,
+    /// Tells the runtime's sockets that SRTP keys are in place (see `settling_runtime`).
+    connected: Arc<AtomicBool>,
     gathering: watch::Sender<RTCIceGatheringState>,
     history: Arc<Mutex<Vec<RTCPeerConnectionState>>>,
     on_track: Option<TrackSink>,
@@ -135,6 +139,9 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            self.connected.store(true, Ordering::Release);
+        }
         if let Ok(mut history) = self.history.lock() {
             history.push(state);
         }
@@ -171,8 +178,12 @@ pub(crate) async fn build_peer(setup: PeerSetup) -> Result<(Arc<dyn PeerConnecti
     let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
     let (gathering_tx, gathering_rx) = watch::channel(RTCIceGatheringState::New);
     let history = Arc::new(Mutex::new(Vec::new()));
+    let connected = Arc::new(AtomicBool::new(false));
+    let runtime = webrtc::runtime::default_runtime()
+        .ok_or_else(|| ClientError::Protocol("webrtc has no async runtime".into()))?;
     let handler = Handler {
         state: state_tx,
+        connected: Arc::clone(&connected),
         gathering: gathering_tx,
         history: Arc::clone(&history),
         on_track: setup.on_track,
@@ -181,6 +192,7 @@ pub(crate) async fn build_peer(setup: PeerSetup) -> Result<(Arc<dyn PeerConnecti
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(handler))
+        .with_runtime(Arc::new(SettlingRuntime::new(runtime, connected)))
         .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
         .build()
         .await?;

@@ -101,7 +101,10 @@ impl TestServer {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
         if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
+            command.env(
+                "RUST_LOG",
+                "warn,directo=info,directo_media=info,directo_server=info,directo_sfu=info",
+            );
         }
         let child = command
             .spawn()

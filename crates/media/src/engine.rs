@@ -45,6 +45,8 @@ use crate::socket::{Datagram, MediaSocket};
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// A publisher from which nothing arrived for this long may be replaced by a new one.
 const PUBLISHER_DEAD_AFTER: Duration = Duration::from_secs(3);
+/// How long a publisher's first track waits for its other tracks before the stream goes live.
+const TRACK_OPEN_GRACE: Duration = Duration::from_millis(500);
 /// Datagram batches read per wake-up before the loop services timers and commands.
 const MAX_BATCHES_PER_WAKE: usize = 16;
 
@@ -386,6 +388,15 @@ impl Engine {
             })
             .map(|(id, _)| *id)
             .collect();
+        let late: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.live_deadline.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            self.go_live(id, now);
+        }
         for id in dead {
             if let Some(p) = self.peers.get(&id) {
                 tracing::info!(session = %p.session, stream = %p.stream, connected = p.connected, "dropping unresponsive peer");
@@ -485,7 +496,6 @@ impl Engine {
                             let stream = peer.stream.clone();
                             if let Some(entry) = self.streams.get_mut(&stream) {
                                 entry.sfu.add_subscriber(id, tracks, now);
-                                self.announce_viewers(&stream);
                             }
                         }
                     }
@@ -560,9 +570,26 @@ impl Engine {
             extensions,
         });
         tracing::info!(session = %peer.session, stream = %peer.stream, ?kind, codec = codec.mime_type(), ssrc, "publisher track open");
+        if peer.published.len() >= peer.expected_tracks {
+            self.go_live(id, now);
+        } else {
+            // Tracks open on their first packet; give the others a moment so the stream starts
+            // once with all of them rather than once per track.
+            peer.live_deadline.get_or_insert(now + TRACK_OPEN_GRACE);
+        }
+    }
+
+    /// Hand the publisher's tracks to the stream's forwarding core and announce it live.
+    fn go_live(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.live_deadline = None;
         let tracks = peer.published.clone();
         let stream = peer.stream.clone();
-        if let Some(entry) = self.streams.get_mut(&stream) {
+        if let Some(entry) = self.streams.get_mut(&stream)
+            && entry.publisher == Some(id)
+        {
             entry.sfu.set_publisher(id, tracks, now);
             entry.live_announced = true;
             let info = stream_info(&stream, entry);
@@ -764,6 +791,8 @@ impl Engine {
                 timeout: None,
                 dirty: false,
                 published: Vec::new(),
+                expected_tracks: 0,
+                live_deadline: None,
                 senders: Vec::new(),
             },
         ))
@@ -795,6 +824,7 @@ impl Engine {
             .add_local_candidate(RTCIceCandidateInit::default())?;
         let answer = peer.pc.create_answer(None)?;
         peer.pc.set_local_description(now, answer)?;
+        tracing::debug!(session = %peer.session, offer, "offer");
         peer.pc
             .local_description()
             .map(|d| d.sdp)
@@ -802,6 +832,7 @@ impl Engine {
     }
 
     fn register(&mut self, id: PeerId, peer: Peer, sdp: String) -> SessionAnswer {
+        tracing::debug!(session = %peer.session, answer = %sdp, "answer");
         self.demux.add_peer(&peer.ufrag, id);
         self.sessions.insert(peer.session.clone(), id);
         let answer = SessionAnswer {
@@ -822,7 +853,7 @@ impl Engine {
         if self.shutting_down {
             return Err(MediaError::Unavailable);
         }
-        check_offer(offer)?;
+        let summary = check_offer(offer)?;
         let current = self.streams.get(&stream).and_then(|e| e.publisher);
         if let Some(old) = current {
             let alive = self.peers.get(&old).is_some_and(|p| {
@@ -839,6 +870,8 @@ impl Engine {
             self.remove_peer_keep_stream(old, now);
         }
         let (id, mut peer) = self.new_peer(PeerRole::Publisher, &stream, now)?;
+        peer.expected_tracks =
+            usize::from(summary.audio.is_some()) + usize::from(summary.video.is_some());
         let sdp = self.negotiate(&mut peer, offer, now)?;
         tracing::info!(session = %peer.session, %stream, "publisher session created");
         let answer = self.register(id, peer, sdp);
@@ -872,10 +905,11 @@ impl Engine {
         tracing::info!(session = %peer.session, %stream, "viewer session created");
         let answer = self.register(id, peer, sdp);
         self.streams
-            .entry(stream)
+            .entry(stream.clone())
             .or_insert_with(StreamEntry::new)
             .viewers
             .push(id);
+        self.announce_viewers(&stream);
         Ok(answer)
     }
 
@@ -995,7 +1029,7 @@ impl Engine {
         if let Some(entry) = self.streams.get(stream) {
             let _ = self.events.send(EngineEvent::Viewers {
                 stream: stream.to_owned(),
-                count: entry.sfu.subscriber_count(),
+                count: entry.viewers.len(),
             });
         }
     }
@@ -1016,7 +1050,7 @@ fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {
         name: name.to_owned(),
         live: entry.publisher.is_some() && !tracks.is_empty(),
         tracks,
-        viewers: entry.sfu.subscriber_count(),
+        viewers: entry.viewers.len(),
         bitrate_bps: stats.incoming_bitrate_bps,
     }
 }

@@ -35,6 +35,10 @@ pub(crate) struct Peer {
     pub(crate) dirty: bool,
     /// Publisher: the tracks opened so far.
     pub(crate) published: Vec<PublishedTrack>,
+    /// Publisher: how many tracks its offer announced.
+    pub(crate) expected_tracks: usize,
+    /// Publisher: when to go live with the tracks opened so far.
+    pub(crate) live_deadline: Option<Instant>,
     /// Viewer: one sender per kind offered.
     pub(crate) senders: Vec<Sender>,
 }

@@ -52,7 +52,7 @@ async fn create_session(
     stream: String,
     content_type: Option<String>,
     authorization: Option<String>,
-    body: Bytes,
+    body: Result<Bytes, ApiError>,
     access: Access,
     engine: EngineHandle,
 ) -> Result<warp::reply::Response, ApiError> {
@@ -60,6 +60,7 @@ async fn create_session(
     if side == Side::Publish {
         access.check_publisher(authorization.as_deref())?;
     }
+    let body = body?;
     let is_sdp = content_type
         .as_deref()
         .and_then(|c| c.split(';').next())
@@ -68,12 +69,6 @@ async fn create_session(
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
             "the body must be an SDP offer with `Content-Type: application/sdp`",
-        ));
-    }
-    if body.len() as u64 > MAX_OFFER_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "the SDP offer is over the limit of 64 KiB",
         ));
     }
     let offer = String::from_utf8(body.to_vec())
@@ -100,6 +95,41 @@ async fn delete_session(
     check_stream_name(&stream)?;
     engine.close(&session).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// Read a request body of at most `limit` bytes, with or without a `Content-Length`.
+pub async fn read_limited<S, B>(mut body: S, limit: u64) -> Result<Bytes, ApiError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    use futures::StreamExt;
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            ApiError::new(ErrorCode::BadRequest, format!("reading the body failed: {e}"))
+        })?;
+        if (out.len() + chunk.remaining()) as u64 > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is over the limit of {} KiB", limit / 1024),
+            ));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            out.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// A filter that yields the body (or the error saying why it was refused).
+pub fn limited_body(
+    limit: u64,
+) -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::body::stream().then(move |stream| async move { read_limited(Box::pin(stream), limit).await })
 }
 
 fn options_reply() -> warp::reply::Response {
@@ -134,8 +164,7 @@ pub fn routes(
         .and(warp::post())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::body::content_length_limit(MAX_OFFER_BYTES))
-        .and(warp::body::bytes())
+        .and(limited_body(MAX_OFFER_BYTES))
         .and(with_access)
         .and(with_engine.clone())
         .then(
