@@ -367,9 +367,8 @@ mod tests {
         assert_eq!(json, serde_json::json!({"type": "chat.cleared"}));
         let json = serde_json::to_value(ChatServerMessage::Presence { viewers: 3 }).unwrap();
         assert_eq!(json, serde_json::json!({"type": "presence", "viewers": 3}));
-        let json =
-            serde_json::to_value(ChatServerMessage::error(ChatErrorCode::SlowMode, "wait"))
-                .unwrap();
+        let json = serde_json::to_value(ChatServerMessage::error(ChatErrorCode::SlowMode, "wait"))
+            .unwrap();
         assert_eq!(
             json,
             serde_json::json!({"type": "error", "code": "slow_mode", "message": "wait"})

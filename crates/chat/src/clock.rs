@@ -17,9 +17,9 @@ pub(crate) struct WallClock {
 impl WallClock {
     /// `now` and `wall` read at the same moment.
     pub(crate) fn new(now: Instant, wall: SystemTime) -> Self {
-        let base_ms = wall
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+        let base_ms = wall.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
         WallClock { base: now, base_ms }
     }
 

@@ -71,7 +71,10 @@ mod tests {
     fn names_are_1_to_32_characters() {
         assert_eq!(clean_name("  Ana \n").as_deref(), Some("Ana"));
         assert_eq!(clean_name(" \u{7} "), None);
-        assert_eq!(clean_name(&"é".repeat(32)).map(|n| n.chars().count()), Some(32));
+        assert_eq!(
+            clean_name(&"é".repeat(32)).map(|n| n.chars().count()),
+            Some(32)
+        );
         assert_eq!(clean_name(&"é".repeat(33)), None);
     }
 

@@ -590,11 +590,79 @@ impl Engine {
         if let Some(entry) = self.streams.get_mut(&stream)
             && entry.publisher == Some(id)
         {
-            entry.sfu.set_publisher(id, tracks, now);
+            entry.sfu.set_publisher(id, tracks.clone(), now);
             entry.live_announced = true;
             let info = stream_info(&stream, entry);
             let _ = self.events.send(EngineEvent::Live(info));
+            let viewers = entry.viewers.clone();
+            for viewer in viewers {
+                self.renegotiate(viewer, &tracks, now);
+            }
         }
+    }
+
+    /// Offer a viewer the published kinds its session lacks (server-initiated renegotiation).
+    fn renegotiate(&mut self, id: PeerId, tracks: &[PublishedTrack], now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let missing: Vec<&PublishedTrack> = tracks
+            .iter()
+            .filter(|t| !peer.senders.iter().any(|s| s.kind == t.kind))
+            .collect();
+        if missing.is_empty() || peer.closing {
+            return;
+        }
+        for track in missing {
+            if let Err(e) = add_sender(peer, track.kind, track.codec) {
+                tracing::warn!(session = %peer.session, error = %e, "cannot add a track for renegotiation");
+                return;
+            }
+        }
+        let offer = match peer.pc.create_offer(None) {
+            Ok(offer) => offer,
+            Err(e) => {
+                tracing::warn!(session = %peer.session, error = %e, "cannot create a renegotiation offer");
+                return;
+            }
+        };
+        if let Err(e) = peer.pc.set_local_description(now, offer) {
+            tracing::warn!(session = %peer.session, error = %e, "cannot apply a renegotiation offer");
+            return;
+        }
+        if let Some(sdp) = peer.pc.local_description().map(|d| d.sdp) {
+            tracing::info!(session = %peer.session, "renegotiating: offering the new tracks");
+            let _ = self.events.send(EngineEvent::SessionOffer {
+                session: peer.session.clone(),
+                sdp,
+            });
+        }
+    }
+
+    /// Apply a client's answer to a server offer; a connected viewer is re-subscribed with
+    /// its new tracks.
+    fn apply_answer(&mut self, session: &str, sdp: String, now: Instant) -> Result<(), MediaError> {
+        let id = *self
+            .sessions
+            .get(session)
+            .ok_or_else(|| MediaError::SessionNotFound(session.to_owned()))?;
+        let peer = self
+            .peers
+            .get_mut(&id)
+            .ok_or_else(|| MediaError::SessionNotFound(session.to_owned()))?;
+        let answer = RTCSessionDescription::answer(sdp)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        peer.pc
+            .set_remote_description(now, answer)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        if peer.connected && peer.role == PeerRole::Viewer {
+            let tracks = peer.down_tracks();
+            if let Some(entry) = self.streams.get_mut(&peer.stream) {
+                entry.sfu.add_subscriber(id, tracks, now);
+            }
+        }
+        self.mark_dirty(id);
+        Ok(())
     }
 
     /// Apply everything the stream's forwarding core emitted.
@@ -744,6 +812,14 @@ impl Engine {
                     .collect();
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 let _ = reply.send(list);
+            }
+            Command::Answer {
+                session,
+                sdp,
+                reply,
+            } => {
+                let result = self.apply_answer(&session, sdp, now);
+                let _ = reply.send(result);
             }
             Command::Shutdown { reply } => {
                 self.close_all();
@@ -935,28 +1011,7 @@ impl Engine {
                 Some(track) => track.codec,
                 None => offered[0],
             };
-            let ssrc = rand::rng().random::<u32>();
-            let track = MediaStreamTrack::new(
-                format!("directo-{}", peer.stream),
-                format!("{}-{}", kind_name(kind), peer.session),
-                kind_name(kind).to_owned(),
-                rtc_kind(kind),
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: rtc_codec(codec),
-                    active: true,
-                    ..Default::default()
-                }],
-            );
-            let sender = peer.pc.add_track(track)?;
-            peer.senders.push(Sender {
-                kind,
-                id: sender,
-                ssrc,
-            });
+            add_sender(peer, kind, codec)?;
         }
         Ok(())
     }
@@ -1033,6 +1088,33 @@ impl Engine {
             });
         }
     }
+}
+
+/// Add one send-only track of `kind` in `codec` to a viewer's peer connection.
+fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Result<(), MediaError> {
+    let ssrc = rand::rng().random::<u32>();
+    let track = MediaStreamTrack::new(
+        format!("directo-{}", peer.stream),
+        format!("{}-{}", kind_name(kind), peer.session),
+        kind_name(kind).to_owned(),
+        rtc_kind(kind),
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: rtc_codec(codec),
+            active: true,
+            ..Default::default()
+        }],
+    );
+    let sender = peer.pc.add_track(track)?;
+    peer.senders.push(Sender {
+        kind,
+        id: sender,
+        ssrc,
+    });
+    Ok(())
 }
 
 fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {

@@ -67,6 +67,14 @@ pub enum EngineEvent {
         /// The wire code.
         code: signaling_proto::ErrorCode,
     },
+    /// The server wants to renegotiate a session (the publisher added a kind the viewer's
+    /// first offer lacked); the client answers with [`EngineHandle::answer`].
+    SessionOffer {
+        /// The session.
+        session: String,
+        /// The server's SDP offer.
+        sdp: String,
+    },
     /// A session ended (closed, timed out, replaced).
     SessionClosed {
         /// The session.
@@ -94,6 +102,11 @@ pub(crate) enum Command {
     },
     Streams {
         reply: Reply<Vec<StreamInfo>>,
+    },
+    Answer {
+        session: String,
+        sdp: String,
+        reply: Reply<Result<(), MediaError>>,
     },
     Shutdown {
         reply: Reply<()>,
@@ -144,6 +157,17 @@ impl EngineHandle {
     pub async fn close(&self, session: &str) -> Result<String, MediaError> {
         let session = session.to_owned();
         self.ask(|reply| Command::Close { session, reply }).await?
+    }
+
+    /// Apply a client's answer to a server-initiated offer.
+    pub async fn answer(&self, session: &str, sdp: String) -> Result<(), MediaError> {
+        let session = session.to_owned();
+        self.ask(|reply| Command::Answer {
+            session,
+            sdp,
+            reply,
+        })
+        .await?
     }
 
     /// Every stream with a publisher or a viewer.

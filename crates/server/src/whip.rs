@@ -107,7 +107,10 @@ where
     let mut out = bytes::BytesMut::new();
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| {
-            ApiError::new(ErrorCode::BadRequest, format!("reading the body failed: {e}"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("reading the body failed: {e}"),
+            )
         })?;
         if (out.len() + chunk.remaining()) as u64 > limit {
             return Err(ApiError::new(
@@ -129,7 +132,8 @@ where
 pub fn limited_body(
     limit: u64,
 ) -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = warp::Rejection> + Clone {
-    warp::body::stream().then(move |stream| async move { read_limited(Box::pin(stream), limit).await })
+    warp::body::stream()
+        .then(move |stream| async move { read_limited(Box::pin(stream), limit).await })
 }
 
 fn options_reply() -> warp::reply::Response {

@@ -49,13 +49,10 @@ impl Connection {
                 Ok(replies) => (replies, false),
                 Err(e) => (vec![ServerMessage::error(e.0.code, e.0.message)], false),
             },
-            ClientMessage::Answer { .. } => (
-                vec![ServerMessage::error(
-                    ErrorCode::BadRequest,
-                    "no server offer is waiting for an answer",
-                )],
-                false,
-            ),
+            ClientMessage::Answer { sdp } => match self.answer(sdp).await {
+                Ok(()) => (Vec::new(), false),
+                Err(e) => (vec![ServerMessage::error(e.0.code, e.0.message)], false),
+            },
             ClientMessage::Leave => {
                 self.leave().await;
                 (Vec::new(), true)
@@ -131,6 +128,21 @@ impl Connection {
         ])
     }
 
+    async fn answer(&mut self, sdp: String) -> Result<(), ApiError> {
+        let session = self
+            .joined
+            .as_ref()
+            .and_then(|j| j.session.clone())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    "no server offer is waiting for an answer",
+                )
+            })?;
+        self.engine.answer(&session, sdp).await?;
+        Ok(())
+    }
+
     async fn leave(&mut self) {
         if let Some(joined) = self.joined.take()
             && let Some(session) = joined.session
@@ -151,6 +163,11 @@ impl Connection {
             }
             EngineEvent::Viewers { stream, count } if stream == joined.stream => {
                 Some(ServerMessage::Viewers { count })
+            }
+            EngineEvent::SessionOffer { session, sdp }
+                if joined.session.as_deref() == Some(session.as_str()) =>
+            {
+                Some(ServerMessage::Offer { sdp })
             }
             EngineEvent::SessionError {
                 session,

@@ -1,0 +1,67 @@
+//! Directo's chat: one [`Room`] per stream, shared by everyone watching it. A sans-IO state
+//! machine in the style of `directo-sfu`: the transports (a WebRTC data channel labelled
+//! `chat`, or `/ws` for clients without WebRTC) feed it joins, raw messages and leaves with
+//! the current time, and drain [`Output`]s: log records, messages for everyone, messages
+//! for one member, and members to disconnect. No sockets, no tokio, no clock of its own.
+//!
+//! The wire types are `signaling-proto`'s (`ChatClientMessage`, `ChatServerMessage`).
+//!
+//! # Driving a room
+//!
+//! ```no_run
+//! # use std::time::{Instant, SystemTime};
+//! # use directo_chat::{ChatLog, Durability, MemberQueue, Output, Room};
+//! # use signaling_proto::ChatRole;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (mut log, records) = ChatLog::open("/var/lib/directo".as_ref(), "launch", Durability::Flush)?;
+//! let mut room = Room::restore(records, Instant::now(), SystemTime::now());
+//! let mut queue = MemberQueue::<String>::new(256);
+//! room.join("peer-1", "Ana", ChatRole::Viewer, Some("203.0.113.9"), Instant::now())?;
+//! room.handle_raw("peer-1", br#"{"type":"chat.send","text":"hello"}"#, Instant::now());
+//! while let Some(output) = room.poll_output() {
+//!     match output {
+//!         // Written before anything after it is delivered.
+//!         Output::Persist(record) => log.append(&record)?,
+//!         Output::Broadcast(message) => queue.push(serde_json::to_string(&message)?).map_or((), drop),
+//!         Output::Send { to: _, message } => queue.push(serde_json::to_string(&message)?).map_or((), drop),
+//!         Output::Disconnect { user: _ } => { /* close the member's chat and media */ }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! If an append fails, the event is in the room but not on disk: the driver should treat
+//! that as fatal for the room (log it, close the members, restore a new room from the
+//! log) rather than deliver what a restart would not know.
+//!
+//! # What it enforces
+//!
+//! Names of 1–32 and texts of 1–500 characters (control characters removed, never
+//! interpreted as HTML), raw messages of at most 4 KiB, replies only to messages still in
+//! the history, moderation only by moderators and the presenter, mutes, bans (by id, name
+//! and origin), slow mode, and at most 5 messages per 10 s per user (a viewer's 6th mutes
+//! them for a minute). Anything refused is an `error` to the sender, who stays connected.
+
+mod bans;
+mod clock;
+mod error;
+mod limits;
+mod log;
+mod output;
+mod parse;
+mod queue;
+mod record;
+mod room;
+mod state;
+mod text;
+
+pub use error::{JoinError, LogError};
+pub use limits::{AUTO_MUTE, RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW};
+pub use log::{ChatLog, Durability};
+pub use output::Output;
+pub use parse::MAX_RAW_BYTES;
+pub use queue::{MEMBER_QUEUE_CAPACITY, MemberQueue};
+pub use record::{LogRecord, export};
+pub use room::{MAX_MUTE_MINUTES, MAX_SLOW_SECONDS, PRESENCE_INTERVAL, Room};
+pub use state::HISTORY_LEN;
+pub use text::{MAX_NAME_CHARS, MAX_TEXT_CHARS, clean_name, sanitize};

@@ -1,0 +1,1 @@
+pub use mkv_element;
