@@ -26,11 +26,6 @@ impl Bans {
         }
     }
 
-    /// Whether the user id is banned.
-    pub(crate) fn has_user(&self, user: &str) -> bool {
-        self.users.contains(user)
-    }
-
     /// Whether any of the id, the name (case-insensitively) or the origin is banned.
     pub(crate) fn matches(&self, user: &str, name: &str, origin: Option<&str>) -> bool {
         self.users.contains(user)

@@ -9,22 +9,38 @@
 //! # Driving a room
 //!
 //! ```no_run
+//! # use std::collections::HashMap;
 //! # use std::time::{Instant, SystemTime};
-//! # use directo_chat::{ChatLog, Durability, MemberQueue, Output, Room};
+//! # use directo_chat::{ChatLog, Durability, MEMBER_QUEUE_CAPACITY, MemberQueue, Output, Room};
 //! # use signaling_proto::ChatRole;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let (mut log, records) = ChatLog::open("/var/lib/directo".as_ref(), "launch", Durability::Flush)?;
+//! let data_dir = std::path::Path::new("/var/lib/directo");
+//! let (mut log, records) = ChatLog::open(data_dir, "launch", Durability::Flush)?;
 //! let mut room = Room::restore(records, Instant::now(), SystemTime::now());
-//! let mut queue = MemberQueue::<String>::new(256);
+//! let mut queues: HashMap<String, MemberQueue<String>> = HashMap::new();
+//!
 //! room.join("peer-1", "Ana", ChatRole::Viewer, Some("203.0.113.9"), Instant::now())?;
+//! queues.insert("peer-1".into(), MemberQueue::new(MEMBER_QUEUE_CAPACITY));
 //! room.handle_raw("peer-1", br#"{"type":"chat.send","text":"hello"}"#, Instant::now());
+//!
 //! while let Some(output) = room.poll_output() {
 //!     match output {
-//!         // Written before anything after it is delivered.
+//!         // On disk before anything after it is delivered.
 //!         Output::Persist(record) => log.append(&record)?,
-//!         Output::Broadcast(message) => queue.push(serde_json::to_string(&message)?).map_or((), drop),
-//!         Output::Send { to: _, message } => queue.push(serde_json::to_string(&message)?).map_or((), drop),
-//!         Output::Disconnect { user: _ } => { /* close the member's chat and media */ }
+//!         Output::Broadcast(message) => {
+//!             let text = serde_json::to_string(&message)?;
+//!             for queue in queues.values_mut() {
+//!                 queue.push(text.clone());
+//!             }
+//!         }
+//!         Output::Send { to, message } => {
+//!             if let Some(queue) = queues.get_mut(&to) {
+//!                 queue.push(serde_json::to_string(&message)?);
+//!             }
+//!         }
+//!         Output::Disconnect { user } => {
+//!             queues.remove(&user); // and close the member's media
+//!         }
 //!     }
 //! }
 //! # Ok(()) }

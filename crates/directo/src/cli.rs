@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// The key publishers present as `Authorization: Bearer <key>` (default: generated, logged once).
     #[arg(long, env = "DIRECTO_PUBLISH_KEY", hide_env_values = true)]
     pub publish_key: Option<String>,
+    /// The key moderators present (WHEP bearer token, or `key` in a `/ws` join) to delete
+    /// messages, mute and ban. Without it nobody can moderate.
+    #[arg(long, env = "DIRECTO_MODERATOR_KEY", hide_env_values = true)]
+    pub moderator_key: Option<String>,
     /// Open local mode: publishing needs no key.
     #[arg(long, env = "DIRECTO_DEV")]
     pub dev: bool,

@@ -78,13 +78,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_ips: args.public_ip.clone(),
         ..MediaConfig::default()
     };
-    let engine = directo_media::start(media)
+    let engine = directo_media::start(media, None)
         .with_context(|| format!("binding the media port {}", args.media_port))?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let config = ServerConfig {
         http: args.http,
-        access: Access { publish_key },
+        access: Access {
+            publish_key,
+            moderator_key: args.moderator_key.filter(|k| !k.is_empty()),
+        },
     };
     let (addr, server) = directo_server::bind(config, engine.clone(), async {
         let _ = stop_rx.await;

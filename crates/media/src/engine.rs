@@ -10,7 +10,7 @@ use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, Output, PublishedTrack,
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -33,6 +33,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::chat_port::{
+    CHAT_LABEL, ChatIn, ChatOut, ChatPort, ChatRole, Identity, MAX_CHAT_BUFFERED,
+};
 use crate::demux::Demuxer;
 use crate::error::MediaError;
 use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig, SessionAnswer};
@@ -45,6 +48,8 @@ use crate::socket::{Datagram, MediaSocket};
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// A publisher from which nothing arrived for this long may be replaced by a new one.
 const PUBLISHER_DEAD_AFTER: Duration = Duration::from_secs(3);
+/// Chat messages delivered per wake-up before the loop goes back to media.
+const MAX_CHAT_PER_WAKE: usize = 1024;
 /// How long a publisher's first track waits for its other tracks before the stream goes live.
 const TRACK_OPEN_GRACE: Duration = Duration::from_millis(500);
 /// Datagram batches read per wake-up before the loop services timers and commands.
@@ -70,7 +75,7 @@ impl StreamEntry {
 }
 
 /// Start the engine on its own thread. Returns once the socket is bound.
-pub fn start(config: MediaConfig) -> std::io::Result<EngineHandle> {
+pub fn start(config: MediaConfig, chat: Option<ChatPort>) -> std::io::Result<EngineHandle> {
     let (commands_tx, commands_rx) = mpsc::channel(1024);
     let (events_tx, _) = broadcast::channel(4096);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -103,9 +108,14 @@ pub fn start(config: MediaConfig) -> std::io::Result<EngineHandle> {
                         return;
                     }
                 };
-                let engine = Engine::new(config, socket, local_addr, events);
+                let (chat_tx, chat_rx) = match chat {
+                    Some(port) => (Some(port.to_chat), Some(port.from_chat)),
+                    None => (None, None),
+                };
+                let mut engine = Engine::new(config, socket, local_addr, events);
+                engine.chat_tx = chat_tx;
                 let _ = ready_tx.send(Ok(local_addr));
-                engine.run(commands_rx).await;
+                engine.run(commands_rx, chat_rx).await;
             });
         })?;
     let local_addr = ready_rx
@@ -198,6 +208,11 @@ struct Engine {
     next_sweep: Instant,
     events: broadcast::Sender<EngineEvent>,
     shutting_down: bool,
+    chat_tx: Option<mpsc::Sender<ChatIn>>,
+    /// Chat messages the chat service could not take (it was behind).
+    chat_in_dropped: u64,
+    /// Chat messages not sent because the member's channel was backed up.
+    chat_out_dropped: u64,
 }
 
 impl Engine {
@@ -227,18 +242,32 @@ impl Engine {
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             events,
             shutting_down: false,
+            chat_tx: None,
+            chat_in_dropped: 0,
+            chat_out_dropped: 0,
         }
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut chat_rx: Option<mpsc::Receiver<ChatOut>>,
+    ) {
         let mut datagrams: Vec<Datagram> = Vec::with_capacity(quinn_udp::BATCH_SIZE * 4);
         loop {
             let deadline = self.next_deadline();
             enum Wake {
                 Readable,
                 Command(Option<Command>),
+                Chat(Option<ChatOut>),
                 Timer,
             }
+            let chat_next = async {
+                match chat_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let wake = tokio::select! {
                 r = self.socket.readable() => match r {
                     Ok(()) => Wake::Readable,
@@ -248,6 +277,7 @@ impl Engine {
                     }
                 },
                 c = commands.recv() => Wake::Command(c),
+                c = chat_next => Wake::Chat(c),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
             match wake {
@@ -280,6 +310,20 @@ impl Engine {
                     self.flush().await;
                     return;
                 }
+                Wake::Chat(Some(out)) => {
+                    let now = Instant::now();
+                    self.on_chat_out(out, now);
+                    // Take what else is queued, bounded so media is never starved by chat.
+                    if let Some(rx) = chat_rx.as_mut() {
+                        for _ in 0..MAX_CHAT_PER_WAKE {
+                            match rx.try_recv() {
+                                Ok(out) => self.on_chat_out(out, now),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                Wake::Chat(None) => chat_rx = None,
                 Wake::Timer => {}
             }
             self.on_timers(Instant::now());
@@ -337,6 +381,48 @@ impl Engine {
             tracing::debug!(session = %peer.session, error = %e, "peer rejected a datagram");
         }
         self.mark_dirty(id);
+    }
+
+    fn on_chat_out(&mut self, out: ChatOut, now: Instant) {
+        match out {
+            ChatOut::Send { session, text } => {
+                let Some(id) = self.sessions.get(&session).copied() else {
+                    return;
+                };
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                let Some(channel) = peer.chat_channel else {
+                    return;
+                };
+                let Some(mut dc) = peer.pc.data_channel(channel) else {
+                    return;
+                };
+                if dc.outstanding_bytes() > MAX_CHAT_BUFFERED {
+                    self.chat_out_dropped += 1;
+                    return;
+                }
+                if dc.send_text(now, text.as_ref()).is_ok() && !peer.dirty {
+                    peer.dirty = true;
+                    self.dirty.push(id);
+                }
+            }
+            ChatOut::Disconnect { session } => {
+                if let Some(id) = self.sessions.get(&session).copied() {
+                    tracing::info!(%session, "ending a session on the chat service's request");
+                    self.remove_peer(id, now);
+                }
+            }
+        }
+    }
+
+    /// Offer a message to the chat service without ever waiting for it.
+    fn to_chat(&mut self, msg: ChatIn) {
+        if let Some(tx) = &self.chat_tx
+            && tx.try_send(msg).is_err()
+        {
+            self.chat_in_dropped += 1;
+        }
     }
 
     fn on_timers(&mut self, now: Instant) {
@@ -439,8 +525,17 @@ impl Engine {
             return;
         };
         let role = peer.role;
+        let mut chat_in = Vec::new();
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
+                RTCMessage::DataChannelMessage(channel, msg) => {
+                    if peer.chat_channel == Some(channel) {
+                        chat_in.push(ChatIn::Message {
+                            session: peer.session.clone(),
+                            text: String::from_utf8_lossy(&msg.data).into_owned(),
+                        });
+                    }
+                }
                 RTCMessage::RtpPacket(_, packet) if role == PeerRole::Publisher => {
                     entry.sfu.on_rtp(id, packet, now);
                 }
@@ -477,6 +572,9 @@ impl Engine {
             }
         }
         let stream = peer.stream.clone();
+        for msg in chat_in {
+            self.to_chat(msg);
+        }
         self.drain_stream(&stream, now);
     }
 
@@ -507,6 +605,45 @@ impl Engine {
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                 self.on_track_open(id, init.receiver_id, init.ssrc, now);
+            }
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(channel)) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                let is_chat = peer
+                    .pc
+                    .data_channel(channel)
+                    .is_some_and(|dc| dc.label() == CHAT_LABEL);
+                if !is_chat || peer.chat_channel.is_some() {
+                    return;
+                }
+                peer.chat_channel = Some(channel);
+                let role = match (peer.role, peer.identity.moderator) {
+                    (PeerRole::Publisher, _) => ChatRole::Presenter,
+                    (PeerRole::Viewer, true) => ChatRole::Moderator,
+                    (PeerRole::Viewer, false) => ChatRole::Viewer,
+                };
+                let msg = ChatIn::Open {
+                    session: peer.session.clone(),
+                    stream: peer.stream.clone(),
+                    name: peer.identity.name.clone().unwrap_or_else(|| match role {
+                        ChatRole::Presenter => "Presenter".to_owned(),
+                        _ => format!("Viewer {}", &peer.session[..6]),
+                    }),
+                    role,
+                    origin: peer.identity.origin.clone(),
+                };
+                self.to_chat(msg);
+            }
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(channel)) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                if peer.chat_channel == Some(channel) {
+                    peer.chat_channel = None;
+                    let session = peer.session.clone();
+                    self.to_chat(ChatIn::Closed { session });
+                }
             }
             _ => {}
         }
@@ -780,17 +917,19 @@ impl Engine {
             Command::Publish {
                 stream,
                 offer,
+                identity,
                 reply,
             } => {
-                let result = self.publish(stream, &offer, now);
+                let result = self.publish(stream, &offer, identity, now);
                 let _ = reply.send(result);
             }
             Command::Watch {
                 stream,
                 offer,
+                identity,
                 reply,
             } => {
-                let result = self.watch(stream, &offer, now);
+                let result = self.watch(stream, &offer, identity, now);
                 let _ = reply.send(result);
             }
             Command::Close { session, reply } => {
@@ -868,6 +1007,8 @@ impl Engine {
                 dirty: false,
                 published: Vec::new(),
                 expected_tracks: 0,
+                identity: Identity::default(),
+                chat_channel: None,
                 live_deadline: None,
                 senders: Vec::new(),
             },
@@ -924,6 +1065,7 @@ impl Engine {
         &mut self,
         stream: String,
         offer: &str,
+        identity: Identity,
         now: Instant,
     ) -> Result<SessionAnswer, MediaError> {
         if self.shutting_down {
@@ -946,6 +1088,7 @@ impl Engine {
             self.remove_peer_keep_stream(old, now);
         }
         let (id, mut peer) = self.new_peer(PeerRole::Publisher, &stream, now)?;
+        peer.identity = identity;
         peer.expected_tracks =
             usize::from(summary.audio.is_some()) + usize::from(summary.video.is_some());
         let sdp = self.negotiate(&mut peer, offer, now)?;
@@ -962,6 +1105,7 @@ impl Engine {
         &mut self,
         stream: String,
         offer: &str,
+        identity: Identity,
         now: Instant,
     ) -> Result<SessionAnswer, MediaError> {
         if self.shutting_down {
@@ -976,6 +1120,7 @@ impl Engine {
             .map(|p| p.published.clone())
             .unwrap_or_default();
         let (id, mut peer) = self.new_peer(PeerRole::Viewer, &stream, now)?;
+        peer.identity = identity;
         self.add_viewer_tracks(&mut peer, &summary, &published)?;
         let sdp = self.negotiate(&mut peer, offer, now)?;
         tracing::info!(session = %peer.session, %stream, "viewer session created");

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::chat_port::Identity;
 use crate::error::MediaError;
 
 /// How the engine listens and what it tells peers.
@@ -89,11 +90,13 @@ pub(crate) enum Command {
     Publish {
         stream: String,
         offer: String,
+        identity: Identity,
         reply: Reply<Result<SessionAnswer, MediaError>>,
     },
     Watch {
         stream: String,
         offer: String,
+        identity: Identity,
         reply: Reply<Result<SessionAnswer, MediaError>>,
     },
     Close {
@@ -132,22 +135,34 @@ impl EngineHandle {
     }
 
     /// Create a publisher session for `stream` from an SDP offer.
-    pub async fn publish(&self, stream: &str, offer: String) -> Result<SessionAnswer, MediaError> {
+    pub async fn publish(
+        &self,
+        stream: &str,
+        offer: String,
+        identity: Identity,
+    ) -> Result<SessionAnswer, MediaError> {
         let stream = stream.to_owned();
         self.ask(|reply| Command::Publish {
             stream,
             offer,
+            identity,
             reply,
         })
         .await?
     }
 
     /// Create a viewer session for `stream` from an SDP offer.
-    pub async fn watch(&self, stream: &str, offer: String) -> Result<SessionAnswer, MediaError> {
+    pub async fn watch(
+        &self,
+        stream: &str,
+        offer: String,
+        identity: Identity,
+    ) -> Result<SessionAnswer, MediaError> {
         let stream = stream.to_owned();
         self.ask(|reply| Command::Watch {
             stream,
             offer,
+            identity,
             reply,
         })
         .await?

@@ -5,7 +5,9 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use std::time::Instant;
 
+use crate::chat_port::Identity;
 use crate::setup::PeerRole;
+use rtc::data_channel::RTCDataChannelId;
 
 /// The engine's id for a peer; also the id `directo-sfu` knows it by.
 pub(crate) type PeerId = directo_sfu::PeerId;
@@ -39,6 +41,10 @@ pub(crate) struct Peer {
     pub(crate) expected_tracks: usize,
     /// Publisher: when to go live with the tracks opened so far.
     pub(crate) live_deadline: Option<Instant>,
+    /// Who the peer said it is.
+    pub(crate) identity: Identity,
+    /// The peer's open `chat` data channel.
+    pub(crate) chat_channel: Option<RTCDataChannelId>,
     /// Viewer: one sender per kind offered.
     pub(crate) senders: Vec<Sender>,
 }

@@ -11,7 +11,10 @@ use warp::Filter;
 use warp::http::{Response, StatusCode};
 use warp::reply::Reply;
 
-use crate::auth::Access;
+use crate::auth::{Access, check_name};
+use directo_media::Identity;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use crate::error::ApiError;
 
 /// The largest SDP offer accepted.
@@ -47,19 +50,42 @@ pub fn check_stream_name(stream: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn create_session(
-    side: Side,
+/// What a WHIP/WHEP request carries besides its body.
+struct SessionRequest {
     stream: String,
+    query: HashMap<String, String>,
     content_type: Option<String>,
     authorization: Option<String>,
+    remote: Option<SocketAddr>,
+}
+
+async fn create_session(
+    side: Side,
+    req: SessionRequest,
     body: Result<Bytes, ApiError>,
     access: Access,
     engine: EngineHandle,
 ) -> Result<warp::reply::Response, ApiError> {
+    let SessionRequest {
+        stream,
+        query,
+        content_type,
+        authorization,
+        remote,
+    } = req;
     check_stream_name(&stream)?;
-    if side == Side::Publish {
-        access.check_publisher(authorization.as_deref())?;
-    }
+    let moderator = match side {
+        Side::Publish => {
+            access.check_publisher(authorization.as_deref())?;
+            false
+        }
+        Side::Watch => access.check_viewer(authorization.as_deref())?,
+    };
+    let identity = Identity {
+        name: query.get("name").map(|n| check_name(n)).transpose()?,
+        moderator,
+        origin: remote.map(|a| a.ip().to_string()),
+    };
     let body = body?;
     let is_sdp = content_type
         .as_deref()
@@ -74,8 +100,8 @@ async fn create_session(
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidSdp, "the SDP offer is not UTF-8 text"))?;
     let answer = match side {
-        Side::Publish => engine.publish(&stream, offer).await?,
-        Side::Watch => engine.watch(&stream, offer).await?,
+        Side::Publish => engine.publish(&stream, offer, identity).await?,
+        Side::Watch => engine.watch(&stream, offer, identity).await?,
     };
     let location = format!("/{}/{}/{}", side.prefix(), stream, answer.session);
     Response::builder()
@@ -166,25 +192,25 @@ pub fn routes(
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::post())
+        .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::addr::remote())
+        .map(
+            |stream, query, content_type, authorization, remote| SessionRequest {
+                stream,
+                query,
+                content_type,
+                authorization,
+                remote,
+            },
+        )
         .and(limited_body(MAX_OFFER_BYTES))
         .and(with_access)
         .and(with_engine.clone())
         .then(
-            move |stream, content_type, authorization, body, access, engine| async move {
-                into_reply(
-                    create_session(
-                        side,
-                        stream,
-                        content_type,
-                        authorization,
-                        body,
-                        access,
-                        engine,
-                    )
-                    .await,
-                )
+            move |req, body, access, engine| async move {
+                into_reply(create_session(side, req, body, access, engine).await)
             },
         );
 

@@ -5,14 +5,14 @@
 //! until it leaves. A new offer on a joined socket replaces the session (a reconnect without a
 //! new socket). A malformed or unknown message gets an `error` reply and the socket stays open.
 
-use directo_media::{EngineEvent, EngineHandle};
+use directo_media::{EngineEvent, EngineHandle, Identity};
 use futures::{SinkExt, StreamExt};
 use signaling_proto::{ClientMessage, ErrorCode, Role, ServerMessage};
 use tokio::sync::broadcast::error::RecvError;
 use warp::Filter;
 use warp::filters::ws::{Message, WebSocket};
 
-use crate::auth::Access;
+use crate::auth::{Access, check_name};
 use crate::error::ApiError;
 use crate::whip::check_stream_name;
 
@@ -22,12 +22,14 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 struct Joined {
     stream: String,
     role: Role,
+    identity: Identity,
     session: Option<String>,
 }
 
 struct Connection {
     access: Access,
     engine: EngineHandle,
+    origin: Option<String>,
     joined: Option<Joined>,
 }
 
@@ -39,9 +41,9 @@ impl Connection {
                 stream,
                 role,
                 key,
-                name: _,
+                name,
                 sdp,
-            } => match self.join(stream, role, key, sdp).await {
+            } => match self.join(stream, role, key, name, sdp).await {
                 Ok(replies) => (replies, false),
                 Err(e) => (vec![ServerMessage::error(e.0.code, e.0.message)], false),
             },
@@ -65,6 +67,7 @@ impl Connection {
         stream: String,
         role: Role,
         key: Option<String>,
+        name: Option<String>,
         sdp: Option<String>,
     ) -> Result<Vec<ServerMessage>, ApiError> {
         if self.joined.is_some() {
@@ -74,12 +77,23 @@ impl Connection {
             ));
         }
         check_stream_name(&stream)?;
-        if role == Role::Publisher {
-            self.access.check_key(key.as_deref().unwrap_or(""))?;
-        }
+        let moderator = match (role, key.as_deref()) {
+            (Role::Publisher, key) => {
+                self.access.check_key(key.unwrap_or(""))?;
+                false
+            }
+            (Role::Viewer, Some(key)) => self.access.is_moderator_key(key)?,
+            (Role::Viewer, None) => false,
+        };
+        let identity = Identity {
+            name: name.as_deref().map(check_name).transpose()?,
+            moderator,
+            origin: self.origin.clone(),
+        };
         self.joined = Some(Joined {
             stream: stream.clone(),
             role,
+            identity,
             session: None,
         });
         let mut replies = Vec::new();
@@ -113,9 +127,10 @@ impl Connection {
         if let Some(old) = joined.session.take() {
             let _ = self.engine.close(&old).await;
         }
+        let identity = joined.identity.clone();
         let answer = match joined.role {
-            Role::Publisher => self.engine.publish(&joined.stream, sdp).await?,
-            Role::Viewer => self.engine.watch(&joined.stream, sdp).await?,
+            Role::Publisher => self.engine.publish(&joined.stream, sdp, identity).await?,
+            Role::Viewer => self.engine.watch(&joined.stream, sdp, identity).await?,
         };
         joined.session = Some(answer.session.clone());
         Ok(vec![
@@ -191,12 +206,13 @@ async fn send(
     }
 }
 
-async fn run(socket: WebSocket, access: Access, engine: EngineHandle) {
+async fn run(socket: WebSocket, access: Access, engine: EngineHandle, origin: Option<String>) {
     let (mut tx, mut rx) = socket.split();
     let mut events = engine.subscribe();
     let mut conn = Connection {
         access,
         engine,
+        origin,
         joined: None,
     };
     loop {
@@ -251,11 +267,13 @@ pub fn routes(
     use warp::reply::Reply;
     warp::path!("ws")
         .and(warp::ws())
-        .map(move |ws: warp::ws::Ws| {
+        .and(warp::addr::remote())
+        .map(move |ws: warp::ws::Ws, remote: Option<std::net::SocketAddr>| {
             let access = access.clone();
             let engine = engine.clone();
+            let origin = remote.map(|a| a.ip().to_string());
             ws.max_message_size(MAX_MESSAGE_BYTES)
-                .on_upgrade(move |socket| run(socket, access, engine))
+                .on_upgrade(move |socket| run(socket, access, engine, origin))
                 .into_response()
         })
 }
