@@ -1,1 +1,27 @@
-//! placeholder
+//! Load generation and micro-benchmarks for Directo.
+//!
+//! The `directo-load` binary is a thin CLI over [`load::run`]: one synthetic publisher
+//! ([`publisher`], media from [`synth`]) and N synthetic viewers ([`viewer`]), all real
+//! WebRTC (ICE, DTLS, SRTP) on sans-IO `rtc` peer connections ([`peer`]) that share a few
+//! threads, so the generator stays cheaper than the server it loads. Every packet carries a
+//! send-time stamp ([`stamp`]), so viewers measure forwarding delay on the process's one
+//! clock; [`proc_stats`] reads the server's CPU and memory; [`report`] sums it all up.
+//!
+//! The same viewers can watch a Janus Streaming mountpoint ([`janus`]) fed with the same
+//! synthetic RTP, for side-by-side comparisons (`benches/compare-janus.sh`).
+//!
+//! The criterion benchmarks in `benches/benches/` measure the forwarding core's hot paths.
+
+pub mod error;
+pub mod histogram;
+pub mod janus;
+pub mod keyframe_tap;
+pub mod load;
+pub mod peer;
+pub mod proc_stats;
+pub mod publisher;
+pub mod report;
+pub mod stamp;
+pub mod synth;
+pub mod viewer;
+pub mod whip;

@@ -24,7 +24,7 @@ mod ws;
 
 pub use error::{ClientError, Result};
 pub use http::{Session, delete_session, http_client, post_offer, read_error, status_error};
-pub use offers::{h264_only_offer, padded_offer};
+pub use offers::{padded_offer, single_codec_offer};
 pub use publisher::{Publisher, PublisherConfig};
 pub use rtp_log::{Discontinuity, MediaKind, RtpRecord, SequenceReport, TimestampStep, TrackLog};
 pub use server::{DEFAULT_PUBLISH_KEY, ServerOptions, TestServer, binary_path};

@@ -1,39 +1,52 @@
 //! Ready-made SDP offers for refusal tests: real offers from a `webrtc` peer, bent on purpose.
 
 use crate::error::Result;
-use crate::peer::{CodecSpec, PeerSetup, build_peer, h264_codec, local_offer};
+use crate::peer::{CodecSpec, PeerSetup, build_peer, local_offer};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use std::sync::Arc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
-/// A complete publisher offer whose only media is H.264 video (no Opus, no VP8).
-pub async fn h264_only_offer() -> Result<String> {
+/// A complete publisher offer with one sendonly track whose only codec is `mime_type`
+/// (`video/AV1`, `audio/PCMU`, ...), to test refusal of codecs Directo does not forward.
+pub async fn single_codec_offer(mime_type: &str) -> Result<String> {
+    let (kind, clock_rate, channels) = if mime_type.to_ascii_lowercase().starts_with("audio/") {
+        (RtpCodecKind::Audio, 8_000, 1)
+    } else {
+        (RtpCodecKind::Video, 90_000, 0)
+    };
+    let codec = RTCRtpCodec {
+        mime_type: mime_type.to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: Vec::new(),
+    };
     let (pc, events) = build_peer(PeerSetup {
         codecs: vec![CodecSpec {
-            codec: h264_codec(),
+            codec: codec.clone(),
             payload_type: 102,
-            kind: RtpCodecKind::Video,
+            kind,
         }],
         keyframe_requests: false,
         on_track: None,
     })
     .await?;
     let track = MediaStreamTrack::new(
-        "h264-only".to_owned(),
-        "h264-video".to_owned(),
-        "video".to_owned(),
-        RtpCodecKind::Video,
+        "single-codec".to_owned(),
+        "single-codec-track".to_owned(),
+        "single".to_owned(),
+        kind,
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(rand::random::<u32>() | 1),
                 ..Default::default()
             },
-            codec: h264_codec(),
+            codec,
             ..Default::default()
         }],
     );

@@ -69,18 +69,6 @@ pub(crate) fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// H.264 constrained baseline, the codec Directo does not forward (for refusal tests).
-pub(crate) fn h264_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .to_owned(),
-        rtcp_feedback: video_feedback(),
-    }
-}
-
 /// One codec a peer registers.
 pub(crate) struct CodecSpec {
     pub codec: RTCRtpCodec,

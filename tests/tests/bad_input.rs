@@ -5,7 +5,7 @@
 use anyhow::Context;
 use directo_tests::{
     CONNECT_TIMEOUT, MEDIA_TIMEOUT, MediaKind, Publisher, PublisherConfig, TestServer, Viewer,
-    ViewerConfig, h264_only_offer, padded_offer, post_offer, read_error, wait_for,
+    ViewerConfig, padded_offer, post_offer, read_error, single_codec_offer, wait_for,
 };
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -124,11 +124,16 @@ async fn malformed_or_empty_sdp_is_invalid_sdp() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_without_a_supported_codec_is_unsupported_codec() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
-    let offer = h264_only_offer().await?;
-    Case::post("/whip/h264", offer, Some(server.publish_key()))
-        .expect(400, &[ErrorCode::UnsupportedCodec])
-        .check(&server)
-        .await
+    let key = Some(server.publish_key());
+    let mut cases = Vec::new();
+    // Directo forwards Opus, VP8, VP9 and H.264; AV1 video or PCMU audio alone is refused.
+    for mime in ["video/AV1", "audio/PCMU"] {
+        let offer = single_codec_offer(mime).await?;
+        cases.push(
+            Case::post("/whip/codecs", offer, key).expect(400, &[ErrorCode::UnsupportedCodec]),
+        );
+    }
+    check_all(&server, cases).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

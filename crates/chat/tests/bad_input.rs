@@ -20,7 +20,10 @@ fn each_bad_message_gets_its_error_and_the_member_stays() {
     let too_long = format!(r#"{{"type":"chat.send","text":"{}"}}"#, "é".repeat(501));
     let cases: Vec<(&[u8], ChatErrorCode)> = vec![
         (oversize.as_bytes(), ChatErrorCode::TooLarge),
-        (br#"{"type":"chat.send","text":""}"#, ChatErrorCode::TextEmpty),
+        (
+            br#"{"type":"chat.send","text":""}"#,
+            ChatErrorCode::TextEmpty,
+        ),
         (
             br#"{"type":"chat.send","text":"  \n\t\u0007 "}"#,
             ChatErrorCode::TextEmpty,
@@ -35,8 +38,14 @@ fn each_bad_message_gets_its_error_and_the_member_stays() {
             br#"{"type":"user.mute","user":"v2","minutes":"ten"}"#,
             ChatErrorCode::BadRequest,
         ),
-        (br#"{"type":"chat.launch_rocket"}"#, ChatErrorCode::UnknownType),
-        (br#"{"type":"join","stream":"x"}"#, ChatErrorCode::UnknownType),
+        (
+            br#"{"type":"chat.launch_rocket"}"#,
+            ChatErrorCode::UnknownType,
+        ),
+        (
+            br#"{"type":"join","stream":"x"}"#,
+            ChatErrorCode::UnknownType,
+        ),
         (
             br#"{"type":"chat.send","text":"hi","reply_to":"missing"}"#,
             ChatErrorCode::NotFound,

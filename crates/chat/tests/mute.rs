@@ -15,7 +15,10 @@ fn muted_viewer_is_refused_until_the_mute_ends() {
     h.join("v2", "Bo", ChatRole::Viewer);
     h.take("v2");
 
-    h.send("mod", json!({"type": "user.mute", "user": "v1", "minutes": 5}));
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "v1", "minutes": 5}),
+    );
     let expected_until = WALL_START_MS + 5 * 60_000;
     assert_eq!(
         h.take("v2"),
@@ -52,24 +55,42 @@ fn only_staff_mute_and_only_below_them() {
     h.join("mod", "Mia", ChatRole::Moderator);
     h.join("v1", "Ana", ChatRole::Viewer);
 
-    h.send("v1", json!({"type": "user.mute", "user": "mod", "minutes": 1}));
-    h.send("mod", json!({"type": "user.mute", "user": "host", "minutes": 1}));
-    h.send("mod", json!({"type": "user.mute", "user": "mod", "minutes": 1}));
+    h.send(
+        "v1",
+        json!({"type": "user.mute", "user": "mod", "minutes": 1}),
+    );
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "host", "minutes": 1}),
+    );
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "mod", "minutes": 1}),
+    );
     assert_eq!(h.errors("v1"), [ChatErrorCode::Forbidden]);
     assert_eq!(
         h.errors("mod"),
         [ChatErrorCode::Forbidden, ChatErrorCode::Forbidden]
     );
 
-    h.send("mod", json!({"type": "user.mute", "user": "ghost", "minutes": 1}));
-    h.send("mod", json!({"type": "user.mute", "user": "v1", "minutes": 0}));
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "ghost", "minutes": 1}),
+    );
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "v1", "minutes": 0}),
+    );
     assert_eq!(
         &h.errors("mod")[2..],
         [ChatErrorCode::NotFound, ChatErrorCode::BadRequest]
     );
 
     // The presenter outranks moderators.
-    h.send("host", json!({"type": "user.mute", "user": "mod", "minutes": 1}));
+    h.send(
+        "host",
+        json!({"type": "user.mute", "user": "mod", "minutes": 1}),
+    );
     h.say("mod", "hi");
     assert_eq!(h.errors("mod").last(), Some(&ChatErrorCode::Muted));
 }
@@ -81,7 +102,10 @@ fn a_user_who_left_can_be_muted_from_their_messages() {
     h.join("v1", "Ana", ChatRole::Viewer);
     h.say("v1", "rude");
     h.leave("v1");
-    h.send("mod", json!({"type": "user.mute", "user": "v1", "minutes": 10}));
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "v1", "minutes": 10}),
+    );
     assert!(h.errors("mod").is_empty());
     h.join("v1", "Ana", ChatRole::Viewer);
     h.say("v1", "hello again");

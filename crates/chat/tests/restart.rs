@@ -58,7 +58,10 @@ fn a_restored_room_has_the_same_history_and_bans() {
     let spam = h.messages("host")[2].id.clone();
     h.send("mod", json!({"type": "chat.delete", "id": spam}));
     h.send("mod", json!({"type": "user.ban", "user": "troll"}));
-    h.send("mod", json!({"type": "user.mute", "user": "v1", "minutes": 10}));
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "v1", "minutes": 10}),
+    );
     h.send("host", json!({"type": "chat.pin", "id": question}));
     h.send("host", json!({"type": "chat.slow", "seconds": 15}));
     drain_to(&mut log, &mut h);
@@ -70,7 +73,10 @@ fn a_restored_room_has_the_same_history_and_bans() {
     assert_eq!(records, h.log);
     let mut after = Harness::restore(records);
     assert_eq!(after.room.history().cloned().collect::<Vec<_>>(), before);
-    assert_eq!(after.room.pinned().map(|m| m.text.as_str()), Some("question?"));
+    assert_eq!(
+        after.room.pinned().map(|m| m.text.as_str()),
+        Some("question?")
+    );
     assert_eq!(after.room.slow_seconds(), 15);
 
     after.join("late", "Cy", ChatRole::Viewer);
@@ -110,7 +116,10 @@ fn mutes_end_on_the_wall_clock_across_a_restart() {
     let mut h = Harness::new();
     h.join("mod", "Mia", ChatRole::Moderator);
     h.join("v1", "Ana", ChatRole::Viewer);
-    h.send("mod", json!({"type": "user.mute", "user": "v1", "minutes": 1}));
+    h.send(
+        "mod",
+        json!({"type": "user.mute", "user": "v1", "minutes": 1}),
+    );
     // The server comes back two minutes later.
     let later = UNIX_EPOCH + Duration::from_millis(WALL_START_MS) + Duration::from_secs(120);
     let mut after = Harness::at_wall(later, h.log.clone());
@@ -156,7 +165,10 @@ fn log_paths_stay_inside_the_data_dir() {
         dir.0.join("chat").join("launch.jsonl")
     );
     for bad in ["../etc/passwd", "a/b", "", "x.jsonl"] {
-        assert!(ChatLog::open(&dir.0, bad, Durability::Flush).is_err(), "{bad}");
+        assert!(
+            ChatLog::open(&dir.0, bad, Durability::Flush).is_err(),
+            "{bad}"
+        );
     }
     assert!(ChatLog::export(&dir.0, "never-used").unwrap().is_empty());
 }
@@ -190,5 +202,8 @@ fn every_event_is_persisted_before_it_is_delivered() {
     );
     let outputs: Vec<Output> = std::iter::from_fn(|| room.poll_output()).collect();
     assert!(matches!(&outputs[0], Output::Persist(LogRecord::Deleted { id: d, .. }) if *d == id));
-    assert_eq!(outputs[1], Output::Broadcast(ChatServerMessage::Deleted { id }));
+    assert_eq!(
+        outputs[1],
+        Output::Broadcast(ChatServerMessage::Deleted { id })
+    );
 }

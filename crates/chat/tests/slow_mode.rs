@@ -45,11 +45,13 @@ fn one_message_per_interval_for_viewers() {
 
     // A new joiner learns the mode from the history.
     h.join("late", "Cy", ChatRole::Viewer);
-    assert!(
-        h.take("late")
-            .iter()
-            .any(|m| matches!(m, ChatServerMessage::History { slow_seconds: 30, .. }))
-    );
+    assert!(h.take("late").iter().any(|m| matches!(
+        m,
+        ChatServerMessage::History {
+            slow_seconds: 30,
+            ..
+        }
+    )));
 
     h.send("host", json!({"type": "chat.slow", "seconds": 0}));
     h.say("v2", "x");

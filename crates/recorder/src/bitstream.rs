@@ -134,7 +134,16 @@ fn inspect_h264(frame: &[u8]) -> Option<VideoFrameInfo> {
         if unit[0] & 0x80 != 0 {
             return None;
         }
-        match unit[0] & 0x1f {
+        let kind = unit[0] & 0x1f;
+        if (kind == 1 || kind == NAL_IDR)
+            && slices == 0
+            && unit.get(1).is_none_or(|b| b & 0x80 == 0)
+        {
+            // The picture's first slice must start at macroblock 0 (ue(v) "1" bit): if not,
+            // the packets carrying its beginning were lost.
+            return None;
+        }
+        match kind {
             1 => slices += 1,
             NAL_IDR => {
                 slices += 1;
@@ -187,7 +196,10 @@ fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
     r.bits(16)?; // constraint flags, level
     r.ue()?; // seq_parameter_set_id
     let mut chroma_format = 1;
-    if matches!(profile, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
         chroma_format = r.ue()?;
         if chroma_format == 3 {
             r.bit()?;
@@ -331,7 +343,10 @@ mod tests {
     #[test]
     fn h264_sps_gives_size_and_truncated_units_are_rejected() {
         // 1280x720 baseline SPS from libx264.
-        let sps = [0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0c, 0x83, 0xc6, 0x0c, 0xa8];
+        let sps = [
+            0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8, 0x40, 0x00, 0x00, 0x03, 0x00,
+            0x40, 0x00, 0x00, 0x0c, 0x83, 0xc6, 0x0c, 0xa8,
+        ];
         assert_eq!(sps_size(&sps), Some((1280, 720)));
         let mut frame = Vec::new();
         frame.extend_from_slice(&(sps.len() as u32).to_be_bytes());

@@ -114,16 +114,17 @@ impl TrackClock {
     pub(crate) fn on_packet(&mut self, ts: u32, arrival: Nanos) -> i64 {
         let extended = self.unwrapper.unwrap(ts);
         let base = arrival - self.ticks_to_nanos(extended);
-        match &mut self.anchor {
-            None => self.anchor = Some((extended, arrival, arrival)),
+        self.anchor = match self.anchor {
+            None => Some((extended, arrival, arrival)),
             Some((rtp, at, since)) => {
-                let current = *at - self.ticks_to_nanos(*rtp);
-                if base < current && arrival - *since <= ESTIMATE_WINDOW.as_nanos() as i64 {
-                    *rtp = extended;
-                    *at = arrival;
+                let current = at - self.ticks_to_nanos(rtp);
+                if base < current && arrival - since <= ESTIMATE_WINDOW.as_nanos() as i64 {
+                    Some((extended, arrival, since))
+                } else {
+                    Some((rtp, at, since))
                 }
             }
-        }
+        };
         extended
     }
 

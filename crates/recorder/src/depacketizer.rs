@@ -30,10 +30,11 @@ impl CountingDepacketizer {
             Codec::Opus => Box::new(OpusPacket),
             Codec::Vp8 => Box::<Vp8Packet>::default(),
             Codec::Vp9 => Box::<Vp9Packet>::default(),
-            Codec::H264 => Box::new(H264Packet {
-                is_avc: true,
-                ..H264Packet::default()
-            }),
+            Codec::H264 => {
+                let mut h264 = H264Packet::default();
+                h264.is_avc = true;
+                Box::new(h264)
+            }
         };
         CountingDepacketizer {
             codec,
@@ -55,7 +56,9 @@ impl Depacketizer for CountingDepacketizer {
     fn is_partition_head(&self, payload: &Bytes) -> bool {
         match self.codec {
             // S bit set and partition index 0.
-            Codec::Vp8 => payload.first().is_some_and(|b| b & 0x10 != 0 && b & 0x07 == 0),
+            Codec::Vp8 => payload
+                .first()
+                .is_some_and(|b| b & 0x10 != 0 && b & 0x07 == 0),
             _ => self.inner.is_partition_head(payload),
         }
     }

@@ -36,7 +36,11 @@ pub enum RecorderError {
 }
 
 impl RecorderError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         RecorderError::Io {
             action,
             path: path.into(),

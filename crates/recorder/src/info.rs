@@ -46,7 +46,8 @@ impl RecordingInfo {
     /// Reads a recording's facts. Cheap: reads the headers, and at most the last cluster.
     pub fn read(path: impl AsRef<Path>) -> Result<RecordingInfo> {
         let path = path.as_ref();
-        let mut file = File::open(path).map_err(|source| RecorderError::io("cannot open", path, source))?;
+        let mut file =
+            File::open(path).map_err(|source| RecorderError::io("cannot open", path, source))?;
         let scanned = matroska::scan(&mut file, path)?;
         let duration_ms = match scanned.info.duration {
             Some(duration) if scanned.has_cues => *duration,
@@ -63,7 +64,9 @@ impl RecordingInfo {
 /// first. Files that cannot be read are skipped (and logged).
 pub fn list_recordings(dir: impl AsRef<Path>) -> Result<Vec<RecordingInfo>> {
     let dir = dir.as_ref();
-    let read_dir = |path: &Path| std::fs::read_dir(path).map_err(|source| RecorderError::io("cannot list", path, source));
+    let read_dir = |path: &Path| {
+        std::fs::read_dir(path).map_err(|source| RecorderError::io("cannot list", path, source))
+    };
     let mut found = Vec::new();
     for stream in read_dir(dir)?.flatten() {
         if !stream.path().is_dir() {
@@ -83,7 +86,11 @@ pub fn list_recordings(dir: impl AsRef<Path>) -> Result<Vec<RecordingInfo>> {
             }
         }
     }
-    found.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.path.cmp(&b.path)));
+    found.sort_by(|a, b| {
+        a.started_at
+            .cmp(&b.started_at)
+            .then_with(|| a.path.cmp(&b.path))
+    });
     Ok(found)
 }
 
@@ -119,13 +126,23 @@ struct Analysis {
 }
 
 /// Walks clusters' blocks: cue points at keyframes that start a cluster, and track ends.
-fn analyze(file: &mut File, path: &Path, scanned: &Scanned, clusters: &[ClusterEntry]) -> Result<Analysis> {
+fn analyze(
+    file: &mut File,
+    path: &Path,
+    scanned: &Scanned,
+    clusters: &[ClusterEntry],
+) -> Result<Analysis> {
     // Track number -> (is video, codec).
     let tracks: HashMap<u64, (bool, Option<Codec>)> = scanned
         .tracks
         .track_entry
         .iter()
-        .map(|t| (*t.track_number, (*t.track_type == 1, codec_from_id(&t.codec_id))))
+        .map(|t| {
+            (
+                *t.track_number,
+                (*t.track_type == 1, codec_from_id(&t.codec_id)),
+            )
+        })
         .collect();
     let cue_track = tracks
         .iter()
@@ -139,9 +156,13 @@ fn analyze(file: &mut File, path: &Path, scanned: &Scanned, clusters: &[ClusterE
         let cluster = matroska::read_cluster(file, path, entry)?;
         let mut first_of_cue_track = true;
         for frame in cluster.frames() {
-            let frame = frame.map_err(|e| RecorderError::malformed(path, format!("unreadable block: {e}")))?;
+            let frame = frame
+                .map_err(|e| RecorderError::malformed(path, format!("unreadable block: {e}")))?;
             let ms = frame.timestamp.max(0);
-            let (is_video, codec) = tracks.get(&frame.track_number).copied().unwrap_or((false, None));
+            let (is_video, codec) = tracks
+                .get(&frame.track_number)
+                .copied()
+                .unwrap_or((false, None));
             if Some(frame.track_number) == cue_track && first_of_cue_track {
                 first_of_cue_track = false;
                 if frame.is_keyframe {
@@ -160,7 +181,10 @@ fn analyze(file: &mut File, path: &Path, scanned: &Scanned, clusters: &[ClusterE
             };
             let end = ends.entry(frame.track_number).or_insert((ms, 0.0));
             let gap = (ms - end.0) as f64;
-            *end = (ms, own_length.unwrap_or(if gap > 0.0 { gap } else { end.1 }));
+            *end = (
+                ms,
+                own_length.unwrap_or(if gap > 0.0 { gap } else { end.1 }),
+            );
         }
     }
     let duration_ms = ends

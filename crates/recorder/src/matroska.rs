@@ -20,10 +20,10 @@
 //! decodes up to its last complete cluster, and [`finish`] can later be applied to it.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek as _, SeekFrom, Write};
 use std::path::Path;
 
-use mkv_element::io::blocking_impl::ReadElement;
+use mkv_element::io::blocking_impl::{ReadElement, WriteTo};
 use mkv_element::prelude::*;
 
 use crate::error::{RecorderError, Result};
@@ -51,7 +51,7 @@ pub(crate) struct SegmentLayout {
 /// Encodes an element (header and body) into bytes.
 pub(crate) fn encode<E: Element>(element: &E) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    element.encode(&mut out)?;
+    element.write_to(&mut out)?;
     Ok(out)
 }
 
@@ -73,7 +73,10 @@ fn vint8(value: u64) -> [u8; 8] {
     bytes
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecorderError + '_ {
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> RecorderError + 'a {
     move |source| RecorderError::io(action, path, source)
 }
 
@@ -181,7 +184,10 @@ pub(crate) fn finish(
         .checked_sub(used)
         .filter(|&fill| fill == 0 || fill >= VOID_HEADER)
         .ok_or_else(|| {
-            RecorderError::malformed(path, "no room before Tracks for the index (not written by this recorder)")
+            RecorderError::malformed(
+                path,
+                "no room before Tracks for the index (not written by this recorder)",
+            )
         })?;
     let mut front = info_bytes;
     front.extend_from_slice(&seek_head);
@@ -197,7 +203,12 @@ pub(crate) fn finish(
             field[0] |= 0x80 >> (len - 1);
             field
         }
-        _ => return Err(RecorderError::malformed(path, "segment size field too short for the finished file")),
+        _ => {
+            return Err(RecorderError::malformed(
+                path,
+                "segment size field too short for the finished file",
+            ));
+        }
     };
 
     let write = |file: &mut File, pos: u64, bytes: &[u8]| -> std::io::Result<()> {
@@ -221,7 +232,8 @@ fn seek(id: VInt64, position: u64) -> Seek {
     Seek {
         seek_id: SeekId(bytes::Bytes::copy_from_slice(&raw.to_be_bytes()[8 - len..])),
         seek_position: SeekPosition(position),
-        ..Default::default()
+        crc32: None,
+        void: None,
     }
 }
 
@@ -283,7 +295,6 @@ pub(crate) struct ClusterEntry {
 /// What [`scan`] found in a recording.
 #[derive(Debug)]
 pub(crate) struct Scanned {
-    pub doc_type: String,
     pub layout: SegmentLayout,
     pub info: Info,
     pub tracks: Tracks,
@@ -299,12 +310,14 @@ pub(crate) struct Scanned {
 pub(crate) fn scan(file: &mut File, path: &Path) -> Result<Scanned> {
     let bad = |reason: &str| RecorderError::malformed(path, reason.to_string());
     let file_size = file.metadata().map_err(io_err("cannot read", path))?.len();
-    file.seek(SeekFrom::Start(0)).map_err(io_err("cannot read", path))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(io_err("cannot read", path))?;
     let ebml_header = read_header(file).map_err(|_| bad("no EBML header"))?;
     if ebml_header.id != Ebml::ID.as_encoded() {
         return Err(bad("no EBML header"));
     }
-    let ebml = Ebml::read_element(&to_header(ebml_header), file).map_err(|_| bad("unreadable EBML header"))?;
+    let ebml = Ebml::read_element(&to_header(ebml_header), file)
+        .map_err(|_| bad("unreadable EBML header"))?;
     let doc_type = ebml.doc_type.map(|d| d.0).unwrap_or_default();
     if doc_type != "webm" && doc_type != "matroska" {
         return Err(bad("not a WebM or Matroska file"));
@@ -334,9 +347,12 @@ pub(crate) fn scan(file: &mut File, path: &Path) -> Result<Scanned> {
         }
         let body_header = to_header(header);
         if header.id == Info::ID.as_encoded() {
-            info = Some(Info::read_element(&body_header, file).map_err(|_| bad("unreadable Info"))?);
+            info =
+                Some(Info::read_element(&body_header, file).map_err(|_| bad("unreadable Info"))?);
         } else if header.id == Tracks::ID.as_encoded() {
-            tracks = Some(Tracks::read_element(&body_header, file).map_err(|_| bad("unreadable Tracks"))?);
+            tracks = Some(
+                Tracks::read_element(&body_header, file).map_err(|_| bad("unreadable Tracks"))?,
+            );
             tracks_pos = Some(pos);
         } else if header.id == Cluster::ID.as_encoded() {
             clusters.push(ClusterEntry { pos, end });
@@ -348,9 +364,11 @@ pub(crate) fn scan(file: &mut File, path: &Path) -> Result<Scanned> {
     let (Some(info), Some(tracks), Some(tracks_pos)) = (info, tracks, tracks_pos) else {
         return Err(bad("the file ends before its Info and Tracks"));
     };
-    let clusters_end = clusters.last().map_or(tracks_pos + 0, |c| c.end).max(tracks_end(file, tracks_pos)?);
+    let clusters_end = match clusters.last() {
+        Some(last) => last.end,
+        None => tracks_end(file, tracks_pos)?,
+    };
     Ok(Scanned {
-        doc_type,
         layout: SegmentLayout {
             size_pos,
             size_len: segment.size_len,
@@ -382,8 +400,13 @@ fn to_header(raw: RawHeader) -> Header {
 
 /// Reads and decodes one complete cluster found by [`scan`].
 pub(crate) fn read_cluster(file: &mut File, path: &Path, entry: &ClusterEntry) -> Result<Cluster> {
-    file.seek(SeekFrom::Start(entry.pos)).map_err(io_err("cannot read", path))?;
+    file.seek(SeekFrom::Start(entry.pos))
+        .map_err(io_err("cannot read", path))?;
     let header = read_header(file).map_err(io_err("cannot read", path))?;
-    Cluster::read_element(&to_header(header), file)
-        .map_err(|e| RecorderError::malformed(path, format!("unreadable cluster at byte {}: {e}", entry.pos)))
+    Cluster::read_element(&to_header(header), file).map_err(|e| {
+        RecorderError::malformed(
+            path,
+            format!("unreadable cluster at byte {}: {e}", entry.pos),
+        )
+    })
 }

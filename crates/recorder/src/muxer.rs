@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use directo_sfu::{Codec, MediaKind};
+use mkv_element::ClusterBlock;
 use mkv_element::prelude::*;
 
 use crate::RecordingTracks;
@@ -85,7 +86,12 @@ pub(crate) struct Muxer {
 
 impl Muxer {
     /// Creates the recording file (it must not exist yet).
-    pub(crate) fn create(path: PathBuf, stream: &str, tracks: RecordingTracks, started: SystemTime) -> Result<Self> {
+    pub(crate) fn create(
+        path: PathBuf,
+        stream: &str,
+        tracks: RecordingTracks,
+        started: SystemTime,
+    ) -> Result<Self> {
         let file = File::options()
             .read(true)
             .write(true)
@@ -168,7 +174,9 @@ impl Muxer {
 
     /// Writes queued frames: those older than the interleave hold, or all if `all`.
     fn release(&mut self, all: bool) -> Result<()> {
-        let Some(newest) = self.newest else { return Ok(()) };
+        let Some(newest) = self.newest else {
+            return Ok(());
+        };
         while let Some(first) = self.queue.front() {
             if !all && newest - first.at < INTERLEAVE_HOLD {
                 break;
@@ -184,13 +192,17 @@ impl Muxer {
     fn write_header(&mut self, keyframe: Option<&VideoFrameInfo>) -> Result<bool> {
         let mut entries = Vec::new();
         if let Some(codec) = self.tracks.video {
-            let Some(keyframe) = keyframe else { return Ok(false) };
+            let Some(keyframe) = keyframe else {
+                return Ok(false);
+            };
             let codec_private = match codec {
                 Codec::H264 => {
                     let (Some(sps), Some(pps)) = (&keyframe.sps, &keyframe.pps) else {
                         return Ok(false);
                     };
-                    let Some(avcc) = avc_decoder_configuration(sps, pps) else { return Ok(false) };
+                    let Some(avcc) = avc_decoder_configuration(sps, pps) else {
+                        return Ok(false);
+                    };
                     Some(CodecPrivate(avcc))
                 }
                 _ => None,
@@ -232,8 +244,13 @@ impl Muxer {
             track_entry: entries,
             ..Default::default()
         };
-        let doc_type = if self.tracks.video == Some(Codec::H264) { "matroska" } else { "webm" };
-        let layout = matroska::write_header(&mut self.file, &self.path, doc_type, &self.info, &tracks)?;
+        let doc_type = if self.tracks.video == Some(Codec::H264) {
+            "matroska"
+        } else {
+            "webm"
+        };
+        let layout =
+            matroska::write_header(&mut self.file, &self.path, doc_type, &self.info, &tracks)?;
         self.written = layout.tracks_pos + matroska::encode(&tracks)?.len() as u64;
         self.layout = Some(layout);
         Ok(true)
@@ -270,7 +287,11 @@ impl Muxer {
         };
         if starts_cluster {
             self.flush_cluster()?;
-            let cue_track = if self.tracks.video.is_some() { VIDEO_TRACK } else { AUDIO_TRACK };
+            let cue_track = if self.tracks.video.is_some() {
+                VIDEO_TRACK
+            } else {
+                AUDIO_TRACK
+            };
             if track == cue_track && frame.keyframe {
                 self.cues.push(Cue {
                     time: ms,
@@ -290,7 +311,9 @@ impl Muxer {
             block.put_i16(relative);
             block.put_u8(if frame.keyframe { 0x80 } else { 0 });
             block.put_slice(&frame.data);
-            cluster.blocks.push(ClusterBlock::Simple(SimpleBlock(block.freeze())));
+            cluster
+                .blocks
+                .push(ClusterBlock::Simple(SimpleBlock(block.freeze())));
         }
         Ok(())
     }
@@ -298,7 +321,9 @@ impl Muxer {
     /// Appends the open cluster to the file in one write, so a crash never splits one
     /// cluster's bytes across a finished file's structure.
     fn flush_cluster(&mut self) -> Result<()> {
-        let Some(open) = self.cluster.take() else { return Ok(()) };
+        let Some(open) = self.cluster.take() else {
+            return Ok(());
+        };
         if open.blocks.is_empty() {
             return Ok(());
         }
@@ -327,13 +352,22 @@ impl Muxer {
         }
         let Some(layout) = self.layout else {
             drop(self.file);
-            std::fs::remove_file(&self.path).map_err(|source| RecorderError::io("cannot remove", &self.path, source))?;
+            std::fs::remove_file(&self.path)
+                .map_err(|source| RecorderError::io("cannot remove", &self.path, source))?;
             return Ok(None);
         };
         self.release(true)?;
         self.flush_cluster()?;
         let duration = self.video_end.end_ms().max(self.audio_end.end_ms());
-        let size = matroska::finish(&mut self.file, &self.path, &layout, &self.info, duration, self.written, &self.cues)?;
+        let size = matroska::finish(
+            &mut self.file,
+            &self.path,
+            &layout,
+            &self.info,
+            duration,
+            self.written,
+            &self.cues,
+        )?;
         Ok(Some(size))
     }
 }

@@ -31,13 +31,19 @@ pub struct RecordingTracks {
 impl RecordingTracks {
     fn validate(self) -> Result<Self> {
         if self.audio.is_none() && self.video.is_none() {
-            return Err(RecorderError::InvalidTracks("neither audio nor video".into()));
+            return Err(RecorderError::InvalidTracks(
+                "neither audio nor video".into(),
+            ));
         }
         if let Some(codec) = self.audio.filter(|&c| c != Codec::Opus) {
-            return Err(RecorderError::InvalidTracks(format!("{codec:?} as the audio track")));
+            return Err(RecorderError::InvalidTracks(format!(
+                "{codec:?} as the audio track"
+            )));
         }
         if let Some(codec) = self.video.filter(|c| c.kind() != MediaKind::Video) {
-            return Err(RecorderError::InvalidTracks(format!("{codec:?} as the video track")));
+            return Err(RecorderError::InvalidTracks(format!(
+                "{codec:?} as the video track"
+            )));
         }
         Ok(self)
     }
@@ -45,7 +51,11 @@ impl RecordingTracks {
     /// The file extension these tracks are recorded with: `mkv` for H264 (which WebM does
     /// not allow), `webm` otherwise.
     pub fn extension(self) -> &'static str {
-        if self.video == Some(Codec::H264) { "mkv" } else { "webm" }
+        if self.video == Some(Codec::H264) {
+            "mkv"
+        } else {
+            "webm"
+        }
     }
 }
 
@@ -77,7 +87,6 @@ pub struct Recorder {
     audio: Option<TrackPipeline>,
     video: Option<TrackPipeline>,
     offset: NtpOffset,
-    offset_since: Option<Nanos>,
     outputs: VecDeque<RecorderOutput>,
     last_keyframe_request: Option<Nanos>,
     stats: RecorderStats,
@@ -112,7 +121,6 @@ impl Recorder {
             audio: tracks.audio.map(TrackPipeline::new),
             video: tracks.video.map(TrackPipeline::new),
             offset: NtpOffset::default(),
-            offset_since: None,
             outputs: VecDeque::new(),
             last_keyframe_request: None,
             stats: RecorderStats::default(),
@@ -152,14 +160,13 @@ impl Recorder {
     pub fn push(&mut self, kind: MediaKind, packet: Packet, arrival: Instant) -> Result<()> {
         let at = nanos_since(self.origin, arrival);
         let ssrc = packet.header.ssrc;
-        let Some(track) = self.track_mut(kind) else { return Ok(()) };
+        let Some(track) = self.track_mut(kind) else {
+            return Ok(());
+        };
         if track.ssrc().is_some_and(|current| current != ssrc) {
             self.restart_track(kind, arrival)?;
-            if self.offset_since.is_some_and(|since| at - since > 3_000_000_000) {
-                // The old publisher's clock offset says nothing about the new one.
-                self.offset = NtpOffset::default();
-                self.offset_since = None;
-            }
+            // The old publisher's clock offset says nothing about the new one's.
+            self.offset = NtpOffset::default();
         }
         if let Some(track) = self.track_mut(kind) {
             track.push(packet, at, arrival);
@@ -171,16 +178,24 @@ impl Recorder {
 
     /// Takes the publisher's RTCP sender report for its `kind` track: NTP time `ntp` (64-bit
     /// fixed point) is RTP time `rtp`. Reports of another SSRC than the track's are ignored.
-    pub fn sender_report(&mut self, kind: MediaKind, ssrc: u32, ntp: u64, rtp: u32, arrival: Instant) {
+    pub fn sender_report(
+        &mut self,
+        kind: MediaKind,
+        ssrc: u32,
+        ntp: u64,
+        rtp: u32,
+        arrival: Instant,
+    ) {
         let at = nanos_since(self.origin, arrival);
         let ntp_nanos = ntp_to_nanos(ntp);
-        let Some(track) = self.track_mut(kind) else { return };
+        let Some(track) = self.track_mut(kind) else {
+            return;
+        };
         if track.ssrc().is_some_and(|current| current != ssrc) {
             return;
         }
         track.clock.on_sender_report(rtp, ntp_nanos);
         self.offset.observe(ntp_nanos, at);
-        self.offset_since.get_or_insert(at);
     }
 
     /// The publisher went away and `tracks` is the new one's. With the same codecs the
@@ -191,7 +206,6 @@ impl Recorder {
         self.restart_track(MediaKind::Audio, now)?;
         self.restart_track(MediaKind::Video, now)?;
         self.offset = NtpOffset::default();
-        self.offset_since = None;
         if tracks != self.muxer.tracks() {
             let wall = self.wall_origin + now.saturating_duration_since(self.origin);
             let next = open_muxer(&self.dir, &self.stream, tracks, wall)?;
@@ -220,7 +234,9 @@ impl Recorder {
         self.flush_track(MediaKind::Audio, now)?;
         self.flush_track(MediaKind::Video, now)?;
         let Recorder {
-            muxer, mut finished, ..
+            muxer,
+            mut finished,
+            ..
         } = self;
         let path = muxer.path().to_path_buf();
         if muxer.finish()?.is_some() {
@@ -257,10 +273,21 @@ impl Recorder {
     /// Moves every complete frame of a track into the muxer.
     fn drain(&mut self, kind: MediaKind, now: Instant) -> Result<()> {
         loop {
-            let Some(track) = self.track_mut(kind) else { return Ok(()) };
-            let Some(frame) = track.pop(now) else { return Ok(()) };
-            let Some(at) = track.local_time(frame.rtp, &self.offset) else { continue };
-            if kind == MediaKind::Video && self.muxer.waiting_for_first_keyframe() && !frame.keyframe {
+            let track = match kind {
+                MediaKind::Audio => self.audio.as_mut(),
+                MediaKind::Video => self.video.as_mut(),
+            };
+            let Some(track) = track else { return Ok(()) };
+            let Some(frame) = track.pop(now) else {
+                return Ok(());
+            };
+            let Some(at) = track.local_time(frame.rtp, &self.offset) else {
+                continue;
+            };
+            if kind == MediaKind::Video
+                && self.muxer.waiting_for_first_keyframe()
+                && !frame.keyframe
+            {
                 continue;
             }
             let TrackFrame {
@@ -298,9 +325,15 @@ impl Recorder {
 }
 
 /// Opens `{dir}/{stream}/{UTC time}.{ext}`, adding `-1`, `-2`... if that name is taken.
-fn open_muxer(dir: &Path, stream: &str, tracks: RecordingTracks, wall: SystemTime) -> Result<Muxer> {
+fn open_muxer(
+    dir: &Path,
+    stream: &str,
+    tracks: RecordingTracks,
+    wall: SystemTime,
+) -> Result<Muxer> {
     let folder = dir.join(stream);
-    std::fs::create_dir_all(&folder).map_err(|source| RecorderError::io("cannot create", &folder, source))?;
+    std::fs::create_dir_all(&folder)
+        .map_err(|source| RecorderError::io("cannot create", &folder, source))?;
     let stamp = file_stamp(wall);
     let mut attempt = 0;
     loop {

@@ -65,11 +65,6 @@ impl TrackPipeline {
         }
     }
 
-    /// The codec this track carries.
-    pub(crate) fn codec(&self) -> Codec {
-        self.codec
-    }
-
     /// The SSRC of the packets seen, once there are some.
     pub(crate) fn ssrc(&self) -> Option<u32> {
         self.ssrc
@@ -117,7 +112,9 @@ impl TrackPipeline {
     /// Pushes an empty packet just after the newest one, so the builder releases the last
     /// complete frame it holds (it otherwise waits for the next frame to begin).
     pub(crate) fn push_flush_sentinel(&mut self, now: Instant) {
-        let (Some((seq, ts)), Some(ssrc)) = (self.highest, self.ssrc) else { return };
+        let (Some((seq, ts)), Some(ssrc)) = (self.highest, self.ssrc) else {
+            return;
+        };
         let mut sentinel = Packet::default();
         sentinel.header.version = 2;
         sentinel.header.ssrc = ssrc;
@@ -141,7 +138,9 @@ impl TrackPipeline {
             let rtp = self.clock.extend(sample.packet_timestamp);
             if self.codec.kind() == MediaKind::Audio {
                 // A lost audio packet just leaves a gap: every frame keeps its own timestamp.
-                let Some(samples) = opus_packet_samples(&sample.data) else { continue };
+                let Some(samples) = opus_packet_samples(&sample.data) else {
+                    continue;
+                };
                 return Some(TrackFrame {
                     rtp,
                     data: sample.data,

@@ -369,6 +369,16 @@ impl Stream {
         }
     }
 
+    /// A keyframe request from inside the server (the recorder lost a packet or fell behind),
+    /// collapsed and throttled with the viewers' requests.
+    pub fn request_keyframe(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        if let Some(video) = self.track_index(MediaKind::Video) {
+            self.up_tracks[video].keyframes.request();
+        }
+        self.run_timers(now);
+    }
+
     /// A viewer's PLI or FIR: asks the publisher for a keyframe (collapsed and throttled).
     pub fn on_keyframe_request(&mut self, subscriber: PeerId, now: Instant) {
         self.last_now = Some(now);

@@ -1,0 +1,143 @@
+//! `directo-load`: one synthetic WHIP publisher and N WHEP viewers against a Directo server
+//! (or a Janus Streaming mountpoint with `--janus`), with loss, forwarding delay, join time
+//! and the server's CPU and memory per viewer.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use directo_benches::load::{LoadConfig, Target, run};
+use directo_benches::publisher::RtpTarget;
+use directo_benches::synth::{MIN_PACKET_SIZE, VideoShape};
+use reqwest::Url;
+
+/// Load a Directo server (or a Janus Streaming mountpoint) with synthetic viewers.
+#[derive(Debug, Parser)]
+#[command(name = "directo-load", version)]
+struct Cli {
+    /// Directo's HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: Url,
+    /// Stream name to publish and watch.
+    #[arg(long, default_value = "load")]
+    stream: String,
+    /// Publish key (bearer token for WHIP).
+    #[arg(long, env = "DIRECTO_PUBLISH_KEY")]
+    key: Option<String>,
+    /// Viewers to start.
+    #[arg(long, default_value_t = 20)]
+    viewers: usize,
+    /// Seconds every viewer keeps watching after the last one joined.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Viewers started per second.
+    #[arg(long, default_value_t = 50.0)]
+    ramp_per_s: f64,
+    /// Video bitrate in kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    bitrate_kbps: u32,
+    /// Video frames a second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Seconds between periodic keyframes.
+    #[arg(long, default_value_t = 2.0)]
+    keyframe_interval_s: f64,
+    /// RTP payload size of video packets, bytes.
+    #[arg(long, default_value_t = 1100)]
+    packet_size: usize,
+    /// The server's pid, for its CPU time and resident memory (read from /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Worker threads for the viewers (default: the CPUs this process may run on).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Include one row per viewer in the JSON.
+    #[arg(long)]
+    per_viewer: bool,
+    /// Load Janus instead: its HTTP API base, e.g. http://127.0.0.1:8088/janus.
+    #[arg(long)]
+    janus: Option<Url>,
+    /// Janus Streaming mountpoint id.
+    #[arg(long, default_value_t = 1)]
+    janus_mountpoint: u64,
+    /// The mountpoint's Opus RTP port on 127.0.0.1.
+    #[arg(long, default_value_t = 5002)]
+    janus_audio_port: u16,
+    /// The mountpoint's VP8 RTP port on 127.0.0.1.
+    #[arg(long, default_value_t = 5004)]
+    janus_video_port: u16,
+    /// The mountpoint's video RTCP port on 127.0.0.1, for keyframe requests (0: none).
+    #[arg(long, default_value_t = 5005)]
+    janus_video_rtcp_port: u16,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if cli.viewers == 0 || cli.fps == 0 || cli.bitrate_kbps == 0 {
+        bail!("--viewers, --fps and --bitrate-kbps must be at least 1");
+    }
+    if cli.packet_size < MIN_PACKET_SIZE || cli.packet_size > 1400 {
+        bail!("--packet-size must be between {MIN_PACKET_SIZE} and 1400 bytes");
+    }
+    if !(cli.keyframe_interval_s > 0.0 && cli.ramp_per_s > 0.0 && cli.seconds > 0.0) {
+        bail!("--keyframe-interval-s, --ramp-per-s and --seconds must be positive");
+    }
+    let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let target = match cli.janus {
+        Some(api) => Target::Janus {
+            api,
+            mountpoint: cli.janus_mountpoint,
+            rtp: RtpTarget {
+                audio: loopback(cli.janus_audio_port),
+                video: loopback(cli.janus_video_port),
+                video_rtcp: (cli.janus_video_rtcp_port != 0)
+                    .then(|| loopback(cli.janus_video_rtcp_port)),
+            },
+        },
+        None => Target::Directo {
+            server: cli.server,
+            stream: cli.stream,
+            key: cli.key,
+        },
+    };
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let config = LoadConfig {
+        target,
+        viewers: cli.viewers,
+        seconds: cli.seconds,
+        ramp_per_s: cli.ramp_per_s,
+        shape: VideoShape {
+            bitrate_kbps: cli.bitrate_kbps,
+            fps: cli.fps,
+            keyframe_interval: Duration::from_secs_f64(cli.keyframe_interval_s),
+            packet_size: cli.packet_size,
+        },
+        server_pid: cli.server_pid,
+        threads,
+        per_viewer: cli.per_viewer,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = runtime.block_on(run(config))?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! One load run: a publisher, then viewers ramped up at a steady rate and spread over a few
+//! worker threads (one current-thread runtime each, every viewer a single future on it), a
+//! measurement window once all have joined, and a [`Report`].
+//!
+//! Timeline: the publisher connects and goes live; the server's resident memory is read;
+//! viewers join at `ramp_per_s`; once the last has joined and a short settling time has
+//! passed, the server's CPU time and the viewers' packet count are read at both ends of the
+//! window, which lasts until the viewers leave, `seconds` after the last one joined.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Url};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::error::{LoadError, Result};
+use crate::proc_stats::ProcSample;
+use crate::publisher::{PublisherContext, PublisherStats, RtpTarget, run_plain_rtp, run_whip};
+use crate::report::{Report, RunFacts, ServerUsage};
+use crate::stamp::SendTimes;
+use crate::synth::VideoShape;
+use crate::viewer::{Join, SharedCounters, ViewerContext, ViewerStats, run_viewer};
+
+/// How long the publisher may take to go live.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Which server to load, and how to reach it.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Directo: publish over WHIP, watch over WHEP.
+    Directo {
+        /// HTTP base URL, e.g. `http://127.0.0.1:8080`.
+        server: Url,
+        /// The stream name.
+        stream: String,
+        /// The publish key (bearer token), if the server wants one.
+        key: Option<String>,
+    },
+    /// Janus: feed a Streaming mountpoint plain RTP, watch it through the HTTP API.
+    Janus {
+        /// The HTTP API base, e.g. `http://127.0.0.1:8088/janus`.
+        api: Url,
+        /// The mountpoint id.
+        mountpoint: u64,
+        /// Where the mountpoint takes RTP.
+        rtp: RtpTarget,
+    },
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The server under load.
+    pub target: Target,
+    /// Viewers to start.
+    pub viewers: usize,
+    /// Seconds to keep every viewer watching after the last one joined.
+    pub seconds: f64,
+    /// Viewers started per second.
+    pub ramp_per_s: f64,
+    /// The publisher's video.
+    pub shape: VideoShape,
+    /// The server's pid, for CPU and memory figures.
+    pub server_pid: Option<u32>,
+    /// Worker threads carrying the viewers.
+    pub threads: usize,
+    /// Keep per-viewer rows in the report.
+    pub per_viewer: bool,
+}
+
+/// A worker thread with a current-thread runtime, alive until dropped.
+struct Worker {
+    handle: Handle,
+    http: Client,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn start(index: usize) -> Result<Worker> {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = thread::Builder::new()
+            .name(format!("viewers-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(runtime.handle().clone()));
+                let _ = runtime.block_on(stopped);
+            })?;
+        let handle = handle_rx
+            .recv()
+            .map_err(|_| LoadError::Protocol("worker thread died at start".into()))??;
+        Ok(Worker {
+            handle,
+            http: http_client()?,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// An HTTP client for a local server: no proxy, bounded waits.
+pub fn http_client() -> Result<Client> {
+    Ok(Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .build()?)
+}
+
+fn join_url(base: &Url, path: &str) -> Result<Url> {
+    base.join(path)
+        .map_err(|e| LoadError::Protocol(format!("bad URL {base} + {path}: {e}")))
+}
+
+/// Runs one load test (call it inside a tokio runtime; the publisher runs on it).
+pub async fn run(config: LoadConfig) -> Result<Report> {
+    let times = Arc::new(SendTimes::new());
+    let shared = Arc::new(SharedCounters::default());
+    let live = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let context = PublisherContext {
+        shape: config.shape,
+        times: Arc::clone(&times),
+        live: Arc::clone(&live),
+        stop: Arc::clone(&stop),
+    };
+    let http = http_client()?;
+    let (publisher, join, target_name) = match &config.target {
+        Target::Directo {
+            server,
+            stream,
+            key,
+        } => {
+            let whip = join_url(server, &format!("whip/{stream}"))?;
+            let whep = join_url(server, &format!("whep/{stream}"))?;
+            let task = tokio::spawn(run_whip(http.clone(), whip, key.clone(), context));
+            (task, Join::Whep(whep), "directo")
+        }
+        Target::Janus {
+            api,
+            mountpoint,
+            rtp,
+        } => {
+            let task = tokio::spawn(run_plain_rtp(*rtp, context));
+            let join = Join::Janus {
+                api: api.clone(),
+                mountpoint: *mountpoint,
+            };
+            (task, join, "janus")
+        }
+    };
+
+    let publishing = Instant::now();
+    while !live.load(Ordering::Acquire) {
+        if publisher.is_finished() || publishing.elapsed() > PUBLISH_TIMEOUT {
+            stop.store(true, Ordering::Relaxed);
+            return match publisher.await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(LoadError::Timeout("the publisher to go live")),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the first frames reach the server so the stream is live before viewers ask.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let workers = (0..config.threads.max(1))
+        .map(Worker::start)
+        .collect::<Result<Vec<_>>>()?;
+    let before = config.server_pid.and_then(ProcSample::read);
+    let ramp = Duration::from_secs_f64(config.viewers as f64 / config.ramp_per_s.max(0.001));
+    let start = Instant::now();
+    let measure = Duration::from_secs_f64(config.seconds.max(1.0));
+    let until = start + ramp + measure;
+    let mut viewers = Vec::with_capacity(config.viewers);
+    for index in 0..config.viewers {
+        let at = start + Duration::from_secs_f64(index as f64 / config.ramp_per_s.max(0.001));
+        tokio::time::sleep_until(at.into()).await;
+        let worker = &workers[index % workers.len()];
+        let viewer = ViewerContext {
+            join: join.clone(),
+            http: worker.http.clone(),
+            times: Arc::clone(&times),
+            shared: Arc::clone(&shared),
+        };
+        viewers.push(worker.handle.spawn(run_viewer(viewer, until)));
+    }
+
+    // Settle after the ramp, then measure until just before the viewers leave.
+    let settle = (measure / 4).min(Duration::from_secs(2));
+    let window_start = start + ramp + settle;
+    let window_end = until - (measure / 10).min(Duration::from_millis(250));
+    tokio::time::sleep_until(window_start.into()).await;
+    let (cpu_start, packets_start) = (
+        config.server_pid.and_then(ProcSample::read),
+        shared.packets.load(Ordering::Relaxed),
+    );
+    let opened = Instant::now();
+    tokio::time::sleep_until(window_end.into()).await;
+    let (cpu_end, packets_end) = (
+        config.server_pid.and_then(ProcSample::read),
+        shared.packets.load(Ordering::Relaxed),
+    );
+    let window = opened.elapsed();
+
+    let mut stats: Vec<ViewerStats> = Vec::with_capacity(viewers.len());
+    for viewer in viewers {
+        match viewer.await {
+            Ok(viewer) => stats.push(viewer),
+            Err(e) => stats.push(ViewerStats {
+                error: Some(format!("viewer task: {e}")),
+                ..Default::default()
+            }),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let publisher: PublisherStats = match publisher.await {
+        Ok(Ok(stats)) => stats,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => return Err(LoadError::Protocol(format!("publisher task: {e}"))),
+    };
+    drop(workers);
+
+    let server = match (before, cpu_start, cpu_end) {
+        (Some(before), Some(start), Some(end)) => Some(ServerUsage {
+            cpu: end.cpu.saturating_sub(start.cpu),
+            wall: window,
+            packets: packets_end - packets_start,
+            rss_before_kib: before.rss_kib,
+            rss_after_kib: end.rss_kib,
+        }),
+        _ => None,
+    };
+    Ok(Report::build(
+        RunFacts {
+            target: target_name.to_owned(),
+            bitrate_kbps: config.shape.bitrate_kbps,
+            fps: config.shape.fps,
+            publisher,
+            window: (packets_end - packets_start, window),
+            server,
+            per_viewer: config.per_viewer,
+        },
+        &stats,
+    ))
+}

@@ -1,0 +1,322 @@
+//! The synthetic publisher: paces synthetic VP8 and Opus (see [`crate::synth`]) and sends it
+//! either to Directo over WHIP (real ICE, DTLS, SRTP) or as plain RTP to a Janus Streaming
+//! mountpoint's ports. Either way it answers keyframe requests (PLI/FIR) with a keyframe on
+//! the next frame, as a browser does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::{Client, Url};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp::Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::shared::marshal::Marshal;
+use tokio::net::UdpSocket;
+
+use crate::error::{LoadError, Result};
+use crate::keyframe_tap::is_keyframe_request;
+use crate::peer::{Peer, PeerApp, Role, drive, opus_codec, vp8_codec};
+use crate::stamp::SendTimes;
+use crate::synth::{
+    AUDIO_FRAME, AudioSource, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, VideoShape, VideoSource,
+};
+use crate::whip::{delete_session, post_offer};
+
+/// A late frame is sent at once; one later than this is skipped rather than sent in a burst.
+const MAX_CATCH_UP: Duration = Duration::from_millis(200);
+
+/// What the publisher did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublisherStats {
+    /// RTP packets handed to the stack (audio and video).
+    pub packets_sent: u64,
+    /// Video frames sent.
+    pub frames_sent: u64,
+    /// Keyframes sent (periodic and requested).
+    pub keyframes_sent: u64,
+    /// PLIs and FIRs received.
+    pub keyframe_requests: u64,
+}
+
+/// Paces audio and video: which packets are due at a given instant.
+struct MediaClock {
+    video: VideoSource,
+    audio: AudioSource,
+    frame_interval: Duration,
+    next_video: Instant,
+    next_audio: Instant,
+    stats: PublisherStats,
+}
+
+impl MediaClock {
+    fn new(shape: VideoShape, video_ssrc: u32, audio_ssrc: u32, start: Instant) -> Self {
+        MediaClock {
+            video: VideoSource::new(shape, video_ssrc, VP8_PAYLOAD_TYPE),
+            audio: AudioSource::new(audio_ssrc, OPUS_PAYLOAD_TYPE),
+            frame_interval: shape.frame_interval(),
+            next_video: start,
+            next_audio: start,
+            stats: PublisherStats::default(),
+        }
+    }
+
+    fn next_due(&self) -> Instant {
+        self.next_video.min(self.next_audio)
+    }
+
+    fn due(&mut self, now: Instant, times: &SendTimes) -> Vec<Packet> {
+        let mut out = Vec::new();
+        if now.saturating_duration_since(self.next_video) > MAX_CATCH_UP {
+            self.next_video = now;
+        }
+        if now.saturating_duration_since(self.next_audio) > MAX_CATCH_UP {
+            self.next_audio = now;
+        }
+        while self.next_video <= now {
+            out.extend(self.video.next_frame(now, times));
+            self.next_video += self.frame_interval;
+            self.stats.frames_sent += 1;
+        }
+        while self.next_audio <= now {
+            out.push(self.audio.next_packet(now, times));
+            self.next_audio += AUDIO_FRAME;
+        }
+        self.stats.packets_sent += out.len() as u64;
+        out
+    }
+
+    fn request_keyframe(&mut self) {
+        self.video.request_keyframe();
+        self.stats.keyframe_requests += 1;
+    }
+
+    fn stats(&self) -> PublisherStats {
+        PublisherStats {
+            keyframes_sent: self.video.keyframes_sent(),
+            ..self.stats
+        }
+    }
+}
+
+/// What both kinds of publisher share: the media, the stamps, and the run's signals.
+pub struct PublisherContext {
+    /// The video to send.
+    pub shape: VideoShape,
+    /// The send-time table viewers read.
+    pub times: Arc<SendTimes>,
+    /// Set once media flows.
+    pub live: Arc<AtomicBool>,
+    /// Set by the run to stop the publisher.
+    pub stop: Arc<AtomicBool>,
+}
+
+struct WhipApp {
+    clock: MediaClock,
+    context: PublisherContext,
+    video: RTCRtpSenderId,
+    audio: RTCRtpSenderId,
+    connected: bool,
+    error: Option<String>,
+}
+
+impl PeerApp for WhipApp {
+    fn on_event(&mut self, _pc: &mut RTCPeerConnection, event: RTCPeerConnectionEvent) {
+        if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+            match state {
+                RTCPeerConnectionState::Connected => {
+                    self.connected = true;
+                    self.clock.next_video = Instant::now();
+                    self.clock.next_audio = Instant::now();
+                    self.context.live.store(true, Ordering::Release);
+                }
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    self.error = Some(format!("publisher peer connection {state}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_message(&mut self, _pc: &mut RTCPeerConnection, message: TaggedRTCMessage) {
+        if let RTCMessage::RtcpPacket(_, packets) = &message.message
+            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+        {
+            self.clock.request_keyframe();
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.connected.then(|| self.clock.next_due())
+    }
+
+    fn on_deadline(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> Result<()> {
+        for packet in self.clock.due(now, &self.context.times) {
+            let sender = if packet.header.payload_type == VP8_PAYLOAD_TYPE {
+                self.video
+            } else {
+                self.audio
+            };
+            if let Some(mut sender) = pc.rtp_sender(sender) {
+                sender.write_rtp(now, packet)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.error.is_some() || self.context.stop.load(Ordering::Relaxed)
+    }
+}
+
+fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        format!("directo-load-{ssrc:08x}"),
+        format!("{kind}-{ssrc:08x}"),
+        kind.to_string(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
+}
+
+/// Publishes to a WHIP endpoint with `key` until `context.stop` is set.
+pub async fn run_whip(
+    http: Client,
+    endpoint: Url,
+    key: Option<String>,
+    context: PublisherContext,
+) -> Result<PublisherStats> {
+    let mut peer = Peer::bind(Role::Publisher).await?;
+    let video_ssrc = rand::random::<u32>() | 1;
+    let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
+    let mut sender = |kind, ssrc, codec| -> Result<RTCRtpSenderId> {
+        let transceiver = peer.pc.add_transceiver_from_track(
+            local_track(kind, ssrc, codec),
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )?;
+        Ok(RTCRtpSenderId::from(transceiver))
+    };
+    let audio = sender(RtpCodecKind::Audio, audio_ssrc, opus_codec())?;
+    let video = sender(RtpCodecKind::Video, video_ssrc, vp8_codec())?;
+    let offer = peer.pc.create_offer(None)?;
+    peer.pc.set_local_description(Instant::now(), offer)?;
+    peer.add_local_candidate()?;
+    let session = post_offer(&http, &endpoint, peer.local_sdp()?, key.as_deref()).await?;
+    peer.pc.set_remote_description(
+        Instant::now(),
+        RTCSessionDescription::answer(session.answer.clone())?,
+    )?;
+    let mut app = WhipApp {
+        clock: MediaClock::new(context.shape, video_ssrc, audio_ssrc, Instant::now()),
+        context,
+        video,
+        audio,
+        connected: false,
+        error: None,
+    };
+    let far = Instant::now() + Duration::from_secs(24 * 3600);
+    let result = drive(&mut peer, &mut app, far).await;
+    peer.close().await;
+    delete_session(&http, &session).await;
+    result?;
+    match app.error {
+        Some(error) => Err(LoadError::Protocol(error)),
+        None => Ok(app.clock.stats()),
+    }
+}
+
+/// Where a Janus RTP mountpoint listens.
+#[derive(Debug, Clone, Copy)]
+pub struct RtpTarget {
+    /// Opus RTP port.
+    pub audio: SocketAddr,
+    /// VP8 RTP port.
+    pub video: SocketAddr,
+    /// The mountpoint's video RTCP port, for keyframe requests back to us, if configured.
+    pub video_rtcp: Option<SocketAddr>,
+}
+
+/// Sends plain RTP to `target` until `context.stop` is set, answering PLI/FIR that arrive on
+/// the RTCP port (Janus learns our RTCP address from the sender reports we send it).
+pub async fn run_plain_rtp(target: RtpTarget, context: PublisherContext) -> Result<PublisherStats> {
+    let media = UdpSocket::bind("127.0.0.1:0").await?;
+    let rtcp = UdpSocket::bind("127.0.0.1:0").await?;
+    let video_ssrc = rand::random::<u32>() | 1;
+    let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
+    let mut clock = MediaClock::new(context.shape, video_ssrc, audio_ssrc, Instant::now());
+    let mut next_report = Instant::now();
+    let mut buf = vec![0u8; 1500];
+    context.live.store(true, Ordering::Release);
+    while !context.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        for packet in clock.due(now, &context.times) {
+            let to = if packet.header.payload_type == VP8_PAYLOAD_TYPE {
+                target.video
+            } else {
+                target.audio
+            };
+            let bytes = packet
+                .marshal()
+                .map_err(|e| LoadError::Protocol(format!("marshal rtp: {e}")))?;
+            let _ = media.send_to(&bytes, to).await;
+        }
+        if let Some(rtcp_to) = target.video_rtcp
+            && now >= next_report
+        {
+            next_report = now + Duration::from_secs(1);
+            let _ = rtcp.send_to(&sender_report(video_ssrc), rtcp_to).await;
+        }
+        let wake = clock.next_due().min(next_report);
+        tokio::select! {
+            received = rtcp.recv_from(&mut buf) => {
+                let (len, _) = received?;
+                let mut raw = &buf[..len];
+                if let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut raw)
+                    && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+                {
+                    clock.request_keyframe();
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+    Ok(clock.stats())
+}
+
+/// A minimal sender report, enough for Janus to learn where our RTCP comes from.
+fn sender_report(ssrc: u32) -> Bytes {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    // NTP time: seconds since 1900 in the high word, the fraction in the low word.
+    let seconds = since_epoch.as_secs() + 2_208_988_800;
+    let fraction = (u64::from(since_epoch.subsec_nanos()) << 32) / 1_000_000_000;
+    let report = SenderReport {
+        ssrc,
+        ntp_time: (seconds << 32) | fraction,
+        ..Default::default()
+    };
+    report.marshal().map(BytesMut::freeze).unwrap_or_default()
+}

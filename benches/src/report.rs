@@ -1,0 +1,313 @@
+//! What a run measured, summed over viewers: the JSON object `--json` prints and the human
+//! table printed otherwise.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::histogram::Histogram;
+use crate::publisher::PublisherStats;
+use crate::viewer::ViewerStats;
+
+/// Percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+/// One viewer's figures, with `--per-viewer`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewerRow {
+    /// ICE and DTLS came up.
+    pub connected: bool,
+    /// Join request to first keyframe, in ms.
+    pub join_ms: Option<f64>,
+    /// Packets expected (audio + video).
+    pub expected: u64,
+    /// Distinct packets received.
+    pub received: u64,
+    /// Expected minus received.
+    pub lost: u64,
+    /// Median forwarding delay in ms.
+    pub latency_p50_ms: Option<f64>,
+    /// Why the viewer stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// Server process figures over the measurement window, when its pid was given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerUsage {
+    /// CPU time the server used in the window.
+    pub cpu: Duration,
+    /// Length of the window.
+    pub wall: Duration,
+    /// Packets all viewers received in the window.
+    pub packets: u64,
+    /// Resident memory before the first viewer.
+    pub rss_before_kib: u64,
+    /// Resident memory at the end of the window.
+    pub rss_after_kib: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `directo` or `janus`.
+    pub target: String,
+    /// Viewers started.
+    pub viewers: usize,
+    /// Viewers whose ICE and DTLS came up.
+    pub connected: usize,
+    /// Viewers that received a keyframe.
+    pub receiving: usize,
+    /// Video bitrate asked for, kbit/s.
+    pub bitrate_kbps: u32,
+    /// Video frames a second.
+    pub fps: u32,
+    /// Length of the server measurement window, seconds.
+    pub window_s: f64,
+    /// RTP packets the publisher sent.
+    pub publisher_packets: u64,
+    /// Keyframe requests the publisher got.
+    pub publisher_keyframe_requests: u64,
+    /// Packets expected by all viewers (from their sequence numbers).
+    pub packets_expected: u64,
+    /// Distinct packets received by all viewers.
+    pub packets_received: u64,
+    /// Expected minus received, summed.
+    pub packets_lost: u64,
+    /// Lost over expected.
+    pub loss_ratio: f64,
+    /// The worst single viewer's loss ratio.
+    pub worst_viewer_loss_ratio: f64,
+    /// Publisher send to viewer receive, per packet.
+    pub latency_ms: Percentiles,
+    /// Join request to first keyframe, per viewer.
+    pub join_ms: Percentiles,
+    /// Join request to ICE and DTLS up, per viewer.
+    pub connect_ms: Percentiles,
+    /// Packets a second all viewers received during the window.
+    pub forwarded_pps: Option<f64>,
+    /// Server CPU microseconds per packet received by a viewer, during the window.
+    pub server_cpu_us_per_packet: Option<f64>,
+    /// Server CPU use during the window, percent of one core.
+    pub server_cpu_percent: Option<f64>,
+    /// Server resident memory at the end of the window, KiB.
+    pub server_rss_kib: Option<u64>,
+    /// Server resident memory growth since before the first viewer, per connected viewer.
+    pub server_rss_kib_per_viewer: Option<f64>,
+    /// Distinct viewer errors and how many viewers hit each.
+    pub errors: BTreeMap<String, usize>,
+    /// Per-viewer figures, with `--per-viewer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_viewer: Option<Vec<ViewerRow>>,
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn histogram_percentiles(histogram: &Histogram) -> Percentiles {
+    let at = |q| histogram.quantile(q).map_or(0.0, millis);
+    Percentiles {
+        p50: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+fn sorted_percentiles(mut values: Vec<Duration>) -> Percentiles {
+    if values.is_empty() {
+        return Percentiles::default();
+    }
+    values.sort();
+    let at = |q: f64| {
+        let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+        millis(values[rank - 1])
+    };
+    Percentiles {
+        p50: at(0.5),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+/// The run-wide facts a report is built from, besides the viewers.
+pub struct RunFacts {
+    /// `directo` or `janus`.
+    pub target: String,
+    /// Video bitrate asked for.
+    pub bitrate_kbps: u32,
+    /// Frames a second.
+    pub fps: u32,
+    /// The publisher's figures.
+    pub publisher: PublisherStats,
+    /// Packets all viewers received during the window, and its length.
+    pub window: (u64, Duration),
+    /// Server process figures, if its pid was given.
+    pub server: Option<ServerUsage>,
+    /// Keep per-viewer rows.
+    pub per_viewer: bool,
+}
+
+impl Report {
+    /// Sums the viewers' figures.
+    pub fn build(facts: RunFacts, viewers: &[ViewerStats]) -> Report {
+        let mut latency = Histogram::new();
+        let mut joins = Vec::new();
+        let mut connects = Vec::new();
+        let mut errors = BTreeMap::new();
+        let (mut expected, mut received, mut worst) = (0u64, 0u64, 0f64);
+        let mut rows = Vec::new();
+        for viewer in viewers {
+            latency.merge(&viewer.latency);
+            joins.extend(viewer.join);
+            connects.extend(viewer.connect);
+            let mine_expected = viewer.audio.expected() + viewer.video.expected();
+            let mine_received = viewer.audio.received + viewer.video.received;
+            let mine_lost = viewer.audio.lost() + viewer.video.lost();
+            expected += mine_expected;
+            received += mine_received;
+            if mine_expected > 0 {
+                worst = worst.max(mine_lost as f64 / mine_expected as f64);
+            }
+            if let Some(error) = &viewer.error {
+                *errors.entry(error.clone()).or_insert(0) += 1;
+            }
+            if facts.per_viewer {
+                rows.push(ViewerRow {
+                    connected: viewer.connected,
+                    join_ms: viewer.join.map(millis),
+                    expected: mine_expected,
+                    received: mine_received,
+                    lost: mine_lost,
+                    latency_p50_ms: viewer.latency.quantile(0.5).map(millis),
+                    error: viewer.error.clone(),
+                });
+            }
+        }
+        let lost = viewers
+            .iter()
+            .map(|v| v.audio.lost() + v.video.lost())
+            .sum::<u64>();
+        let connected = viewers.iter().filter(|v| v.connected).count();
+        let (window_packets, window) = facts.window;
+        let window_s = window.as_secs_f64();
+        let forwarded_pps = (window_s > 0.0).then(|| window_packets as f64 / window_s);
+        let server = facts.server;
+        Report {
+            target: facts.target,
+            viewers: viewers.len(),
+            connected,
+            receiving: viewers.iter().filter(|v| v.join.is_some()).count(),
+            bitrate_kbps: facts.bitrate_kbps,
+            fps: facts.fps,
+            window_s,
+            publisher_packets: facts.publisher.packets_sent,
+            publisher_keyframe_requests: facts.publisher.keyframe_requests,
+            packets_expected: expected,
+            packets_received: received,
+            packets_lost: lost,
+            loss_ratio: if expected > 0 {
+                lost as f64 / expected as f64
+            } else {
+                0.0
+            },
+            worst_viewer_loss_ratio: worst,
+            latency_ms: histogram_percentiles(&latency),
+            join_ms: sorted_percentiles(joins),
+            connect_ms: sorted_percentiles(connects),
+            forwarded_pps,
+            server_cpu_us_per_packet: server
+                .filter(|s| s.packets > 0)
+                .map(|s| s.cpu.as_secs_f64() * 1e6 / s.packets as f64),
+            server_cpu_percent: server
+                .filter(|s| !s.wall.is_zero())
+                .map(|s| s.cpu.as_secs_f64() / s.wall.as_secs_f64() * 100.0),
+            server_rss_kib: server.map(|s| s.rss_after_kib),
+            server_rss_kib_per_viewer: server.filter(|_| connected > 0).map(|s| {
+                s.rss_after_kib.saturating_sub(s.rss_before_kib) as f64 / connected as f64
+            }),
+            errors,
+            per_viewer: facts.per_viewer.then_some(rows),
+        }
+    }
+}
+
+fn optional(value: Option<f64>, unit: &str) -> String {
+    value.map_or_else(|| "n/a (no --server-pid)".to_owned(), |v| format!("{v:.2}{unit}"))
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |f: &mut fmt::Formatter<'_>, name: &str, value: String| {
+            writeln!(f, "  {name:<30} {value}")
+        };
+        writeln!(f, "{} load: {} viewers", self.target, self.viewers)?;
+        row(f, "connected / receiving", format!("{} / {}", self.connected, self.receiving))?;
+        row(f, "video", format!("{} kbit/s at {} fps", self.bitrate_kbps, self.fps))?;
+        row(f, "publisher packets", self.publisher_packets.to_string())?;
+        row(
+            f,
+            "packets expected/received/lost",
+            format!(
+                "{} / {} / {}",
+                self.packets_expected, self.packets_received, self.packets_lost
+            ),
+        )?;
+        row(
+            f,
+            "loss (all / worst viewer)",
+            format!(
+                "{:.4}% / {:.4}%",
+                self.loss_ratio * 100.0,
+                self.worst_viewer_loss_ratio * 100.0
+            ),
+        )?;
+        let l = self.latency_ms;
+        row(
+            f,
+            "latency p50/p95/p99/max",
+            format!("{:.2} / {:.2} / {:.2} / {:.2} ms", l.p50, l.p95, l.p99, l.max),
+        )?;
+        let j = self.join_ms;
+        row(
+            f,
+            "join p50/p95/max",
+            format!("{:.0} / {:.0} / {:.0} ms", j.p50, j.p95, j.max),
+        )?;
+        let c = self.connect_ms;
+        row(
+            f,
+            "connected p50/p95/max",
+            format!("{:.0} / {:.0} / {:.0} ms", c.p50, c.p95, c.max),
+        )?;
+        row(f, "forwarded packets/s", optional(self.forwarded_pps, ""))?;
+        row(
+            f,
+            "server CPU per packet",
+            optional(self.server_cpu_us_per_packet, " µs"),
+        )?;
+        row(f, "server CPU", optional(self.server_cpu_percent, "% of a core"))?;
+        row(
+            f,
+            "server RSS per viewer",
+            optional(self.server_rss_kib_per_viewer, " KiB"),
+        )?;
+        for (error, count) in &self.errors {
+            row(f, "viewer error", format!("{count} x {error}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,297 @@
+//! Synthetic media: the RTP a browser would send, without an encoder.
+//!
+//! Video is VP8 over RTP (RFC 7741): every payload starts with the descriptor Chrome writes
+//! (X=1, I=1, 15-bit PictureID, S=1 on a frame's first packet, partition 0). A keyframe's
+//! first packet then carries a valid VP8 keyframe header (frame tag with P=0, start code
+//! `9d 01 2a`, 640x360); an inter frame's carries the 3-byte frame tag with P=1. Audio is one
+//! 20 ms Opus frame per packet (TOC byte for CELT fullband 20 ms). The rest is filler, and
+//! the last bytes of every payload are a send-time stamp (see [`crate::stamp`]).
+//!
+//! Frame sizes follow the bitrate: inside a keyframe interval, a keyframe is three times the
+//! size of an inter frame and the interval adds up to the target bitrate.
+
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use rtc::rtp::Packet;
+use rtc::rtp::header::Header;
+
+use crate::stamp::{STAMP_LEN, SendTimes, write_stamp};
+
+/// The payload type the generator offers VP8 with (Chrome's choice too).
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
+/// The payload type the generator offers Opus with (Chrome's choice too).
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// VP8 descriptor length we write: flags, extension flags, two PictureID bytes.
+const DESCRIPTOR_LEN: usize = 4;
+/// The VP8 keyframe start code (RFC 6386 §9.1).
+const START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
+/// Opus TOC byte: config 31 (CELT fullband, 20 ms), mono, one frame.
+const OPUS_TOC: u8 = 0xf8;
+/// Opus payload size: 32 kbit/s at 50 packets a second, stamp included.
+const OPUS_PAYLOAD_LEN: usize = 80;
+/// Audio frame duration.
+pub const AUDIO_FRAME: Duration = Duration::from_millis(20);
+/// Smallest payload that holds a descriptor, a keyframe header and a stamp.
+pub const MIN_PACKET_SIZE: usize = DESCRIPTOR_LEN + 10 + STAMP_LEN;
+
+/// What the synthetic video looks like.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoShape {
+    /// Target video bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Frames a second.
+    pub fps: u32,
+    /// Time between periodic keyframes.
+    pub keyframe_interval: Duration,
+    /// RTP payload size in bytes (the last packet of a frame may be shorter).
+    pub packet_size: usize,
+}
+
+impl VideoShape {
+    /// Time between two frames.
+    pub fn frame_interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / f64::from(self.fps.max(1)))
+    }
+
+    /// Inter-frame and keyframe sizes in bytes.
+    fn frame_sizes(&self) -> (usize, usize) {
+        let frames = (self.keyframe_interval.as_secs_f64() * f64::from(self.fps.max(1))).max(1.0);
+        let budget = f64::from(self.bitrate_kbps) * 1000.0 / 8.0 * self.keyframe_interval.as_secs_f64();
+        // One keyframe of three units and (frames - 1) inter frames of one unit each.
+        let unit = (budget / (frames + 2.0)).max(1.0) as usize;
+        (unit, unit * 3)
+    }
+}
+
+/// A synthetic VP8 sender: frames in, stamped RTP packets out.
+#[derive(Debug)]
+pub struct VideoSource {
+    shape: VideoShape,
+    ssrc: u32,
+    payload_type: u8,
+    sequence: u16,
+    timestamp: u32,
+    picture_id: u16,
+    frames: u64,
+    next_periodic_keyframe: u64,
+    keyframe_requested: bool,
+    keyframes_sent: u64,
+}
+
+impl VideoSource {
+    /// A source on `ssrc` with random starting sequence number and timestamp.
+    pub fn new(shape: VideoShape, ssrc: u32, payload_type: u8) -> Self {
+        let packet_size = shape.packet_size.max(MIN_PACKET_SIZE);
+        VideoSource {
+            shape: VideoShape {
+                packet_size,
+                ..shape
+            },
+            ssrc,
+            payload_type,
+            sequence: rand::random(),
+            timestamp: rand::random(),
+            picture_id: rand::random::<u16>() & 0x7fff,
+            frames: 0,
+            next_periodic_keyframe: 0,
+            keyframe_requested: false,
+            keyframes_sent: 0,
+        }
+    }
+
+    /// Makes the next frame a keyframe, as a browser does on PLI or FIR.
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_requested = true;
+    }
+
+    /// Keyframes produced so far.
+    pub fn keyframes_sent(&self) -> u64 {
+        self.keyframes_sent
+    }
+
+    /// The packets of the next frame, each stamped with `now` in `times`.
+    pub fn next_frame(&mut self, now: Instant, times: &SendTimes) -> Vec<Packet> {
+        let periodic = (self.shape.keyframe_interval.as_secs_f64() * f64::from(self.shape.fps))
+            .round()
+            .max(1.0) as u64;
+        let keyframe = self.keyframe_requested || self.frames >= self.next_periodic_keyframe;
+        if keyframe {
+            self.keyframe_requested = false;
+            self.next_periodic_keyframe = self.frames + periodic;
+            self.keyframes_sent += 1;
+        }
+        let (inter_size, key_size) = self.shape.frame_sizes();
+        let frame_len = if keyframe { key_size } else { inter_size };
+        let body_per_packet = self.shape.packet_size - DESCRIPTOR_LEN;
+        let packets = frame_len.div_ceil(body_per_packet).max(1);
+        let header = vp8_payload_header(keyframe, frame_len);
+        let picture_id = self.picture_id;
+
+        let mut out = Vec::with_capacity(packets);
+        for index in 0..packets {
+            let remaining = frame_len.saturating_sub(index * body_per_packet);
+            let body = remaining.clamp(header.len() + STAMP_LEN, body_per_packet);
+            let mut payload = BytesMut::with_capacity(DESCRIPTOR_LEN + body);
+            payload.put_u8(if index == 0 { 0x90 } else { 0x80 });
+            payload.put_u8(0x80);
+            payload.put_u16(0x8000 | picture_id);
+            let mut filler = body;
+            if index == 0 {
+                payload.put_slice(&header);
+                filler -= header.len();
+            }
+            payload.put_bytes(picture_id as u8 ^ index as u8, filler);
+            write_stamp(&mut payload, times.stamp(now));
+            out.push(Packet {
+                header: Header {
+                    version: 2,
+                    marker: index + 1 == packets,
+                    payload_type: self.payload_type,
+                    sequence_number: self.sequence,
+                    timestamp: self.timestamp,
+                    ssrc: self.ssrc,
+                    ..Default::default()
+                },
+                payload: payload.freeze(),
+            });
+            self.sequence = self.sequence.wrapping_add(1);
+        }
+        self.picture_id = (self.picture_id + 1) & 0x7fff;
+        self.frames += 1;
+        self.timestamp = self
+            .timestamp
+            .wrapping_add(90_000 / self.shape.fps.max(1));
+        out
+    }
+}
+
+/// The VP8 payload header: the frame tag, plus start code and size on a keyframe.
+fn vp8_payload_header(keyframe: bool, frame_len: usize) -> Vec<u8> {
+    // The first partition's size is 19 bits; any plausible value inside the frame will do.
+    let first_partition = (frame_len / 2).min(0x7ffff) as u32;
+    let inter = u32::from(!keyframe);
+    let show_frame = 1 << 4;
+    let tag = (first_partition << 5) | show_frame | inter;
+    let mut header = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
+    if keyframe {
+        header.extend_from_slice(&START_CODE);
+        header.extend_from_slice(&640u16.to_le_bytes());
+        header.extend_from_slice(&360u16.to_le_bytes());
+    }
+    header
+}
+
+/// A synthetic Opus sender: one stamped 20 ms packet per call.
+#[derive(Debug)]
+pub struct AudioSource {
+    ssrc: u32,
+    payload_type: u8,
+    sequence: u16,
+    timestamp: u32,
+}
+
+impl AudioSource {
+    /// A source on `ssrc` with random starting sequence number and timestamp.
+    pub fn new(ssrc: u32, payload_type: u8) -> Self {
+        AudioSource {
+            ssrc,
+            payload_type,
+            sequence: rand::random(),
+            timestamp: rand::random(),
+        }
+    }
+
+    /// The next 20 ms packet, stamped with `now` in `times`.
+    pub fn next_packet(&mut self, now: Instant, times: &SendTimes) -> Packet {
+        let mut payload = BytesMut::with_capacity(OPUS_PAYLOAD_LEN);
+        payload.put_u8(OPUS_TOC);
+        payload.put_bytes(self.sequence as u8, OPUS_PAYLOAD_LEN - 1);
+        write_stamp(&mut payload, times.stamp(now));
+        let packet = Packet {
+            header: Header {
+                version: 2,
+                marker: false,
+                payload_type: self.payload_type,
+                sequence_number: self.sequence,
+                timestamp: self.timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: payload.freeze(),
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(960);
+        packet
+    }
+}
+
+/// Whether a VP8 RTP payload starts a keyframe: S=1, partition 0, and P=0 in the frame tag.
+pub fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
+    directo_sfu::is_keyframe_start(directo_sfu::Codec::Vp8, payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stamp::read_stamp;
+
+    fn shape() -> VideoShape {
+        VideoShape {
+            bitrate_kbps: 1000,
+            fps: 25,
+            keyframe_interval: Duration::from_secs(2),
+            packet_size: 1100,
+        }
+    }
+
+    #[test]
+    fn frames_add_up_to_the_bitrate_and_start_with_a_keyframe() {
+        let times = SendTimes::new();
+        let mut source = VideoSource::new(shape(), 7, VP8_PAYLOAD_TYPE);
+        let now = Instant::now();
+        let mut bytes = 0;
+        let mut keyframes = 0;
+        for frame in 0..50 {
+            let packets = source.next_frame(now, &times);
+            assert!(packets.last().is_some_and(|p| p.header.marker));
+            let first = &packets[0].payload;
+            if is_vp8_keyframe_start(first) {
+                keyframes += 1;
+                assert!(frame == 0 || frame == 50, "keyframe at frame {frame}");
+            }
+            for packet in &packets {
+                assert!(read_stamp(&packet.payload).is_some());
+                bytes += packet.payload.len();
+            }
+        }
+        assert_eq!(keyframes, 1);
+        let kbps = bytes as f64 * 8.0 / 2.0 / 1000.0;
+        assert!((900.0..1150.0).contains(&kbps), "{kbps} kbit/s");
+    }
+
+    #[test]
+    fn a_keyframe_request_makes_the_next_frame_a_keyframe() {
+        let times = SendTimes::new();
+        let mut source = VideoSource::new(shape(), 7, VP8_PAYLOAD_TYPE);
+        let now = Instant::now();
+        source.next_frame(now, &times);
+        assert!(!is_vp8_keyframe_start(&source.next_frame(now, &times)[0].payload));
+        source.request_keyframe();
+        assert!(is_vp8_keyframe_start(&source.next_frame(now, &times)[0].payload));
+        assert_eq!(source.keyframes_sent(), 2);
+    }
+
+    #[test]
+    fn audio_packets_are_stamped_and_advance_by_20ms() {
+        let times = SendTimes::new();
+        let mut source = AudioSource::new(9, OPUS_PAYLOAD_TYPE);
+        let now = Instant::now();
+        let a = source.next_packet(now, &times);
+        let b = source.next_packet(now, &times);
+        assert_eq!(b.header.timestamp.wrapping_sub(a.header.timestamp), 960);
+        assert_eq!(read_stamp(&a.payload), Some(0));
+        assert_eq!(read_stamp(&b.payload), Some(1));
+    }
+}

@@ -1,0 +1,397 @@
+//! A synthetic viewer: joins over WHEP (or a Janus mountpoint), receives audio and video,
+//! and counts what arrived: packets expected, received and lost per track (from the
+//! sequence numbers the server wrote, as an RTCP receiver report does), the forwarding delay
+//! of every stamped packet, and the time from its join request to its first keyframe.
+//!
+//! It answers nothing itself beyond what its interceptors do (receiver reports and NACKs),
+//! except a PLI when video has not started or has stalled, as a browser would.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Url};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+use crate::error::Result;
+use crate::histogram::Histogram;
+use crate::janus::{JanusSession, KEEPALIVE_INTERVAL};
+use crate::peer::{Peer, PeerApp, Role, drive};
+use crate::stamp::{SendTimes, read_stamp};
+use crate::synth::{VP8_PAYLOAD_TYPE, is_vp8_keyframe_start};
+use crate::whip::{Session, delete_session, post_offer};
+
+/// How long a viewer waits for video before asking for a keyframe (and again after that).
+const KEYFRAME_WAIT: Duration = Duration::from_millis(1500);
+
+/// How a viewer joins.
+#[derive(Debug, Clone)]
+pub enum Join {
+    /// WHEP: `POST` an offer to this endpoint.
+    Whep(Url),
+    /// Janus: watch this mountpoint through the HTTP API at `api`.
+    Janus {
+        /// The Janus HTTP API base, e.g. `http://127.0.0.1:8088/janus`.
+        api: Url,
+        /// The Streaming plugin mountpoint id.
+        mountpoint: u64,
+    },
+}
+
+/// Sequence-number accounting of one received track.
+#[derive(Debug, Clone, Default)]
+pub struct TrackCounter {
+    first: Option<u64>,
+    highest: u64,
+    last_seq: u16,
+    /// Which of the last 1024 extended sequence numbers arrived (for duplicates).
+    seen: Box<[u64; 16]>,
+    /// Distinct packets received.
+    pub received: u64,
+    /// Packets received more than once (retransmissions of packets that were not lost).
+    pub duplicates: u64,
+}
+
+impl TrackCounter {
+    /// Records a packet with RTP sequence number `seq`; returns false for a duplicate.
+    pub fn record(&mut self, seq: u16) -> bool {
+        let extended = match self.first {
+            None => {
+                let start = (1u64 << 16) + u64::from(seq);
+                self.first = Some(start);
+                self.highest = start;
+                self.last_seq = seq;
+                start
+            }
+            Some(_) => {
+                let delta = seq.wrapping_sub(self.last_seq) as i16;
+                let extended = self.highest.wrapping_add_signed(i64::from(delta));
+                if extended > self.highest {
+                    let advance = extended - self.highest;
+                    if advance >= 1024 {
+                        self.seen.fill(0);
+                    } else {
+                        for clear in self.highest + 1..=extended {
+                            self.seen[(clear % 1024 / 64) as usize] &= !(1 << (clear % 64));
+                        }
+                    }
+                    self.highest = extended;
+                    self.last_seq = seq;
+                }
+                extended
+            }
+        };
+        if self.highest - extended >= 1024 {
+            self.received += 1;
+            return true;
+        }
+        let word = &mut self.seen[(extended % 1024 / 64) as usize];
+        let bit = 1 << (extended % 64);
+        if *word & bit != 0 {
+            self.duplicates += 1;
+            return false;
+        }
+        *word |= bit;
+        self.received += 1;
+        true
+    }
+
+    /// Packets the sender numbered between the first and the highest received.
+    pub fn expected(&self) -> u64 {
+        self.first.map_or(0, |first| self.highest - first + 1)
+    }
+
+    /// Expected minus received (never negative).
+    pub fn lost(&self) -> u64 {
+        self.expected().saturating_sub(self.received)
+    }
+}
+
+/// Everything one viewer measured.
+#[derive(Debug, Clone, Default)]
+pub struct ViewerStats {
+    /// ICE and DTLS came up.
+    pub connected: bool,
+    /// From the join request to the first keyframe's first packet.
+    pub join: Option<Duration>,
+    /// From the join request to ICE and DTLS being up.
+    pub connect: Option<Duration>,
+    /// Audio packet accounting.
+    pub audio: TrackCounter,
+    /// Video packet accounting.
+    pub video: TrackCounter,
+    /// Forwarding delay of every stamped packet (publisher send to viewer receive).
+    pub latency: Histogram,
+    /// Keyframe requests this viewer sent.
+    pub plis_sent: u64,
+    /// Why the viewer stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// Counters every viewer of a run adds to, read by the run for its measurement window.
+#[derive(Debug, Default)]
+pub struct SharedCounters {
+    /// Media packets received by all viewers (duplicates included).
+    pub packets: AtomicU64,
+    /// Viewers whose transport is up right now.
+    pub connected: AtomicU64,
+}
+
+struct ViewerApp {
+    stats: ViewerStats,
+    times: Arc<SendTimes>,
+    shared: Arc<SharedCounters>,
+    joined_at: Instant,
+    connected_at: Option<Instant>,
+    last_video: Option<Instant>,
+    next_pli: Option<Instant>,
+    video_ssrc: Option<(RTCRtpReceiverId, u32)>,
+    failed: bool,
+}
+
+impl ViewerApp {
+    fn on_rtp(&mut self, now: Instant, packet: &rtc::rtp::Packet) {
+        self.shared.packets.fetch_add(1, Ordering::Relaxed);
+        let video = packet.header.payload_type == VP8_PAYLOAD_TYPE;
+        let counter = if video {
+            &mut self.stats.video
+        } else {
+            &mut self.stats.audio
+        };
+        if !counter.record(packet.header.sequence_number) {
+            return;
+        }
+        if video {
+            self.last_video = Some(now);
+            if self.stats.join.is_none() && is_vp8_keyframe_start(&packet.payload) {
+                self.stats.join = Some(now.saturating_duration_since(self.joined_at));
+            }
+        }
+        if let Some(sent) = read_stamp(&packet.payload).and_then(|index| self.times.sent_at(index)) {
+            self.stats.latency.record(now.saturating_duration_since(sent));
+        }
+    }
+
+    /// The receiver and remote SSRC of the video track, from the negotiated description.
+    fn find_video_ssrc(pc: &mut RTCPeerConnection) -> Option<(RTCRtpReceiverId, u32)> {
+        let ids: Vec<_> = pc.get_transceivers().collect();
+        ids.into_iter().find_map(|id| {
+            let receiver_id = RTCRtpReceiverId::from(id);
+            let receiver = pc.rtp_receiver(receiver_id)?;
+            let track = receiver.track();
+            if track.kind() != RtpCodecKind::Video {
+                return None;
+            }
+            track.ssrcs().next().map(|ssrc| (receiver_id, ssrc))
+        })
+    }
+}
+
+impl PeerApp for ViewerApp {
+    fn on_event(&mut self, pc: &mut RTCPeerConnection, event: RTCPeerConnectionEvent) {
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                RTCPeerConnectionState::Connected if !self.stats.connected => {
+                    self.stats.connected = true;
+                    self.shared.connected.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    self.connected_at = Some(now);
+                    self.stats.connect = Some(now.saturating_duration_since(self.joined_at));
+                    self.next_pli = Some(now + KEYFRAME_WAIT);
+                }
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    self.failed = true;
+                    self.stats.error = Some(format!("peer connection {state}"));
+                }
+                _ => {}
+            },
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                let is_video = pc
+                    .rtp_receiver(init.receiver_id)
+                    .is_some_and(|receiver| receiver.track().kind() == RtpCodecKind::Video);
+                if is_video {
+                    self.video_ssrc = Some((init.receiver_id, init.ssrc));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, _pc: &mut RTCPeerConnection, message: TaggedRTCMessage) {
+        if let RTCMessage::RtpPacket(_, packet) = &message.message {
+            self.on_rtp(message.now, packet);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.next_pli
+    }
+
+    fn on_deadline(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> Result<()> {
+        self.next_pli = Some(now + KEYFRAME_WAIT);
+        let stalled = self
+            .last_video
+            .is_none_or(|last| now.saturating_duration_since(last) >= KEYFRAME_WAIT);
+        if !stalled {
+            return Ok(());
+        }
+        if self.video_ssrc.is_none() {
+            self.video_ssrc = Self::find_video_ssrc(pc);
+        }
+        let Some((receiver_id, media_ssrc)) = self.video_ssrc else {
+            return Ok(());
+        };
+        if let Some(mut receiver) = pc.rtp_receiver(receiver_id) {
+            receiver.write_rtcp(
+                now,
+                vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                })],
+            )?;
+            self.stats.plis_sent += 1;
+        }
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.failed
+    }
+}
+
+/// Everything a viewer needs from its run.
+#[derive(Clone)]
+pub struct ViewerContext {
+    /// How to join.
+    pub join: Join,
+    /// The run's HTTP client (one per worker thread).
+    pub http: Client,
+    /// The publisher's send-time table.
+    pub times: Arc<SendTimes>,
+    /// Counters of the whole run.
+    pub shared: Arc<SharedCounters>,
+}
+
+/// Joins, watches until `until`, leaves, and returns what it measured.
+pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
+    let joined_at = Instant::now();
+    let mut app = ViewerApp {
+        stats: ViewerStats::default(),
+        times: Arc::clone(&context.times),
+        shared: Arc::clone(&context.shared),
+        joined_at,
+        connected_at: None,
+        last_video: None,
+        next_pli: None,
+        video_ssrc: None,
+        failed: false,
+    };
+    if let Err(error) = watch(&context, &mut app, until).await {
+        app.stats.error = Some(error.to_string());
+    }
+    if app.stats.connected {
+        context.shared.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+    app.stats
+}
+
+async fn watch(context: &ViewerContext, app: &mut ViewerApp, until: Instant) -> Result<()> {
+    let mut peer = Peer::bind(Role::Viewer).await?;
+    match &context.join {
+        Join::Whep(endpoint) => {
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                peer.pc.add_transceiver_from_kind(
+                    kind,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )?;
+            }
+            let offer = peer.pc.create_offer(None)?;
+            peer.pc.set_local_description(Instant::now(), offer)?;
+            peer.add_local_candidate()?;
+            let session = post_offer(&context.http, endpoint, peer.local_sdp()?, None).await?;
+            peer.pc.set_remote_description(
+                Instant::now(),
+                RTCSessionDescription::answer(session.answer.clone())?,
+            )?;
+            let result = drive(&mut peer, app, until).await;
+            leave_whep(&context.http, &session, &mut peer).await;
+            result
+        }
+        Join::Janus { api, mountpoint } => {
+            let janus = JanusSession::attach(&context.http, api).await?;
+            let result = watch_janus(&janus, *mountpoint, &mut peer, app, until).await;
+            peer.close().await;
+            janus.destroy().await;
+            result
+        }
+    }
+}
+
+async fn leave_whep(http: &Client, session: &Session, peer: &mut Peer) {
+    peer.close().await;
+    delete_session(http, session).await;
+}
+
+async fn watch_janus(
+    janus: &JanusSession,
+    mountpoint: u64,
+    peer: &mut Peer,
+    app: &mut ViewerApp,
+    until: Instant,
+) -> Result<()> {
+    let offer = janus.watch(mountpoint).await?;
+    tracing::debug!(%offer, "Janus offered");
+    peer.pc
+        .set_remote_description(Instant::now(), RTCSessionDescription::offer(offer)?)?;
+    let answer = peer.pc.create_answer(None)?;
+    peer.pc.set_local_description(Instant::now(), answer)?;
+    peer.add_local_candidate()?;
+    let answer = peer.local_sdp()?;
+    tracing::debug!(%answer, "answering the Janus offer");
+    janus.start(answer).await?;
+    let keepalive = {
+        let janus = janus.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(KEEPALIVE_INTERVAL).await;
+                if janus.keepalive().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let result = drive(peer, app, until).await;
+    keepalive.abort();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_loss_duplicates_and_wraparound() {
+        let mut counter = TrackCounter::default();
+        for seq in [65_530u16, 65_531, 65_533, 65_534, 65_535, 0, 1, 1, 65_532] {
+            counter.record(seq);
+        }
+        assert_eq!(counter.expected(), 8);
+        assert_eq!(counter.received, 8);
+        assert_eq!(counter.duplicates, 1);
+        assert_eq!(counter.lost(), 0);
+        counter.record(5);
+        assert_eq!(counter.expected(), 12);
+        assert_eq!(counter.lost(), 3);
+    }
+}

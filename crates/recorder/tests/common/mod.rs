@@ -1,0 +1,435 @@
+//! Shared by the recorder's tests: real media made by Debian's ffmpeg from its test sources,
+//! RTP made from it with the `rtc` payloaders, and ffprobe/ffmpeg to judge the result.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use directo_recorder::RecordingTracks;
+use directo_recorder::replay::{Packetizer, ReplayInput, SourceFrame, read_source};
+use directo_sfu::{Codec, MediaKind};
+
+/// A fresh empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "directo-recorder-{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+fn run(program: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}); install it with `apt-get install -y ffmpeg`")
+        });
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Encodes `seconds` of ffmpeg's test picture and a sine tone; keyframe every `gop` frames.
+pub fn make_source(dir: &Path, video: Codec, seconds: u32, gop: u32) -> PathBuf {
+    let (ext, codec_args): (&str, Vec<&str>) = match video {
+        Codec::Vp8 => (
+            "webm",
+            vec![
+                "-c:v",
+                "libvpx",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-auto-alt-ref",
+                "0",
+                "-lag-in-frames",
+                "0",
+                "-b:v",
+                "500k",
+            ],
+        ),
+        Codec::Vp9 => (
+            "webm",
+            vec![
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-auto-alt-ref",
+                "0",
+                "-lag-in-frames",
+                "0",
+                "-b:v",
+                "500k",
+            ],
+        ),
+        Codec::H264 => (
+            "mkv",
+            vec![
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-profile:v",
+                "baseline",
+                "-bf",
+                "0",
+            ],
+        ),
+        Codec::Opus => unreachable!("video codec expected"),
+    };
+    let out = dir.join(format!("source-{video:?}.{ext}"));
+    let seconds = seconds.to_string();
+    let gop = gop.to_string();
+    let mut args = vec![
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &seconds,
+        "-g",
+        &gop,
+        "-keyint_min",
+        &gop,
+        "-pix_fmt",
+        "yuv420p",
+    ];
+    args.extend(codec_args);
+    args.extend(["-c:a", "libopus", "-ac", "2", "-b:a", "64k"]);
+    let out_str = out.to_str().expect("utf-8 path");
+    args.push(out_str);
+    let (ok, _, stderr) = run("ffmpeg", &args);
+    assert!(ok, "ffmpeg failed to make the source: {stderr}");
+    out
+}
+
+/// How a simulated publisher sends a source.
+#[derive(Clone)]
+pub struct Send {
+    /// Drop this fraction of packets (deterministic pseudo-random).
+    pub loss: f64,
+    /// Up to this much extra arrival delay per packet (reorders packets within it).
+    pub jitter_ms: u64,
+    /// Start the video this long after the audio (capture time and arrival).
+    pub video_delay_ms: u64,
+    /// Send sender reports every second (from the start).
+    pub sender_reports: bool,
+    /// RTP timestamp bases.
+    pub audio_base: u32,
+    pub video_base: u32,
+    pub audio_ssrc: u32,
+    pub video_ssrc: u32,
+    /// Offset of capture time zero from the replay's start.
+    pub start_ms: u64,
+    pub seed: u64,
+}
+
+impl Default for Send {
+    fn default() -> Self {
+        Send {
+            loss: 0.0,
+            jitter_ms: 0,
+            video_delay_ms: 0,
+            sender_reports: true,
+            audio_base: 1_000,
+            video_base: 2_000_000,
+            audio_ssrc: 0x1111,
+            video_ssrc: 0x2222,
+            start_ms: 0,
+            seed: 7,
+        }
+    }
+}
+
+/// What was sent, to compare with what was recorded.
+pub struct Sent {
+    pub inputs: Vec<(Duration, ReplayInput)>,
+    pub video_frames: usize,
+    pub video_packets_dropped: usize,
+    /// Capture times of the audio frames sent, ms.
+    pub audio_ms: Vec<u64>,
+    /// Media time span of the sent frames (first to last frame end), ms.
+    pub duration_ms: u64,
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// NTP time (64-bit fixed point) of capture time `ms` for a publisher whose clock reads
+/// 3_900_000_000 s at capture time zero.
+pub fn ntp(ms: u64) -> u64 {
+    let nanos = 3_900_000_000u128 * 1_000_000_000 + u128::from(ms) * 1_000_000;
+    let seconds = (nanos / 1_000_000_000) as u64;
+    let fraction = ((nanos % 1_000_000_000) << 32) / 1_000_000_000;
+    seconds << 32 | fraction as u64
+}
+
+/// Turns a source's frames into timed RTP packets and sender reports.
+pub fn packetize(tracks: RecordingTracks, frames: &[SourceFrame], send: &Send) -> Sent {
+    let mut audio = Packetizer::new(Codec::Opus, send.audio_ssrc, 100, send.audio_base);
+    let mut video = Packetizer::new(
+        tracks.video.expect("video track"),
+        send.video_ssrc,
+        60_000,
+        send.video_base,
+    );
+    let mut rng = send.seed.max(1);
+    let mut inputs = Vec::new();
+    let mut video_frames = 0;
+    let mut dropped = 0;
+    let mut last_ms = 0;
+    let mut audio_ms = Vec::new();
+    for frame in frames {
+        let capture = frame.at_ms
+            + if frame.kind == MediaKind::Video {
+                send.video_delay_ms
+            } else {
+                0
+            };
+        let packetizer = match frame.kind {
+            MediaKind::Audio => &mut audio,
+            MediaKind::Video => &mut video,
+        };
+        let packets = packetizer
+            .packetize(&SourceFrame {
+                at_ms: capture,
+                ..frame.clone()
+            })
+            .expect("packetize");
+        if frame.kind == MediaKind::Video {
+            video_frames += 1;
+        } else {
+            audio_ms.push(capture);
+        }
+        last_ms = last_ms.max(
+            capture
+                + if frame.kind == MediaKind::Video {
+                    33
+                } else {
+                    20
+                },
+        );
+        for packet in packets {
+            let roll = (xorshift(&mut rng) % 10_000) as f64 / 10_000.0;
+            let jitter = if send.jitter_ms > 0 {
+                xorshift(&mut rng) % send.jitter_ms
+            } else {
+                0
+            };
+            if roll < send.loss {
+                if frame.kind == MediaKind::Video {
+                    dropped += 1;
+                }
+                continue;
+            }
+            let arrival = Duration::from_millis(send.start_ms + capture + 5 + jitter);
+            inputs.push((arrival, ReplayInput::Packet(frame.kind, packet)));
+        }
+    }
+    if send.sender_reports {
+        let end = last_ms + 1_000;
+        let mut at = 0;
+        while at < end {
+            for (kind, packetizer, ssrc) in [
+                (MediaKind::Audio, &audio, send.audio_ssrc),
+                (MediaKind::Video, &video, send.video_ssrc),
+            ] {
+                let report = ReplayInput::SenderReport {
+                    kind,
+                    ssrc,
+                    ntp: ntp(at),
+                    rtp: packetizer.rtp_time(at),
+                };
+                inputs.push((Duration::from_millis(send.start_ms + at + 5), report));
+            }
+            at += 1_000;
+        }
+    }
+    inputs.sort_by_key(|(at, _)| *at);
+    let first = frames.iter().map(|f| f.at_ms).min().unwrap_or(0);
+    Sent {
+        inputs,
+        video_frames,
+        video_packets_dropped: dropped,
+        audio_ms,
+        duration_ms: last_ms - first,
+    }
+}
+
+/// Reads a source made by [`make_source`].
+pub fn source(
+    dir: &Path,
+    video: Codec,
+    seconds: u32,
+    gop: u32,
+) -> (RecordingTracks, Vec<SourceFrame>) {
+    let path = make_source(dir, video, seconds, gop);
+    read_source(&path).expect("read source")
+}
+
+/// One packet as ffprobe reports it.
+#[derive(Debug, Clone)]
+pub struct ProbedPacket {
+    pub video: bool,
+    pub pts_ms: f64,
+    pub keyframe: bool,
+}
+
+/// `ffprobe`'s view of the packets of a file.
+pub fn probe_packets(file: &Path) -> Vec<ProbedPacket> {
+    let streams = probe_streams(file);
+    let (ok, stdout, stderr) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=stream_index,pts_time,flags",
+            "-of",
+            "csv=p=0",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "ffprobe failed: {stderr}");
+    stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let index: usize = fields[0].parse().expect("stream index");
+            ProbedPacket {
+                video: streams.get(index).is_some_and(|(_, kind)| kind == "video"),
+                pts_ms: fields[1].parse::<f64>().expect("pts") * 1000.0,
+                keyframe: fields[2].starts_with('K'),
+            }
+        })
+        .collect()
+}
+
+/// `(codec_name, codec_type)` of each stream.
+pub fn probe_streams(file: &Path) -> Vec<(String, String)> {
+    let (ok, stdout, stderr) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,codec_type",
+            "-of",
+            "csv=p=0",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "ffprobe failed on {}: {stderr}", file.display());
+    stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut parts = l.split(',');
+            (
+                parts.next().unwrap_or_default().to_string(),
+                parts.next().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The container duration ffprobe reports, in ms (`None` if it reports none).
+pub fn probe_duration_ms(file: &Path) -> Option<f64> {
+    let (ok, stdout, _) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(ok);
+    stdout.trim().parse::<f64>().ok().map(|s| s * 1000.0)
+}
+
+/// What `ffmpeg -v error -xerror -i FILE -f null -` prints (empty when it decodes cleanly).
+pub fn decode_errors(file: &Path) -> String {
+    let (ok, stdout, stderr) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-xerror",
+            "-i",
+            file.to_str().expect("path"),
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    let mut out = stdout + &stderr;
+    if !ok && out.is_empty() {
+        out = "ffmpeg failed".into();
+    }
+    out
+}
+
+/// Seeks to `seconds` and decodes one video frame; returns ffmpeg's complaints.
+pub fn seek_errors(file: &Path, seconds: f64) -> String {
+    let at = format!("{seconds}");
+    let (ok, stdout, stderr) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-xerror",
+            "-ss",
+            &at,
+            "-i",
+            file.to_str().expect("path"),
+            "-frames:v",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    let out = stdout + &stderr;
+    if !ok && out.is_empty() {
+        "ffmpeg failed".into()
+    } else {
+        out
+    }
+}
+
+/// Whether the file holds a Cues element.
+pub fn has_cues(file: &Path) -> bool {
+    let bytes = std::fs::read(file).expect("read file");
+    bytes.windows(4).any(|w| w == [0x1C, 0x53, 0xBB, 0x6B])
+}
