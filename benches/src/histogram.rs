@@ -7,7 +7,12 @@
 use std::time::Duration;
 
 /// Bucket layout: (upper bound in µs, bucket width in µs).
-const TIERS: [(u64, u64); 4] = [(2_000, 10), (20_000, 100), (200_000, 1_000), (2_000_000, 10_000)];
+const TIERS: [(u64, u64); 4] = [
+    (2_000, 10),
+    (20_000, 100),
+    (200_000, 1_000),
+    (2_000_000, 10_000),
+];
 
 fn bucket_count() -> usize {
     let mut lower = 0;
@@ -80,7 +85,9 @@ impl Histogram {
                 return Some(Duration::from_micros(Self::upper_edge(index)));
             }
         }
-        Some(Duration::from_micros(Self::upper_edge(self.counts.len() - 1)))
+        Some(Duration::from_micros(Self::upper_edge(
+            self.counts.len() - 1,
+        )))
     }
 
     fn index(micros: u64) -> usize {
@@ -123,8 +130,14 @@ mod tests {
         }
         let p50 = histogram.quantile(0.5).unwrap_or_default();
         let p99 = histogram.quantile(0.99).unwrap_or_default();
-        assert!((49_000..=51_000).contains(&(p50.as_micros() as u64)), "{p50:?}");
-        assert!((98_000..=100_000).contains(&(p99.as_micros() as u64)), "{p99:?}");
+        assert!(
+            (49_000..=51_000).contains(&(p50.as_micros() as u64)),
+            "{p50:?}"
+        );
+        assert!(
+            (98_000..=100_000).contains(&(p99.as_micros() as u64)),
+            "{p99:?}"
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ async fn post(http: &Client, url: &Url, body: Value) -> Result<Value> {
     let response = http.post(url.clone()).json(&body).send().await?;
     let value: Value = response.json().await?;
     if value["janus"] == "error" {
-        return Err(LoadError::Protocol(format!("janus error: {}", value["error"])));
+        return Err(LoadError::Protocol(format!(
+            "janus error: {}",
+            value["error"]
+        )));
     }
     Ok(value)
 }
@@ -47,7 +50,12 @@ impl JanusSession {
     /// Creates a session at `api` (e.g. `http://127.0.0.1:8088/janus`) and attaches the
     /// Streaming plugin.
     pub async fn attach(http: &Client, api: &Url) -> Result<JanusSession> {
-        let created = post(http, api, json!({"janus": "create", "transaction": transaction()})).await?;
+        let created = post(
+            http,
+            api,
+            json!({"janus": "create", "transaction": transaction()}),
+        )
+        .await?;
         let session_id = created["data"]["id"]
             .as_u64()
             .ok_or_else(|| LoadError::Protocol(format!("create: no session id in {created}")))?;

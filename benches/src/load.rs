@@ -7,6 +7,7 @@
 //! passed, the server's CPU time and the viewers' packet count are read at both ends of the
 //! window, which lasts until the viewers leave, `seconds` after the last one joined.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -69,6 +70,8 @@ pub struct LoadConfig {
     pub threads: usize,
     /// Keep per-viewer rows in the report.
     pub per_viewer: bool,
+    /// The loopback address every synthetic peer binds to.
+    pub bind_ip: IpAddr,
 }
 
 /// A worker thread with a current-thread runtime, alive until dropped.
@@ -147,6 +150,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
         times: Arc::clone(&times),
         live: Arc::clone(&live),
         stop: Arc::clone(&stop),
+        bind_ip: config.bind_ip,
     };
     let http = http_client()?;
     let (publisher, join, target_name) = match &config.target {
@@ -206,6 +210,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             http: worker.http.clone(),
             times: Arc::clone(&times),
             shared: Arc::clone(&shared),
+            bind_ip: config.bind_ip,
         };
         viewers.push(worker.handle.spawn(run_viewer(viewer, until)));
     }

@@ -1,7 +1,7 @@
 //! One `rtc` peer connection on its own UDP socket, and the loop that drives it.
 //!
 //! Every synthetic peer (the publisher, each viewer) is a sans-IO `RTCPeerConnection` plus a
-//! UDP socket bound to 127.0.0.1; [`drive`] runs one such pair as a single future, so a
+//! UDP socket bound to a loopback address; [`drive`] runs one such pair as a single future, so a
 //! current-thread runtime can carry hundreds of them with no task or thread per peer beyond
 //! that one future. What a peer does with its media is a [`PeerApp`]: the loop hands it
 //! events and inbound messages and calls it at the deadlines it asks for.
@@ -11,7 +11,7 @@
 //! AEAD_AES_128_GCM. Viewers carry only the NACK generator and receiver reports; the
 //! publisher the NACK responder, sender reports and a tap that surfaces PLI/FIR.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -138,9 +138,9 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Binds a socket on 127.0.0.1 and builds a peer connection for `role`.
-    pub async fn bind(role: Role) -> Result<Peer> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    /// Binds a socket on `ip` (a loopback address) and builds a peer connection for `role`.
+    pub async fn bind(role: Role, ip: IpAddr) -> Result<Peer> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let local_addr = socket.local_addr()?;
         Ok(Peer {
             pc: build_peer_connection(role, Instant::now())?,
@@ -166,7 +166,8 @@ impl Peer {
         .new_candidate_host()?;
         self.pc
             .add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
-        self.pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        self.pc
+            .add_local_candidate(RTCIceCandidateInit::default())?;
         Ok(())
     }
 
@@ -183,7 +184,10 @@ impl Peer {
         while let Some(out) = self.pc.poll_write() {
             // A full socket buffer on loopback means this process is the bottleneck: count it
             // as the loss it is rather than stall every other peer on this thread.
-            match self.socket.try_send_to(&out.message, out.transport.peer_addr) {
+            match self
+                .socket
+                .try_send_to(&out.message, out.transport.peer_addr)
+            {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e.into()),

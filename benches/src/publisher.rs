@@ -3,7 +3,7 @@
 //! mountpoint's ports. Either way it answers keyframe requests (PLI/FIR) with a keyframe on
 //! the next frame, as a browser does.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -120,6 +120,8 @@ pub struct PublisherContext {
     pub live: Arc<AtomicBool>,
     /// Set by the run to stop the publisher.
     pub stop: Arc<AtomicBool>,
+    /// The address the publisher's sockets bind to.
+    pub bind_ip: IpAddr,
 }
 
 struct WhipApp {
@@ -204,7 +206,7 @@ pub async fn run_whip(
     key: Option<String>,
     context: PublisherContext,
 ) -> Result<PublisherStats> {
-    let mut peer = Peer::bind(Role::Publisher).await?;
+    let mut peer = Peer::bind(Role::Publisher, context.bind_ip).await?;
     let video_ssrc = rand::random::<u32>() | 1;
     let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
     let mut sender = |kind, ssrc, codec| -> Result<RTCRtpSenderId> {
@@ -261,8 +263,8 @@ pub struct RtpTarget {
 /// Sends plain RTP to `target` until `context.stop` is set, answering PLI/FIR that arrive on
 /// the RTCP port (Janus learns our RTCP address from the sender reports we send it).
 pub async fn run_plain_rtp(target: RtpTarget, context: PublisherContext) -> Result<PublisherStats> {
-    let media = UdpSocket::bind("127.0.0.1:0").await?;
-    let rtcp = UdpSocket::bind("127.0.0.1:0").await?;
+    let media = UdpSocket::bind(SocketAddr::new(context.bind_ip, 0)).await?;
+    let rtcp = UdpSocket::bind(SocketAddr::new(context.bind_ip, 0)).await?;
     let video_ssrc = rand::random::<u32>() | 1;
     let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
     let mut clock = MediaClock::new(context.shape, video_ssrc, audio_ssrc, Instant::now());

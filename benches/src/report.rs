@@ -246,7 +246,10 @@ impl Report {
 }
 
 fn optional(value: Option<f64>, unit: &str) -> String {
-    value.map_or_else(|| "n/a (no --server-pid)".to_owned(), |v| format!("{v:.2}{unit}"))
+    value.map_or_else(
+        || "n/a (no --server-pid)".to_owned(),
+        |v| format!("{v:.2}{unit}"),
+    )
 }
 
 impl fmt::Display for Report {
@@ -255,8 +258,16 @@ impl fmt::Display for Report {
             writeln!(f, "  {name:<30} {value}")
         };
         writeln!(f, "{} load: {} viewers", self.target, self.viewers)?;
-        row(f, "connected / receiving", format!("{} / {}", self.connected, self.receiving))?;
-        row(f, "video", format!("{} kbit/s at {} fps", self.bitrate_kbps, self.fps))?;
+        row(
+            f,
+            "connected / receiving",
+            format!("{} / {}", self.connected, self.receiving),
+        )?;
+        row(
+            f,
+            "video",
+            format!("{} kbit/s at {} fps", self.bitrate_kbps, self.fps),
+        )?;
         row(f, "publisher packets", self.publisher_packets.to_string())?;
         row(
             f,
@@ -279,7 +290,10 @@ impl fmt::Display for Report {
         row(
             f,
             "latency p50/p95/p99/max",
-            format!("{:.2} / {:.2} / {:.2} / {:.2} ms", l.p50, l.p95, l.p99, l.max),
+            format!(
+                "{:.2} / {:.2} / {:.2} / {:.2} ms",
+                l.p50, l.p95, l.p99, l.max
+            ),
         )?;
         let j = self.join_ms;
         row(
@@ -299,7 +313,11 @@ impl fmt::Display for Report {
             "server CPU per packet",
             optional(self.server_cpu_us_per_packet, " µs"),
         )?;
-        row(f, "server CPU", optional(self.server_cpu_percent, "% of a core"))?;
+        row(
+            f,
+            "server CPU",
+            optional(self.server_cpu_percent, "% of a core"),
+        )?;
         row(
             f,
             "server RSS per viewer",

@@ -58,7 +58,8 @@ impl VideoShape {
     /// Inter-frame and keyframe sizes in bytes.
     fn frame_sizes(&self) -> (usize, usize) {
         let frames = (self.keyframe_interval.as_secs_f64() * f64::from(self.fps.max(1))).max(1.0);
-        let budget = f64::from(self.bitrate_kbps) * 1000.0 / 8.0 * self.keyframe_interval.as_secs_f64();
+        let budget =
+            f64::from(self.bitrate_kbps) * 1000.0 / 8.0 * self.keyframe_interval.as_secs_f64();
         // One keyframe of three units and (frames - 1) inter frames of one unit each.
         let unit = (budget / (frames + 2.0)).max(1.0) as usize;
         (unit, unit * 3)
@@ -160,9 +161,7 @@ impl VideoSource {
         }
         self.picture_id = (self.picture_id + 1) & 0x7fff;
         self.frames += 1;
-        self.timestamp = self
-            .timestamp
-            .wrapping_add(90_000 / self.shape.fps.max(1));
+        self.timestamp = self.timestamp.wrapping_add(90_000 / self.shape.fps.max(1));
         out
     }
 }
@@ -277,9 +276,13 @@ mod tests {
         let mut source = VideoSource::new(shape(), 7, VP8_PAYLOAD_TYPE);
         let now = Instant::now();
         source.next_frame(now, &times);
-        assert!(!is_vp8_keyframe_start(&source.next_frame(now, &times)[0].payload));
+        assert!(!is_vp8_keyframe_start(
+            &source.next_frame(now, &times)[0].payload
+        ));
         source.request_keyframe();
-        assert!(is_vp8_keyframe_start(&source.next_frame(now, &times)[0].payload));
+        assert!(is_vp8_keyframe_start(
+            &source.next_frame(now, &times)[0].payload
+        ));
         assert_eq!(source.keyframes_sent(), 2);
     }
 

@@ -6,6 +6,7 @@
 //! It answers nothing itself beyond what its interceptors do (receiver reports and NACKs),
 //! except a PLI when video has not started or has stalled, as a browser would.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -174,8 +175,11 @@ impl ViewerApp {
                 self.stats.join = Some(now.saturating_duration_since(self.joined_at));
             }
         }
-        if let Some(sent) = read_stamp(&packet.payload).and_then(|index| self.times.sent_at(index)) {
-            self.stats.latency.record(now.saturating_duration_since(sent));
+        if let Some(sent) = read_stamp(&packet.payload).and_then(|index| self.times.sent_at(index))
+        {
+            self.stats
+                .latency
+                .record(now.saturating_duration_since(sent));
         }
     }
 
@@ -277,6 +281,8 @@ pub struct ViewerContext {
     pub times: Arc<SendTimes>,
     /// Counters of the whole run.
     pub shared: Arc<SharedCounters>,
+    /// The address the viewer's socket binds to.
+    pub bind_ip: IpAddr,
 }
 
 /// Joins, watches until `until`, leaves, and returns what it measured.
@@ -303,7 +309,7 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
 }
 
 async fn watch(context: &ViewerContext, app: &mut ViewerApp, until: Instant) -> Result<()> {
-    let mut peer = Peer::bind(Role::Viewer).await?;
+    let mut peer = Peer::bind(Role::Viewer, context.bind_ip).await?;
     match &context.join {
         Join::Whep(endpoint) => {
             for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {

@@ -118,7 +118,16 @@ impl Viewer {
 
     /// Adds recvonly audio and video and returns the offer, with every candidate in it.
     pub async fn create_offer(&self) -> Result<String> {
-        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        self.create_offer_for(&[MediaKind::Audio, MediaKind::Video])
+            .await
+    }
+
+    /// Adds a recvonly transceiver for each of `kinds` and returns the offer.
+    pub async fn create_offer_for(&self, kinds: &[MediaKind]) -> Result<String> {
+        for kind in kinds.iter().map(|k| match k {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        }) {
             self.pc
                 .add_transceiver_from_kind(
                     kind,

@@ -2,7 +2,7 @@
 //! (or a Janus Streaming mountpoint with `--janus`), with loss, forwarding delay, join time
 //! and the server's CPU and memory per viewer.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -55,6 +55,10 @@ struct Cli {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// The loopback address the synthetic peers bind to (Janus needs one on a
+    /// non-loopback interface inside a private network namespace; see compare-janus.sh).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_ip: IpAddr,
     /// Include one row per viewer in the JSON.
     #[arg(long)]
     per_viewer: bool,
@@ -128,6 +132,7 @@ fn main() -> anyhow::Result<()> {
         server_pid: cli.server_pid,
         threads,
         per_viewer: cli.per_viewer,
+        bind_ip: cli.bind_ip,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -12,10 +12,10 @@ use warp::http::{Response, StatusCode};
 use warp::reply::Reply;
 
 use crate::auth::{Access, check_name};
+use crate::error::ApiError;
 use directo_media::Identity;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use crate::error::ApiError;
 
 /// The largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: u64 = 64 * 1024;
@@ -208,11 +208,9 @@ pub fn routes(
         .and(limited_body(MAX_OFFER_BYTES))
         .and(with_access)
         .and(with_engine.clone())
-        .then(
-            move |req, body, access, engine| async move {
-                into_reply(create_session(side, req, body, access, engine).await)
-            },
-        );
+        .then(move |req, body, access, engine| async move {
+            into_reply(create_session(side, req, body, access, engine).await)
+        });
 
     let options = base
         .and(warp::path::param::<String>())

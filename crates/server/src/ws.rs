@@ -268,12 +268,14 @@ pub fn routes(
     warp::path!("ws")
         .and(warp::ws())
         .and(warp::addr::remote())
-        .map(move |ws: warp::ws::Ws, remote: Option<std::net::SocketAddr>| {
-            let access = access.clone();
-            let engine = engine.clone();
-            let origin = remote.map(|a| a.ip().to_string());
-            ws.max_message_size(MAX_MESSAGE_BYTES)
-                .on_upgrade(move |socket| run(socket, access, engine, origin))
-                .into_response()
-        })
+        .map(
+            move |ws: warp::ws::Ws, remote: Option<std::net::SocketAddr>| {
+                let access = access.clone();
+                let engine = engine.clone();
+                let origin = remote.map(|a| a.ip().to_string());
+                ws.max_message_size(MAX_MESSAGE_BYTES)
+                    .on_upgrade(move |socket| run(socket, access, engine, origin))
+                    .into_response()
+            },
+        )
 }
