@@ -22,6 +22,7 @@ pub mod proc_stats;
 pub mod publisher;
 pub mod report;
 pub mod stamp;
+pub mod summary;
 pub mod synth;
 pub mod viewer;
 pub mod whip;

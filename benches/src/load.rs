@@ -224,12 +224,16 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
         config.server_pid.and_then(ProcSample::read),
         shared.packets.load(Ordering::Relaxed),
     );
+    let generator_start = ProcSample::read(std::process::id());
     let opened = Instant::now();
     tokio::time::sleep_until(window_end.into()).await;
     let (cpu_end, packets_end) = (
         config.server_pid.and_then(ProcSample::read),
         shared.packets.load(Ordering::Relaxed),
     );
+    let generator_cpu = ProcSample::read(std::process::id())
+        .zip(generator_start)
+        .map(|(end, start)| end.cpu.saturating_sub(start.cpu));
     let window = opened.elapsed();
 
     let mut stats: Vec<ViewerStats> = Vec::with_capacity(viewers.len());
@@ -268,6 +272,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             publisher,
             window: (packets_end - packets_start, window),
             server,
+            generator_cpu,
             per_viewer: config.per_viewer,
         },
         &stats,

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::histogram::Histogram;
 use crate::publisher::PublisherStats;
 use crate::viewer::ViewerStats;
 
 /// Percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,
@@ -25,7 +25,7 @@ pub struct Percentiles {
 }
 
 /// One viewer's figures, with `--per-viewer`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ViewerRow {
     /// ICE and DTLS came up.
     pub connected: bool,
@@ -59,7 +59,7 @@ pub struct ServerUsage {
 }
 
 /// Everything a run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// `directo` or `janus`.
     pub target: String,
@@ -105,6 +105,9 @@ pub struct Report {
     pub server_rss_kib: Option<u64>,
     /// Server resident memory growth since before the first viewer, per connected viewer.
     pub server_rss_kib_per_viewer: Option<f64>,
+    /// The load generator's own CPU use during the window, percent of one core (near 100
+    /// per worker thread means the generator, not the server, was the limit).
+    pub generator_cpu_percent: Option<f64>,
     /// Distinct viewer errors and how many viewers hit each.
     pub errors: BTreeMap<String, usize>,
     /// Per-viewer figures, with `--per-viewer`.
@@ -157,6 +160,8 @@ pub struct RunFacts {
     pub window: (u64, Duration),
     /// Server process figures, if its pid was given.
     pub server: Option<ServerUsage>,
+    /// The generator's CPU time during the window.
+    pub generator_cpu: Option<Duration>,
     /// Keep per-viewer rows.
     pub per_viewer: bool,
 }
@@ -239,6 +244,10 @@ impl Report {
             server_rss_kib_per_viewer: server.filter(|_| connected > 0).map(|s| {
                 s.rss_after_kib.saturating_sub(s.rss_before_kib) as f64 / connected as f64
             }),
+            generator_cpu_percent: facts
+                .generator_cpu
+                .filter(|_| window_s > 0.0)
+                .map(|cpu| cpu.as_secs_f64() / window_s * 100.0),
             errors,
             per_viewer: facts.per_viewer.then_some(rows),
         }
@@ -322,6 +331,12 @@ impl fmt::Display for Report {
             f,
             "server RSS per viewer",
             optional(self.server_rss_kib_per_viewer, " KiB"),
+        )?;
+        row(
+            f,
+            "generator CPU",
+            self.generator_cpu_percent
+                .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}% of a core")),
         )?;
         for (error, count) in &self.errors {
             row(f, "viewer error", format!("{count} x {error}"))?;

@@ -105,8 +105,10 @@ pub enum ChatClientMessage {
         seconds: u32,
     },
     /// Remove every message for everyone (moderators and the presenter).
+    // A struct variant, not a unit one: serde lets unknown fields through on unit
+    // variants of an internally tagged enum, even with `deny_unknown_fields`.
     #[serde(rename = "chat.clear")]
-    Clear,
+    Clear {},
     /// Pin a message above the chat, or unpin with no id (moderators and the presenter).
     #[serde(rename = "chat.pin")]
     Pin {
@@ -137,7 +139,7 @@ impl ChatClientMessage {
             ChatClientMessage::Mute { .. } => "user.mute",
             ChatClientMessage::Ban { .. } => "user.ban",
             ChatClientMessage::Slow { .. } => "chat.slow",
-            ChatClientMessage::Clear => "chat.clear",
+            ChatClientMessage::Clear {} => "chat.clear",
             ChatClientMessage::Pin { .. } => "chat.pin",
         }
     }
@@ -320,7 +322,7 @@ mod tests {
                 user: String::new(),
             },
             ChatClientMessage::Slow { seconds: 0 },
-            ChatClientMessage::Clear,
+            ChatClientMessage::Clear {},
             ChatClientMessage::Pin { id: None },
         ];
         for msg in all {

@@ -16,8 +16,12 @@ pub enum ErrorCode {
     InvalidStreamName,
     /// The display name is outside 1–32 characters.
     InvalidName,
-    /// The key or token is missing or wrong.
+    /// The key or token is missing, wrong, forged or expired.
     Unauthorized,
+    /// The token is valid but does not allow this (wrong stream or role).
+    Forbidden,
+    /// Too many requests or sessions; retry after the `Retry-After` seconds.
+    RateLimited,
     /// The request body is over the size limit.
     PayloadTooLarge,
     /// The request body has the wrong content type (WHIP/WHEP take `application/sdp`).
@@ -46,6 +50,8 @@ impl ErrorCode {
             | ErrorCode::InvalidStreamName
             | ErrorCode::InvalidName => 400,
             ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::RateLimited => 429,
             ErrorCode::SessionNotFound | ErrorCode::StreamNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::StreamBusy => 409,

@@ -62,7 +62,7 @@ pub enum ClientMessage {
         sdp: String,
     },
     /// Leave the stream; the server closes the peer connection.
-    Leave,
+    Leave {},
 }
 
 /// A message the server sends over `GET /ws`.

@@ -67,6 +67,6 @@ async fn a_viewer_is_offered_video_when_the_publisher_adds_it() -> anyhow::Resul
         "first video packet {:?} does not start a keyframe",
         report.video.first
     );
-    ws.send(&ClientMessage::Leave).await?;
+    ws.send(&ClientMessage::Leave {}).await?;
     Ok(())
 }

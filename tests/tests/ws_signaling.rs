@@ -116,7 +116,7 @@ async fn a_viewer_joins_over_ws_and_receives_media() -> anyhow::Result<()> {
     let sequence = report.video.sequence();
     assert_eq!(sequence.missing, 0, "{sequence:?}");
 
-    ws.send(&ClientMessage::Leave).await?;
+    ws.send(&ClientMessage::Leave {}).await?;
     ws.close().await?;
     Ok(())
 }

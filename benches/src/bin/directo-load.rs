@@ -3,12 +3,15 @@
 //! and the server's CPU and memory per viewer.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use directo_benches::load::{LoadConfig, Target, run};
 use directo_benches::publisher::RtpTarget;
+use directo_benches::report::Report;
+use directo_benches::summary;
 use directo_benches::synth::{MIN_PACKET_SIZE, VideoShape};
 use reqwest::Url;
 
@@ -59,6 +62,10 @@ struct Cli {
     /// non-loopback interface inside a private network namespace; see compare-janus.sh).
     #[arg(long, default_value = "127.0.0.1")]
     bind_ip: IpAddr,
+    /// Print a table of the JSON lines in these files (from earlier `--json` runs) and exit;
+    /// with two files, the first Directo's and the second Janus's, print both and their ratios.
+    #[arg(long, num_args = 1..=2, value_name = "FILE")]
+    table: Vec<PathBuf>,
     /// Include one row per viewer in the JSON.
     #[arg(long)]
     per_viewer: bool,
@@ -88,6 +95,9 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !cli.table.is_empty() {
+        return print_tables(&cli.table);
+    }
     if cli.viewers == 0 || cli.fps == 0 || cli.bitrate_kbps == 0 {
         bail!("--viewers, --fps and --bitrate-kbps must be at least 1");
     }
@@ -143,6 +153,24 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{report}");
+    }
+    Ok(())
+}
+
+fn read_reports(path: &Path) -> anyhow::Result<Vec<Report>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    summary::parse_lines(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn print_tables(files: &[PathBuf]) -> anyhow::Result<()> {
+    match files {
+        [one] => print!("{}", summary::table(&read_reports(one)?)),
+        [directo, janus] => print!(
+            "{}",
+            summary::compare(&read_reports(directo)?, &read_reports(janus)?)
+        ),
+        _ => bail!("--table takes one or two files"),
     }
     Ok(())
 }

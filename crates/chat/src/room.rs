@@ -194,7 +194,7 @@ impl Room {
             } => self.mute(user, &target, minutes, now),
             ChatClientMessage::Ban { user: target } => self.ban(user, &target, now),
             ChatClientMessage::Slow { seconds } => self.slow(user, seconds, now),
-            ChatClientMessage::Clear => self.clear(user, now),
+            ChatClientMessage::Clear {} => self.clear(user, now),
             ChatClientMessage::Pin { id } => self.pin(user, id, now),
         };
         if let Err((code, message)) = result {

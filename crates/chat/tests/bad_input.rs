@@ -34,6 +34,7 @@ fn each_bad_message_gets_its_error_and_the_member_stays() {
         (b"\"chat.send\"", ChatErrorCode::BadRequest),
         (br#"{"text":"no type"}"#, ChatErrorCode::BadRequest),
         (br#"{"type":"chat.send"}"#, ChatErrorCode::BadRequest),
+        (br#"{"type":"chat.clear","x":1}"#, ChatErrorCode::BadRequest),
         (
             br#"{"type":"user.mute","user":"v2","minutes":"ten"}"#,
             ChatErrorCode::BadRequest,

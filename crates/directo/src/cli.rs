@@ -21,6 +21,36 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Print a signed access token.
+    Token(TokenArgs),
+    /// Make a recording cut short by a crash seekable (writes Cues and Duration).
+    Recover {
+        /// The `.webm` or `.mkv` file.
+        file: PathBuf,
+    },
+}
+
+/// Flags of `directo token`.
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// The stream the token is for, or `*` for all.
+    #[arg(long)]
+    pub stream: String,
+    /// publisher, viewer, moderator or admin.
+    #[arg(long)]
+    pub role: String,
+    /// How long it is valid: e.g. `90s`, `15m`, `2h`, `7d`.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// The display name of its holder.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The signing secret (default: the one kept in the data directory).
+    #[arg(long, env = "DIRECTO_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Where the server keeps its secret.
+    #[arg(long, env = "DIRECTO_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 /// Flags of `directo serve`.
@@ -48,6 +78,9 @@ pub struct ServeArgs {
     /// messages, mute and ban. Without it nobody can moderate.
     #[arg(long, env = "DIRECTO_MODERATOR_KEY", hide_env_values = true)]
     pub moderator_key: Option<String>,
+    /// The secret that signs access tokens (default: generated once, kept in the data dir).
+    #[arg(long, env = "DIRECTO_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
     /// Open local mode: publishing needs no key.
     #[arg(long, env = "DIRECTO_DEV")]
     pub dev: bool,

@@ -6,10 +6,11 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 use directo_media::MediaConfig;
-use directo_server::{Access, ServerConfig};
+use directo_server::{Access, ServerConfig, SettingsStore, TokenRole, Tokens};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cli::{Cli, Command, ServeArgs};
@@ -28,7 +29,44 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Token(args) => token(args),
+        Command::Recover { file } => recover(&file),
     }
+}
+
+fn secret(explicit: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    match explicit.filter(|s| !s.is_empty()) {
+        Some(secret) => Ok(secret.as_bytes().to_vec()),
+        None => directo_server::load_or_create_secret(data_dir)
+            .with_context(|| format!("reading the secret in {}", data_dir.display())),
+    }
+}
+
+fn token(args: cli::TokenArgs) -> anyhow::Result<()> {
+    let role: TokenRole = serde_json::from_value(serde_json::Value::String(args.role.clone()))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--role {} is not one of publisher, viewer, moderator, admin",
+                args.role
+            )
+        })?;
+    let ttl = directo_server::parse_ttl(&args.ttl)
+        .ok_or_else(|| anyhow::anyhow!("--ttl {} is not like 90s, 15m, 2h or 7d", args.ttl))?;
+    let tokens = Tokens::new(&secret(args.secret.as_deref(), &args.data_dir)?);
+    let (token, _) = tokens.mint(&args.stream, role, args.name, ttl)?;
+    println!("{token}");
+    Ok(())
+}
+
+fn recover(file: &std::path::Path) -> anyhow::Result<()> {
+    let info = directo_recorder::recover(file)
+        .with_context(|| format!("recovering {}", file.display()))?;
+    println!(
+        "{}: {:.3} s, seekable",
+        file.display(),
+        info.duration.as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -82,11 +120,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding the media port {}", args.media_port))?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let tokens = Tokens::new(&secret(args.secret.as_deref(), &args.data_dir)?);
     let config = ServerConfig {
         http: args.http,
         access: Access {
+            dev: args.dev,
             publish_key,
             moderator_key: args.moderator_key.filter(|k| !k.is_empty()),
+            tokens: Arc::new(tokens),
+            settings: SettingsStore::load(args.data_dir.join("streams.json")),
         },
     };
     let (addr, server) = directo_server::bind(config, engine.clone(), async {

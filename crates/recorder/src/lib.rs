@@ -2,10 +2,10 @@
 //! file out, written while the stream is live.
 //!
 //! Pipeline: RTP packets of each track are reordered and reassembled into frames by the
-//! `rtc` crate's `SampleBuilder` and depacketizers ([`track`], [`depacketizer`]); frames are
-//! placed on one timeline through the publisher's sender reports ([`clock`]); the muxer
-//! interleaves them into clusters ([`muxer`]) laid out so that the file is playable while
-//! written and after a crash ([`matroska`]). [`Recorder`] is the sans-IO core (time comes in
+//! `rtc` crate's `SampleBuilder` and depacketizers (`track`, `depacketizer`); frames are
+//! placed on one timeline through the publisher's sender reports (`clock`); the muxer
+//! interleaves them into clusters (`muxer`) laid out so that the file is playable while
+//! written and after a crash (`matroska`). [`Recorder`] is the sans-IO core (time comes in
 //! as arguments, keyframe requests go out through `poll_output`); [`RecorderHandle`] runs it
 //! on its own thread behind a bounded channel that never blocks the forwarding path.
 //!
@@ -25,7 +25,7 @@
 //! alternative, but its Rust API only accepts VP8/VP9/AV1 video (no `V_MPEG4/ISO/AVC`), needs
 //! a C++ build, and its muxer writes Cues only in its final pass. The file layout on top of
 //! the elements (unknown-size Segment, whole clusters, index written at the end) is ours; see
-//! [`matroska`].
+//! `matroska`.
 
 mod bitstream;
 mod clock;

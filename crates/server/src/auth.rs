@@ -1,80 +1,138 @@
-//! Who may publish: a bearer key compared in constant time.
+//! Who may do what: signed tokens (see [`crate::token`]), the optional static publish and
+//! moderator keys, and each stream's viewing policy. Keys are compared in constant time and
+//! never logged.
 
 use signaling_proto::ErrorCode;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::settings::SettingsStore;
+use crate::token::{Claims, TokenError, TokenRole, Tokens};
 
 /// Access rules for the server.
 #[derive(Clone, Debug)]
 pub struct Access {
-    /// The key publishers must present; `None` means anyone may publish (dev mode).
+    /// Open local mode: anyone may publish and administer.
+    pub dev: bool,
+    /// A static key publishers may present instead of a token (handy for OBS).
     pub publish_key: Option<String>,
-    /// The key moderators present (as a viewer's bearer token or in the WS join); `None`
-    /// means nobody is a moderator.
+    /// A static key moderators may present instead of a token.
     pub moderator_key: Option<String>,
+    /// Token signing and checking.
+    pub tokens: Arc<Tokens>,
+    /// Per-stream viewing policy.
+    pub settings: SettingsStore,
 }
 
-impl Access {
-    /// Check an `Authorization` header value for publishing.
-    pub fn check_publisher(&self, authorization: Option<&str>) -> Result<(), ApiError> {
-        if self.publish_key.is_none() {
-            return Ok(());
-        }
-        let presented = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "publishing needs `Authorization: Bearer <publish key>`",
-                )
-            })?;
-        self.check_key(presented)
-    }
-
-    /// Check a key given in a signaling message.
-    pub fn check_key(&self, presented: &str) -> Result<(), ApiError> {
-        let Some(expected) = &self.publish_key else {
-            return Ok(());
-        };
-        if same(presented, expected) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "the publish key is wrong",
-            ))
-        }
-    }
-
-    /// Whether a viewer's `Authorization` header makes it a moderator. A bearer token that is
-    /// not the moderator key is refused rather than ignored, so a typo is not silent.
-    pub fn check_viewer(&self, authorization: Option<&str>) -> Result<bool, ApiError> {
-        let Some(presented) = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-        else {
-            return Ok(false);
-        };
-        self.is_moderator_key(presented)
-    }
-
-    /// Whether `presented` is the moderator key (an error if it is not).
-    pub fn is_moderator_key(&self, presented: &str) -> Result<bool, ApiError> {
-        match &self.moderator_key {
-            Some(expected) if same(presented, expected) => Ok(true),
-            _ => Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "the moderator key is wrong (viewers need no key)",
-            )),
-        }
-    }
+/// What a viewer's credentials grant.
+#[derive(Debug, Clone, Default)]
+pub struct ViewGrant {
+    /// Whether the viewer may moderate the chat.
+    pub moderator: bool,
+    /// The display name the token carries.
+    pub name: Option<String>,
 }
 
 /// Constant-time comparison, so a key cannot be guessed byte by byte from response times.
 fn same(presented: &str, expected: &str) -> bool {
     bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, message)
+}
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Forbidden, message)
+}
+
+impl Access {
+    fn claims(&self, token: &str) -> Result<Claims, ApiError> {
+        self.tokens.verify(token).map_err(|e| match e {
+            TokenError::Expired => unauthorized("the token has expired"),
+            _ => unauthorized("the key or token is not valid"),
+        })
+    }
+
+    /// May the bearer of `credential` publish `stream`? Returns the token's display name.
+    pub fn authorize_publish(
+        &self,
+        stream: &str,
+        credential: Option<&str>,
+    ) -> Result<Option<String>, ApiError> {
+        if self.dev {
+            return Ok(None);
+        }
+        let credential = credential.ok_or_else(|| {
+            unauthorized("publishing needs `Authorization: Bearer <token or publish key>`")
+        })?;
+        if let Some(key) = &self.publish_key
+            && same(credential, key)
+        {
+            return Ok(None);
+        }
+        let claims = self.claims(credential)?;
+        if !matches!(claims.role, TokenRole::Publisher | TokenRole::Admin) {
+            return Err(forbidden("this token does not allow publishing"));
+        }
+        if !claims.covers(stream) {
+            return Err(forbidden(format!("this token is not for stream {stream}")));
+        }
+        Ok(claims.name)
+    }
+
+    /// May the bearer of `credential` (possibly none) watch `stream`, and moderate it?
+    pub fn authorize_view(
+        &self,
+        stream: &str,
+        credential: Option<&str>,
+    ) -> Result<ViewGrant, ApiError> {
+        let Some(credential) = credential else {
+            if self.dev || self.settings.get(stream).public {
+                return Ok(ViewGrant::default());
+            }
+            return Err(unauthorized("this stream needs a viewer token"));
+        };
+        if let Some(key) = &self.moderator_key
+            && same(credential, key)
+        {
+            return Ok(ViewGrant {
+                moderator: true,
+                name: None,
+            });
+        }
+        let claims = self.claims(credential)?;
+        if !claims.covers(stream) {
+            return Err(forbidden(format!("this token is not for stream {stream}")));
+        }
+        Ok(ViewGrant {
+            moderator: matches!(claims.role, TokenRole::Moderator | TokenRole::Admin),
+            name: claims.name,
+        })
+    }
+
+    /// May the bearer of `credential` use the admin API?
+    pub fn authorize_admin(&self, credential: Option<&str>) -> Result<(), ApiError> {
+        if self.dev {
+            return Ok(());
+        }
+        let credential =
+            credential.ok_or_else(|| unauthorized("the admin API needs an admin token"))?;
+        let claims = self.claims(credential)?;
+        if claims.role != TokenRole::Admin {
+            return Err(forbidden("this token is not an admin token"));
+        }
+        Ok(())
+    }
 }
 
 /// Validate a display name: trimmed, control characters removed, 1–32 characters.

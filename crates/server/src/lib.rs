@@ -3,9 +3,12 @@
 //! It owns no media state: every request becomes a command to the media engine through an
 //! [`EngineHandle`], and every error leaves as a JSON `ErrorBody` from `signaling-proto`.
 
+mod admin;
 mod api;
 mod auth;
 mod error;
+mod settings;
+mod token;
 mod web;
 mod whip;
 mod ws;
@@ -17,6 +20,8 @@ use warp::Filter;
 
 pub use auth::Access;
 pub use error::ApiError;
+pub use settings::{SettingsStore, StreamSettings};
+pub use token::{Claims, TokenRole, Tokens, load_or_create_secret, parse_ttl};
 
 /// How the HTTP server listens and who may publish.
 #[derive(Clone, Debug)]
@@ -53,6 +58,8 @@ pub fn routes(
         ))
         .unify()
         .or(api::routes(engine.clone()))
+        .unify()
+        .or(admin::routes(access.clone(), engine.clone()))
         .unify()
         .or(ws::routes(access, engine))
         .unify()

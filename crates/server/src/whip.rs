@@ -11,7 +11,7 @@ use warp::Filter;
 use warp::http::{Response, StatusCode};
 use warp::reply::Reply;
 
-use crate::auth::{Access, check_name};
+use crate::auth::{Access, bearer, check_name};
 use crate::error::ApiError;
 use directo_media::Identity;
 use std::collections::HashMap;
@@ -74,15 +74,20 @@ async fn create_session(
         remote,
     } = req;
     check_stream_name(&stream)?;
-    let moderator = match side {
-        Side::Publish => {
-            access.check_publisher(authorization.as_deref())?;
-            false
+    let credential = bearer(authorization.as_deref());
+    let (token_name, moderator) = match side {
+        Side::Publish => (access.authorize_publish(&stream, credential)?, false),
+        Side::Watch => {
+            let grant = access.authorize_view(&stream, credential)?;
+            (grant.name, grant.moderator)
         }
-        Side::Watch => access.check_viewer(authorization.as_deref())?,
+    };
+    let name = match query.get("name") {
+        Some(n) => Some(check_name(n)?),
+        None => token_name,
     };
     let identity = Identity {
-        name: query.get("name").map(|n| check_name(n)).transpose()?,
+        name,
         moderator,
         origin: remote.map(|a| a.ip().to_string()),
     };

@@ -55,7 +55,7 @@ impl Connection {
                 Ok(()) => (Vec::new(), false),
                 Err(e) => (vec![ServerMessage::error(e.0.code, e.0.message)], false),
             },
-            ClientMessage::Leave => {
+            ClientMessage::Leave {} => {
                 self.leave().await;
                 (Vec::new(), true)
             }
@@ -77,16 +77,20 @@ impl Connection {
             ));
         }
         check_stream_name(&stream)?;
-        let moderator = match (role, key.as_deref()) {
-            (Role::Publisher, key) => {
-                self.access.check_key(key.unwrap_or(""))?;
-                false
+        let credential = key.as_deref().filter(|k| !k.is_empty());
+        let (token_name, moderator) = match role {
+            Role::Publisher => (self.access.authorize_publish(&stream, credential)?, false),
+            Role::Viewer => {
+                let grant = self.access.authorize_view(&stream, credential)?;
+                (grant.name, grant.moderator)
             }
-            (Role::Viewer, Some(key)) => self.access.is_moderator_key(key)?,
-            (Role::Viewer, None) => false,
+        };
+        let name = match name.as_deref() {
+            Some(n) => Some(check_name(n)?),
+            None => token_name,
         };
         let identity = Identity {
-            name: name.as_deref().map(check_name).transpose()?,
+            name,
             moderator,
             origin: self.origin.clone(),
         };

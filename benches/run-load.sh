@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Directo under load, on loopback only: builds release, starts directo pinned to core 0,
+# runs directo-load pinned to core 1 for a few viewer counts, and prints one row per run.
+#
+#   benches/run-load.sh                      # 50 200 500 1000 viewers, 15 s each
+#   VIEWERS="20 100" SECONDS_PER_RUN=10 benches/run-load.sh
+#
+# Knobs (environment): VIEWERS, SECONDS_PER_RUN, RAMP (viewers/s), BITRATE_KBPS, FPS,
+# HTTP_PORT, MEDIA_PORT, SKIP_BUILD=1 (use the existing target/release binaries),
+# OUT (where the JSON lines go; default a temp file).
+# Every run is bounded by `timeout`; everything started here is killed on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+VIEWERS="${VIEWERS:-50 200 500 1000}"
+SECONDS_PER_RUN="${SECONDS_PER_RUN:-15}"
+RAMP="${RAMP:-100}"
+BITRATE_KBPS="${BITRATE_KBPS:-1000}"
+FPS="${FPS:-30}"
+HTTP_PORT="${HTTP_PORT:-18480}"
+MEDIA_PORT="${MEDIA_PORT:-18481}"
+KEY="load-$$"
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    cargo build --release -p directo -p directo-benches --bin directo --bin directo-load
+fi
+DIRECTO=target/release/directo
+LOAD=target/release/directo-load
+
+WORK="$(mktemp -d)"
+OUT="${OUT:-$WORK/directo.jsonl}"
+: > "$OUT"
+SERVER_PID=""
+cleanup() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK/data"
+}
+trap cleanup EXIT INT TERM
+
+# Many viewers mean many sockets, on both sides.
+ulimit -n 16384 2>/dev/null || true
+
+wait_http() {
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+mkdir -p "$WORK/data"
+taskset -c 0 "$DIRECTO" serve --http "127.0.0.1:$HTTP_PORT" --media-port "$MEDIA_PORT" \
+    --media-bind 127.0.0.1 --public-ip 127.0.0.1 --data-dir "$WORK/data" \
+    --publish-key "$KEY" > "$WORK/directo.log" 2>&1 &
+SERVER_PID=$!
+wait_http "$HTTP_PORT"
+
+for n in $VIEWERS; do
+    limit=$(( SECONDS_PER_RUN + n / RAMP + 90 ))
+    echo "directo: $n viewers for ${SECONDS_PER_RUN}s (ramp ${RAMP}/s)..." >&2
+    if ! timeout "$limit" taskset -c 1 "$LOAD" --server "http://127.0.0.1:$HTTP_PORT" \
+        --stream "load-$n" --key "$KEY" --viewers "$n" --seconds "$SECONDS_PER_RUN" \
+        --ramp-per-s "$RAMP" --bitrate-kbps "$BITRATE_KBPS" --fps "$FPS" \
+        --server-pid "$SERVER_PID" --json >> "$OUT"; then
+        echo "  run with $n viewers failed or timed out" >&2
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "directo exited; log in $WORK/directo.log" >&2; break; }
+done
+
+"$LOAD" --table "$OUT"
+echo "JSON lines: $OUT" >&2
