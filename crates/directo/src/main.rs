@@ -116,8 +116,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_ips: args.public_ip.clone(),
         ..MediaConfig::default()
     };
-    let engine = directo_media::start(media, None)
+    let (chat_port, chat_service) = directo_media::chat_channels(16 * 1024);
+    let engine = directo_media::start(media, Some(chat_port))
         .with_context(|| format!("binding the media port {}", args.media_port))?;
+    let chat = directo_server::start_chat(args.data_dir.clone(), chat_service)
+        .context("starting the chat service")?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let tokens = Tokens::new(&secret(args.secret.as_deref(), &args.data_dir)?);
@@ -130,6 +133,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokens: Arc::new(tokens),
             settings: SettingsStore::load(args.data_dir.join("streams.json")),
         },
+        chat,
     };
     let (addr, server) = directo_server::bind(config, engine.clone(), async {
         let _ = stop_rx.await;

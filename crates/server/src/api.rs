@@ -5,6 +5,7 @@ use signaling_proto::ErrorCode;
 use warp::Filter;
 use warp::reply::Reply;
 
+use crate::chat::ChatHandle;
 use crate::error::ApiError;
 use crate::whip::check_stream_name;
 
@@ -24,10 +25,30 @@ async fn one(stream: String, engine: EngineHandle) -> Result<warp::reply::Respon
     }
 }
 
-/// `GET /api/streams`, `GET /api/streams/{stream}` and `GET /healthz`.
+async fn chat_export(stream: String, chat: ChatHandle) -> Result<warp::reply::Response, ApiError> {
+    check_stream_name(&stream)?;
+    let messages = chat
+        .export(&stream)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("reading the chat log: {e}")))?;
+    Ok(warp::reply::json(&messages).into_response())
+}
+
+/// `GET /api/streams`, `GET /api/streams/{stream}`, `GET /api/streams/{stream}/chat` and
+/// `GET /healthz`.
 pub fn routes(
     engine: EngineHandle,
+    chat: ChatHandle,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let with_chat = warp::any().map(move || chat.clone());
+    let export = warp::path!("api" / "streams" / String / "chat")
+        .and(warp::get())
+        .and(with_chat)
+        .then(|stream, chat| async move {
+            chat_export(stream, chat)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
     let with_engine = warp::any().map(move || engine.clone());
     let list = warp::path!("api" / "streams")
         .and(warp::get())
@@ -44,5 +65,5 @@ pub fn routes(
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| "ok".into_response());
-    list.or(one).unify().or(health).unify()
+    list.or(one).unify().or(export).unify().or(health).unify()
 }

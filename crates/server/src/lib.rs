@@ -6,6 +6,7 @@
 mod admin;
 mod api;
 mod auth;
+mod chat;
 mod error;
 mod settings;
 mod token;
@@ -19,23 +20,27 @@ use std::net::SocketAddr;
 use warp::Filter;
 
 pub use auth::Access;
+pub use chat::{ChatHandle, start as start_chat};
 pub use error::ApiError;
 pub use settings::{SettingsStore, StreamSettings};
 pub use token::{Claims, TokenRole, Tokens, load_or_create_secret, parse_ttl};
 
 /// How the HTTP server listens and who may publish.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// The HTTP listen address.
     pub http: SocketAddr,
     /// Publishing rules.
     pub access: Access,
+    /// The chat service.
+    pub chat: ChatHandle,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
 pub fn routes(
     access: Access,
     engine: EngineHandle,
+    chat: ChatHandle,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let cors = warp::cors()
         .allow_any_origin()
@@ -50,28 +55,34 @@ pub fn routes(
             "http"
         );
     });
-    whip::routes(whip::Side::Publish, access.clone(), engine.clone())
-        .or(whip::routes(
-            whip::Side::Watch,
-            access.clone(),
-            engine.clone(),
-        ))
-        .unify()
-        .or(api::routes(engine.clone()))
-        .unify()
-        .or(admin::routes(access.clone(), engine.clone()))
-        .unify()
-        .or(ws::routes(access, engine))
-        .unify()
-        .or(web::routes())
-        .unify()
-        .recover(error::recover)
-        .unify()
-        .with(cors)
-        .map(warp::Reply::into_response)
-        .recover(error::recover)
-        .unify()
-        .with(trace)
+    whip::routes(
+        whip::Side::Publish,
+        access.clone(),
+        engine.clone(),
+        chat.clone(),
+    )
+    .or(whip::routes(
+        whip::Side::Watch,
+        access.clone(),
+        engine.clone(),
+        chat.clone(),
+    ))
+    .unify()
+    .or(api::routes(engine.clone(), chat.clone()))
+    .unify()
+    .or(admin::routes(access.clone(), engine.clone()))
+    .unify()
+    .or(ws::routes(access, engine, chat))
+    .unify()
+    .or(web::routes())
+    .unify()
+    .recover(error::recover)
+    .unify()
+    .with(cors)
+    .map(warp::Reply::into_response)
+    .recover(error::recover)
+    .unify()
+    .with(trace)
 }
 
 /// Bind the HTTP listener; returns its address and the future that serves until `shutdown`.
@@ -82,7 +93,7 @@ pub async fn bind(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     let addr = listener.local_addr()?;
-    let server = warp::serve(routes(config.access, engine))
+    let server = warp::serve(routes(config.access, engine, config.chat))
         .incoming(listener)
         .graceful(shutdown)
         .run();

@@ -12,6 +12,7 @@ use warp::http::{Response, StatusCode};
 use warp::reply::Reply;
 
 use crate::auth::{Access, bearer, check_name};
+use crate::chat::ChatHandle;
 use crate::error::ApiError;
 use directo_media::Identity;
 use std::collections::HashMap;
@@ -65,6 +66,7 @@ async fn create_session(
     body: Result<Bytes, ApiError>,
     access: Access,
     engine: EngineHandle,
+    chat: ChatHandle,
 ) -> Result<warp::reply::Response, ApiError> {
     let SessionRequest {
         stream,
@@ -91,6 +93,20 @@ async fn create_session(
         moderator,
         origin: remote.map(|a| a.ip().to_string()),
     };
+    if side == Side::Watch
+        && chat
+            .is_banned(
+                &stream,
+                identity.name.as_deref(),
+                identity.origin.as_deref(),
+            )
+            .await
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "you were banned from this stream",
+        ));
+    }
     let body = body?;
     let is_sdp = content_type
         .as_deref()
@@ -185,13 +201,14 @@ pub fn routes(
     side: Side,
     access: Access,
     engine: EngineHandle,
+    chat: ChatHandle,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let base = warp::path(side.prefix());
     let with_engine = {
         let engine = engine.clone();
         warp::any().map(move || engine.clone())
     };
-    let with_access = warp::any().map(move || access.clone());
+    let with_access = warp::any().map(move || (access.clone(), chat.clone()));
 
     let post = base
         .and(warp::path::param::<String>())
@@ -213,8 +230,8 @@ pub fn routes(
         .and(limited_body(MAX_OFFER_BYTES))
         .and(with_access)
         .and(with_engine.clone())
-        .then(move |req, body, access, engine| async move {
-            into_reply(create_session(side, req, body, access, engine).await)
+        .then(move |req, body, (access, chat), engine| async move {
+            into_reply(create_session(side, req, body, access, engine, chat).await)
         });
 
     let options = base

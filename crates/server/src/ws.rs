@@ -13,8 +13,11 @@ use warp::Filter;
 use warp::filters::ws::{Message, WebSocket};
 
 use crate::auth::{Access, check_name};
+use crate::chat::{ChatHandle, WsMember};
 use crate::error::ApiError;
 use crate::whip::check_stream_name;
+use signaling_proto::{ChatErrorCode, ChatRole};
+use std::sync::Arc;
 
 /// The largest signaling message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -29,8 +32,11 @@ struct Joined {
 struct Connection {
     access: Access,
     engine: EngineHandle,
+    chat: ChatHandle,
     origin: Option<String>,
     joined: Option<Joined>,
+    /// This socket's chat membership (a join without an SDP offer: chat over `/ws`).
+    chat_member: Option<(String, Arc<WsMember>)>,
 }
 
 impl Connection {
@@ -104,6 +110,31 @@ impl Connection {
         if let Some(sdp) = sdp {
             replies = self.offer(sdp).await?;
         } else {
+            // No WebRTC: this socket is the client's chat connection.
+            let user = format!("ws-{}", uuid::Uuid::new_v4().simple());
+            let chat_role = match (role, moderator) {
+                (Role::Publisher, _) => ChatRole::Presenter,
+                (Role::Viewer, true) => ChatRole::Moderator,
+                (Role::Viewer, false) => ChatRole::Viewer,
+            };
+            let name = self
+                .joined
+                .as_ref()
+                .and_then(|j| j.identity.name.clone())
+                .unwrap_or_else(|| format!("Guest {}", &user[3..9]));
+            let member = self
+                .chat
+                .join(&user, &stream, &name, chat_role, self.origin.clone())
+                .await
+                .map_err(|code| {
+                    let api = match code {
+                        ChatErrorCode::Banned => ErrorCode::Forbidden,
+                        ChatErrorCode::InvalidName => ErrorCode::InvalidName,
+                        _ => ErrorCode::Internal,
+                    };
+                    ApiError::new(api, format!("cannot join the chat: {code:?}"))
+                })?;
+            self.chat_member = Some((user, member));
             replies.push(ServerMessage::Joined {
                 session: None,
                 stream: stream.clone(),
@@ -163,6 +194,9 @@ impl Connection {
     }
 
     async fn leave(&mut self) {
+        if let Some((user, _)) = self.chat_member.take() {
+            self.chat.leave(&user).await;
+        }
         if let Some(joined) = self.joined.take()
             && let Some(session) = joined.session
         {
@@ -210,14 +244,37 @@ async fn send(
     }
 }
 
-async fn run(socket: WebSocket, access: Access, engine: EngineHandle, origin: Option<String>) {
+/// Whether a JSON text is a chat message (`chat.*` or `user.*`) rather than signaling.
+fn is_chat(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .is_some_and(|t| t.starts_with("chat.") || t.starts_with("user."))
+}
+
+async fn next_chat(member: Option<&Arc<WsMember>>) -> Option<Arc<str>> {
+    match member {
+        Some(m) => m.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(
+    socket: WebSocket,
+    access: Access,
+    engine: EngineHandle,
+    chat: ChatHandle,
+    origin: Option<String>,
+) {
     let (mut tx, mut rx) = socket.split();
     let mut events = engine.subscribe();
     let mut conn = Connection {
         access,
         engine,
+        chat,
         origin,
         joined: None,
+        chat_member: None,
     };
     loop {
         tokio::select! {
@@ -236,6 +293,16 @@ async fn run(socket: WebSocket, access: Access, engine: EngineHandle, origin: Op
                 };
                 let (replies, close) = match serde_json::from_str::<ClientMessage>(text) {
                     Ok(m) => conn.on_message(m).await,
+                    Err(_) if is_chat(text) => match &conn.chat_member {
+                        Some((user, _)) => {
+                            conn.chat.message(user, text.to_owned()).await;
+                            (Vec::new(), false)
+                        }
+                        None => (vec![ServerMessage::error(
+                            ErrorCode::BadRequest,
+                            "chat over /ws needs a `join` without an SDP offer first",
+                        )], false),
+                    },
                     Err(e) => (vec![ServerMessage::error(
                         ErrorCode::BadRequest,
                         format!("not a signaling message: {e}"),
@@ -246,6 +313,15 @@ async fn run(socket: WebSocket, access: Access, engine: EngineHandle, origin: Op
                 }
                 if close { break; }
             }
+            chat_text = next_chat(conn.chat_member.as_ref().map(|(_, m)| m)) => match chat_text {
+                Some(text) => {
+                    if tx.send(Message::text(text.as_ref())).await.is_err() {
+                        break;
+                    }
+                }
+                // The chat closed this member (a ban): close the socket.
+                None => break,
+            },
             event = events.recv() => match event {
                 Ok(event) => {
                     if let Some(msg) = conn.relay(event)
@@ -267,6 +343,7 @@ async fn run(socket: WebSocket, access: Access, engine: EngineHandle, origin: Op
 pub fn routes(
     access: Access,
     engine: EngineHandle,
+    chat: ChatHandle,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     use warp::reply::Reply;
     warp::path!("ws")
@@ -276,9 +353,10 @@ pub fn routes(
             move |ws: warp::ws::Ws, remote: Option<std::net::SocketAddr>| {
                 let access = access.clone();
                 let engine = engine.clone();
+                let chat = chat.clone();
                 let origin = remote.map(|a| a.ip().to_string());
                 ws.max_message_size(MAX_MESSAGE_BYTES)
-                    .on_upgrade(move |socket| run(socket, access, engine, origin))
+                    .on_upgrade(move |socket| run(socket, access, engine, chat, origin))
                     .into_response()
             },
         )
