@@ -29,7 +29,7 @@ async function connect() {
   try {
     session = await whepWatch(location.origin, stream);
   } catch (error) {
-    setState('error', `Error: ${error.message}. Retrying…`);
+    setState('error', `Error: ${error.message} (retrying)`);
     setTimeout(connect, RETRY_MS);
     return;
   }
@@ -41,7 +41,7 @@ async function connect() {
     if (pc.connectionState === 'failed' && session?.pc === pc) {
       session.stop();
       session = null;
-      setState('error', 'Error: the connection to the server failed. Retrying…');
+      setState('error', 'Error: the connection to the server failed (retrying)');
       setTimeout(connect, RETRY_MS);
     }
   });

@@ -141,8 +141,6 @@ pub struct ViewerStats {
 pub struct SharedCounters {
     /// Media packets received by all viewers (duplicates included).
     pub packets: AtomicU64,
-    /// Viewers whose transport is up right now.
-    pub connected: AtomicU64,
 }
 
 struct ViewerApp {
@@ -150,7 +148,6 @@ struct ViewerApp {
     times: Arc<SendTimes>,
     shared: Arc<SharedCounters>,
     joined_at: Instant,
-    connected_at: Option<Instant>,
     last_video: Option<Instant>,
     next_pli: Option<Instant>,
     video_ssrc: Option<(RTCRtpReceiverId, u32)>,
@@ -204,9 +201,7 @@ impl PeerApp for ViewerApp {
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                 RTCPeerConnectionState::Connected if !self.stats.connected => {
                     self.stats.connected = true;
-                    self.shared.connected.fetch_add(1, Ordering::Relaxed);
                     let now = Instant::now();
-                    self.connected_at = Some(now);
                     self.stats.connect = Some(now.saturating_duration_since(self.joined_at));
                     self.next_pli = Some(now + KEYFRAME_WAIT);
                 }
@@ -293,7 +288,6 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
         times: Arc::clone(&context.times),
         shared: Arc::clone(&context.shared),
         joined_at,
-        connected_at: None,
         last_video: None,
         next_pli: None,
         video_ssrc: None,
@@ -301,9 +295,6 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
     };
     if let Err(error) = watch(&context, &mut app, until).await {
         app.stats.error = Some(error.to_string());
-    }
-    if app.stats.connected {
-        context.shared.connected.fetch_sub(1, Ordering::Relaxed);
     }
     app.stats
 }

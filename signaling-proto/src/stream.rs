@@ -15,6 +15,9 @@ pub struct StreamInfo {
     pub viewers: usize,
     /// Incoming media bitrate over the last seconds, in bits per second.
     pub bitrate_bps: u64,
+    /// Whether the stream is being recorded now.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 /// One published track.

@@ -7,7 +7,8 @@
 // (/usr/bin/chromium, or $CHROMIUM); it never downloads a browser.
 //
 // Run: `npm ci && node --test` in tests/browser, after `cargo build -p directo`.
-// Screenshots, the server log and the pages' console go to <repo>/test-artifacts/.
+// Screenshots, the server log (browser-server.log) and the pages' console
+// (browser-console.log) go to <repo>/test-artifacts/.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +56,7 @@ let dataDir = null;
 let profileDir = null;
 let browser = null;
 const consoleLines = [];
+const uncaughtErrors = [];
 
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
@@ -74,7 +76,7 @@ before(async () => {
       '--data-dir', dataDir,
       '--publish-key', PUBLISH_KEY,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env, NO_COLOR: '1' } },
   );
   server.stdout.setEncoding('utf8').on('data', (chunk) => (serverLog += chunk));
   server.stderr.setEncoding('utf8').on('data', (chunk) => (serverLog += chunk));
@@ -95,7 +97,7 @@ before(async () => {
 after(async () => {
   await browser?.close().catch(() => {});
   await stopServer();
-  await writeFile(join(ARTIFACTS, 'server.log'), serverLog);
+  await writeFile(join(ARTIFACTS, 'browser-server.log'), serverLog);
   await writeFile(join(ARTIFACTS, 'browser-console.log'), consoleLines.join('\n') + '\n');
   for (const dir of [dataDir, profileDir]) {
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -154,17 +156,25 @@ test('a viewer receives the published video and audio', async (t) => {
     });
     const joinMs = Math.round(performance.now() - opened);
     t.diagnostic(`join time (watch page open -> first decoded frame): ${joinMs} ms`);
-    console.log(`join time (watch page open -> first decoded frame): ${joinMs} ms`);
 
     await assertMediaFlowing(viewer);
     await waitForState(viewer, ['live']);
+
+    await viewer.click('#unmute');
+    assert.equal(await viewer.evaluate(() => document.getElementById('player').muted), false);
   } finally {
     await publisher.screenshot({ path: join(ARTIFACTS, 'publish.png') });
     await viewer.screenshot({ path: join(ARTIFACTS, 'watch.png') });
   }
 
+  const deleted = publisher.waitForResponse(
+    (r) => r.url().includes('/whip/') && r.request().method() === 'DELETE',
+    { timeout: TIMEOUT_MS },
+  );
   await publisher.click('#stop');
   await waitForState(publisher, ['idle']);
+  const response = await deleted;
+  assert.ok(response.ok(), `DELETE of the WHIP session succeeds, got ${response.status()}`);
   await publisher.close();
   await viewer.close();
 });
@@ -189,11 +199,18 @@ test('a viewer who arrives before the publisher gets media once it is live', asy
   await viewer.close();
 });
 
+test('the pages raised no uncaught errors', () => {
+  assert.deepEqual(uncaughtErrors, []);
+});
+
 /** Opens a page whose console and uncaught errors are kept under `name`. */
 async function openPage(name) {
   const page = await browser.newPage();
   page.on('console', (message) => consoleLines.push(`[${name}] ${message.type()}: ${message.text()}`));
-  page.on('pageerror', (error) => consoleLines.push(`[${name}] uncaught: ${error.message}`));
+  page.on('pageerror', (error) => {
+    consoleLines.push(`[${name}] uncaught: ${error.message}`);
+    uncaughtErrors.push(`[${name}] ${error.message}`);
+  });
   return page;
 }
 

@@ -6,6 +6,7 @@ use crate::error::{ClientError, Result};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Client, Response, StatusCode, Url};
 use signaling_proto::ErrorBody;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// An HTTP client for talking to a local test server: no proxy, generous timeouts.
@@ -16,6 +17,29 @@ pub fn http_client() -> Client {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap_or_else(|_| Client::new())
+}
+
+/// An HTTP client like [`http_client`] whose connections come from `local` (any 127.x.y.z
+/// works on Linux loopback), so the server sees another origin: bans match by origin.
+pub fn http_client_from(local: IpAddr) -> Client {
+    Client::builder()
+        .no_proxy()
+        .local_address(local)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|_| Client::new())
+}
+
+/// `endpoint` with `?name=<name>` (URL-encoded) when a display name is given.
+pub fn with_name(endpoint: &str, name: Option<&str>) -> Result<String> {
+    let Some(name) = name else {
+        return Ok(endpoint.to_owned());
+    };
+    let mut url = Url::parse(endpoint)
+        .map_err(|e| ClientError::Protocol(format!("bad endpoint URL {endpoint}: {e}")))?;
+    url.query_pairs_mut().append_pair("name", name);
+    Ok(url.into())
 }
 
 /// A WHIP or WHEP session the server created.

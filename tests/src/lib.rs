@@ -4,10 +4,13 @@
 //! - [`Publisher`] publishes synthetic Opus + VP8 over WHIP, answering PLI/FIR with keyframes.
 //! - [`Viewer`] watches over WHEP (or any signaling) and records every RTP header it receives.
 //! - [`WsClient`] speaks `signaling-proto` over `/ws`.
+//! - [`ChatMember`] is one member of a stream's chat: on a viewer's or publisher's `chat` data
+//!   channel (`chat: true` in their config), or over `/ws` without WebRTC.
 //!
 //! The clients use the async `webrtc` crate on tokio and bind 127.0.0.1 only. They are cheap
 //! enough to run by the hundred: one peer connection each, no decoding, counters behind atomics.
 
+mod chat;
 mod error;
 mod http;
 mod keyframe_request;
@@ -22,8 +25,12 @@ pub mod vp8;
 mod wait;
 mod ws;
 
+pub use chat::{CHAT_LABEL, ChatHistory, ChatLinkState, ChatMember};
 pub use error::{ClientError, Result};
-pub use http::{Session, delete_session, http_client, post_offer, read_error, status_error};
+pub use http::{
+    Session, delete_session, http_client, http_client_from, post_offer, read_error, status_error,
+    with_name,
+};
 pub use offers::{padded_offer, single_codec_offer};
 pub use publisher::{Publisher, PublisherConfig};
 pub use rtp_log::{Discontinuity, MediaKind, RtpRecord, SequenceReport, TimestampStep, TrackLog};
@@ -39,3 +46,5 @@ use std::time::Duration;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long tests give media to arrive once connected.
 pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long tests give a chat message (or a refusal, or a presence update) to arrive.
+pub const CHAT_TIMEOUT: Duration = Duration::from_secs(30);

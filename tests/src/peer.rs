@@ -4,6 +4,7 @@
 //! VP8, with the feedback a browser offers), and do non-trickle ICE: an offer or answer is
 //! handed over only once gathering is complete, as WHIP/WHEP without trickle expect.
 
+use crate::chat::{CHAT_LABEL, ChatMember};
 use crate::error::{ClientError, Result};
 use crate::keyframe_request::KeyframeRequestTap;
 use crate::settling_runtime::SettlingRuntime;
@@ -240,6 +241,13 @@ impl PeerEvents {
             Err(_) => Err(ClientError::timeout("ICE gathering", timeout)),
         }
     }
+}
+
+/// Creates the `chat` data channel (ordered, reliable, as browsers create it) and starts
+/// reading it. Call before the offer: the channel is what puts `m=application` in it.
+pub(crate) async fn open_chat_channel(pc: &Arc<dyn PeerConnection>) -> Result<ChatMember> {
+    let channel = pc.create_data_channel(CHAT_LABEL, None).await?;
+    Ok(ChatMember::from_data_channel(channel))
 }
 
 /// How long ICE gathering on 127.0.0.1 may take (it is near instant; this is for a loaded box).

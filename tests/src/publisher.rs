@@ -4,13 +4,15 @@
 //! each cut into a few ~1000-byte packets with valid VP8 payload descriptors, the marker on the
 //! last packet, a keyframe at the start, every `keyframe_interval`, and on the frame after any
 //! PLI or FIR arrives. Audio is a 20 ms Opus packet (a valid silence frame) every 20 ms.
+//! With `chat` on, the offer also carries a `chat` data channel: the presenter's chat.
 
+use crate::chat::ChatMember;
 use crate::error::{ClientError, Result};
-use crate::http::{Session, delete_session, post_offer};
+use crate::http::{Session, delete_session, post_offer, with_name};
 use crate::keyframe_request::is_keyframe_request;
 use crate::peer::{
     OPUS_PAYLOAD_TYPE, PeerEvents, PeerSetup, VP8_PAYLOAD_TYPE, build_peer, default_codecs,
-    local_offer, opus_codec, remote_answer, vp8_codec,
+    local_offer, open_chat_channel, opus_codec, remote_answer, vp8_codec,
 };
 use crate::vp8::Vp8Packetizer;
 use bytes::Bytes;
@@ -55,6 +57,10 @@ pub struct PublisherConfig {
     pub height: u16,
     /// How long to wait for ICE and DTLS before giving up on sending.
     pub connect_timeout: Duration,
+    /// Offer a `chat` data channel too.
+    pub chat: bool,
+    /// The display name, sent as `?name=` on WHIP.
+    pub name: Option<String>,
 }
 
 impl Default for PublisherConfig {
@@ -68,6 +74,8 @@ impl Default for PublisherConfig {
             width: 640,
             height: 480,
             connect_timeout: Duration::from_secs(30),
+            chat: false,
+            name: None,
         }
     }
 }
@@ -97,6 +105,7 @@ pub struct Publisher {
     config: PublisherConfig,
     tasks: Vec<JoinHandle<()>>,
     session: Option<Session>,
+    chat: Option<ChatMember>,
 }
 
 fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec, label: &str) -> MediaStreamTrack {
@@ -150,6 +159,10 @@ impl Publisher {
             )
             .await?;
         }
+        let chat = match config.chat {
+            true => Some(open_chat_channel(&pc).await?),
+            false => None,
+        };
         Ok(Publisher {
             pc,
             events,
@@ -161,11 +174,12 @@ impl Publisher {
             config,
             tasks: Vec::new(),
             session: None,
+            chat,
         })
     }
 
-    /// Publishes to a WHIP endpoint (`http://host/whip/{stream}`) with `key`; returns once the
-    /// answer is applied. Media starts as soon as ICE and DTLS complete.
+    /// Publishes to a WHIP endpoint (`http://host/whip/{stream}`) with `key` and the config's
+    /// name; returns once the answer is applied. Media starts as soon as ICE and DTLS complete.
     pub async fn connect_whip(
         http: &Client,
         endpoint: &str,
@@ -174,7 +188,8 @@ impl Publisher {
     ) -> Result<Self> {
         let mut publisher = Publisher::new(config).await?;
         let offer = publisher.create_offer().await?;
-        let session = post_offer(http, endpoint, &offer, key).await?;
+        let endpoint = with_name(endpoint, publisher.config.name.as_deref())?;
+        let session = post_offer(http, &endpoint, &offer, key).await?;
         publisher.accept_answer(session.answer.clone()).await?;
         publisher.session = Some(session);
         Ok(publisher)
@@ -224,6 +239,13 @@ impl Publisher {
     /// The WHIP session, when published over WHIP.
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()
+    }
+
+    /// The presenter's chat member on the `chat` data channel; an error without `chat: true`.
+    pub fn chat(&self) -> Result<&ChatMember> {
+        self.chat
+            .as_ref()
+            .ok_or_else(|| ClientError::Protocol("this publisher was created without chat".into()))
     }
 
     /// PLIs plus FIRs received.

@@ -3,15 +3,18 @@
 //! The binary is `target/<profile>/directo`, found next to the test executable (which runs
 //! from `target/<profile>/deps/`); `DIRECTO_BIN` overrides it. Cargo does not build another
 //! package's binary for our tests, so `cargo build -p directo` must run first. The server's
-//! output goes to a log file, printed when a test fails while the server is up.
+//! output goes to a log file, printed when a test fails while the server is up. A server can
+//! be killed and started again on the same data directory, as after a crash.
 
+use crate::chat::ChatMember;
 use crate::error::{ClientError, Result};
 use crate::http::{http_client, status_error};
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::viewer::{Viewer, ViewerConfig};
+use crate::{CHAT_TIMEOUT, CONNECT_TIMEOUT};
 use reqwest::{Client, StatusCode, Url};
-use signaling_proto::StreamInfo;
-use std::fs::File;
+use signaling_proto::{ExportedChatMessage, StreamInfo};
+use std::fs::OpenOptions;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +34,8 @@ const LOG_TAIL_LINES: usize = 150;
 pub struct ServerOptions {
     /// The `--publish-key`.
     pub publish_key: String,
+    /// The `--moderator-key`, if moderators may use one.
+    pub moderator_key: Option<String>,
     /// More command-line arguments, after the standard ones.
     pub extra_args: Vec<String>,
 }
@@ -39,6 +44,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             publish_key: DEFAULT_PUBLISH_KEY.to_owned(),
+            moderator_key: None,
             extra_args: Vec::new(),
         }
     }
@@ -49,7 +55,7 @@ pub struct TestServer {
     child: Child,
     base: Url,
     media_port: u16,
-    publish_key: String,
+    options: ServerOptions,
     root: PathBuf,
     http: Client,
 }
@@ -62,90 +68,31 @@ impl TestServer {
 
     /// Starts a server with `options` and waits until `/healthz` answers 200.
     pub async fn start_with(options: ServerOptions) -> Result<Self> {
-        let binary = binary_path()?;
-        // A port found free can be taken before the server binds it; try again with others.
-        let mut last_error = None;
-        for _ in 0..3 {
-            match TestServer::spawn(&binary, &options).await {
-                Ok(server) => return Ok(server),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| ClientError::Server("could not start".into())))
-    }
-
-    async fn spawn(binary: &Path, options: &ServerOptions) -> Result<Self> {
-        let http_port = free_tcp_port()?;
-        let media_port = free_udp_port()?;
         let root = scratch_dir()?;
-        let data_dir = root.join("data");
-        std::fs::create_dir_all(&data_dir).map_err(io_error("create the data dir"))?;
-        let log = File::create(root.join("server.log")).map_err(io_error("create the log"))?;
-        let log_err = log.try_clone().map_err(io_error("open the log"))?;
-
-        let mut command = Command::new(binary);
-        command
-            .arg("serve")
-            .arg("--http")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .arg("--media-port")
-            .arg(media_port.to_string())
-            .arg("--public-ip")
-            .arg("127.0.0.1")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--publish-key")
-            .arg(&options.publish_key)
-            .args(&options.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err));
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env(
-                "RUST_LOG",
-                "warn,directo=info,directo_media=info,directo_server=info,directo_sfu=info",
-            );
-        }
-        let child = command
-            .spawn()
-            .map_err(|e| ClientError::Server(format!("cannot run {}: {e}", binary.display())))?;
-        let base = Url::parse(&format!("http://127.0.0.1:{http_port}/"))
-            .map_err(|e| ClientError::Server(e.to_string()))?;
-        let mut server = TestServer {
-            child,
-            base,
-            media_port,
-            publish_key: options.publish_key.clone(),
+        std::fs::create_dir_all(root.join("data")).map_err(io_error("create the data dir"))?;
+        let http = http_client();
+        let process = spawn_retrying(&http, &options, &root, None).await?;
+        Ok(TestServer {
+            child: process.child,
+            base: process.base,
+            media_port: process.media_port,
+            options,
             root,
-            http: http_client(),
-        };
-        server.wait_healthy().await?;
-        Ok(server)
+            http,
+        })
     }
 
-    async fn wait_healthy(&mut self) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
-        let url = self.url("healthz");
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(ClientError::Server(format!(
-                    "directo exited with {status} before answering /healthz; its log:\n{}",
-                    self.log_tail()
-                )));
-            }
-            if let Ok(response) = self.http.get(url.clone()).send().await
-                && response.status() == StatusCode::OK
-            {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ClientError::Server(format!(
-                    "/healthz did not answer 200 within {STARTUP_TIMEOUT:?}; log:\n{}",
-                    self.log_tail()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// Kills the server (SIGKILL: no clean shutdown, as in a crash) and starts it again with
+    /// the same options and data directory, on the same ports when they are still free.
+    pub async fn restart(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let ports = self.base.port().map(|http| (http, self.media_port));
+        let process = spawn_retrying(&self.http, &self.options, &self.root, ports).await?;
+        self.child = process.child;
+        self.base = process.base;
+        self.media_port = process.media_port;
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port>/<path>`.
@@ -182,7 +129,17 @@ impl TestServer {
 
     /// The publish key the server accepts.
     pub fn publish_key(&self) -> &str {
-        &self.publish_key
+        &self.options.publish_key
+    }
+
+    /// The moderator key the server accepts, if it was given one.
+    pub fn moderator_key(&self) -> Option<&str> {
+        self.options.moderator_key.as_deref()
+    }
+
+    /// The server's `--data-dir` (recordings, chat logs, the token secret).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
     }
 
     /// An HTTP client for this server.
@@ -195,7 +152,7 @@ impl TestServer {
         Publisher::connect_whip(
             &self.http,
             &self.whip_url(stream),
-            Some(&self.publish_key),
+            Some(&self.options.publish_key),
             config,
         )
         .await
@@ -204,6 +161,68 @@ impl TestServer {
     /// Watches `stream` over WHEP.
     pub async fn view(&self, stream: &str, config: ViewerConfig) -> Result<Viewer> {
         Viewer::connect_whep(&self.http, &self.whep_url(stream), config).await
+    }
+
+    /// Watches `stream` over WHEP with `config` (which should have `chat: true`) and returns
+    /// once the viewer is connected and in the chat (its `chat.history` arrived).
+    pub async fn view_chat(&self, stream: &str, config: ViewerConfig) -> Result<Viewer> {
+        let viewer = self.view(stream, config).await?;
+        viewer.wait_connected(CONNECT_TIMEOUT).await?;
+        viewer.chat()?.wait_history(CHAT_TIMEOUT).await?;
+        Ok(viewer)
+    }
+
+    /// Joins `stream`'s chat over `/ws` (no WebRTC) as `name`, with an optional moderator key
+    /// or token.
+    pub async fn chat_ws(
+        &self,
+        stream: &str,
+        name: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<ChatMember> {
+        ChatMember::join_ws(&self.ws_url(), stream, name, key).await
+    }
+
+    /// `GET /api/streams/{stream}/chat`: the stream's chat log, deleted messages included.
+    pub async fn chat_export(&self, stream: &str) -> Result<Vec<ExportedChatMessage>> {
+        let response = self
+            .http
+            .get(self.url(&format!("api/streams/{stream}/chat")))
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(status_error(response).await);
+        }
+        parse_json(response).await
+    }
+
+    /// A signed access token from `directo token --role <role> --stream <stream>`, made with
+    /// this server's secret (read from its data directory).
+    pub async fn token(&self, role: &str, stream: &str, name: Option<&str>) -> Result<String> {
+        let binary = binary_path()?;
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .arg("token")
+            .args(["--role", role, "--stream", stream, "--data-dir"])
+            .arg(self.data_dir())
+            .stdin(Stdio::null());
+        if let Some(name) = name {
+            command.args(["--name", name]);
+        }
+        let output = command
+            .output()
+            .await
+            .map_err(io_error("run `directo token`"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let token = stdout.trim();
+        if !output.status.success() || token.is_empty() || token.contains(char::is_whitespace) {
+            return Err(ClientError::Server(format!(
+                "`directo token` exited with {} and printed {stdout:?}; stderr: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(token.to_owned())
     }
 
     /// `GET /api/streams/{stream}`; `None` on 404.
@@ -244,9 +263,7 @@ impl TestServer {
 
     /// The last lines the server logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+        log_tail(&self.root)
     }
 }
 
@@ -260,10 +277,134 @@ impl Drop for TestServer {
                 self.root.display(),
                 self.log_tail()
             );
-        } else {
+        } else if std::env::var_os("DIRECTO_TEST_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
+}
+
+/// A started server process that answered `/healthz`.
+struct Process {
+    child: Child,
+    base: Url,
+    media_port: u16,
+}
+
+/// Starts the server on `ports` if given, else on free ports; a port found free can be taken
+/// before the server binds it, so a failed start is retried on other ports.
+async fn spawn_retrying(
+    http: &Client,
+    options: &ServerOptions,
+    root: &Path,
+    ports: Option<(u16, u16)>,
+) -> Result<Process> {
+    let binary = binary_path()?;
+    let mut last_error = None;
+    for attempt in 0..3 {
+        let (http_port, media_port) = match ports.filter(|_| attempt == 0) {
+            Some(ports) => ports,
+            None => (free_tcp_port()?, free_udp_port()?),
+        };
+        let mut child = spawn(&binary, options, root, http_port, media_port)?;
+        let base = Url::parse(&format!("http://127.0.0.1:{http_port}/"))
+            .map_err(|e| ClientError::Server(e.to_string()))?;
+        match wait_healthy(http, &mut child, &base, root).await {
+            Ok(()) => {
+                return Ok(Process {
+                    child,
+                    base,
+                    media_port,
+                });
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ClientError::Server("could not start".into())))
+}
+
+fn spawn(
+    binary: &Path,
+    options: &ServerOptions,
+    root: &Path,
+    http_port: u16,
+    media_port: u16,
+) -> Result<Child> {
+    // Appended, so the log of a restarted server follows the log of its first run.
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("server.log"))
+        .map_err(io_error("open the log"))?;
+    let log_err = log.try_clone().map_err(io_error("open the log"))?;
+
+    let mut command = Command::new(binary);
+    command
+        .arg("serve")
+        .arg("--http")
+        .arg(format!("127.0.0.1:{http_port}"))
+        .arg("--media-port")
+        .arg(media_port.to_string())
+        .arg("--public-ip")
+        .arg("127.0.0.1")
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .arg("--publish-key")
+        .arg(&options.publish_key)
+        .args(
+            options
+                .moderator_key
+                .iter()
+                .flat_map(|key| ["--moderator-key", key.as_str()]),
+        )
+        .args(&options.extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
+    if std::env::var_os("RUST_LOG").is_none() {
+        command.env(
+            "RUST_LOG",
+            "warn,directo=info,directo_media=info,directo_server=info,directo_sfu=info",
+        );
+    }
+    command
+        .spawn()
+        .map_err(|e| ClientError::Server(format!("cannot run {}: {e}", binary.display())))
+}
+
+async fn wait_healthy(http: &Client, child: &mut Child, base: &Url, root: &Path) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    let url = base.join("healthz").unwrap_or_else(|_| base.clone());
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(ClientError::Server(format!(
+                "directo exited with {status} before answering /healthz; its log:\n{}",
+                log_tail(root)
+            )));
+        }
+        if let Ok(response) = http.get(url.clone()).send().await
+            && response.status() == StatusCode::OK
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::Server(format!(
+                "/healthz did not answer 200 within {STARTUP_TIMEOUT:?}; log:\n{}",
+                log_tail(root)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The last lines a server under `root` logged.
+fn log_tail(root: &Path) -> String {
+    let text = std::fs::read_to_string(root.join("server.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 /// Where the `directo` binary is: `DIRECTO_BIN`, or next to the test executable's `deps/`.

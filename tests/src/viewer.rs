@@ -2,12 +2,15 @@
 //!
 //! Per kind it keeps every RTP header (sequence number, timestamp, SSRC, marker) in arrival
 //! order, whether each video packet starts a VP8 keyframe, and when the first keyframe came.
-//! Recording headers can be turned off for load tests, leaving only counters.
+//! Recording headers can be turned off for load tests, leaving only counters. With `chat` on,
+//! the offer also carries a `chat` data channel, read by a [`ChatMember`].
 
+use crate::chat::ChatMember;
 use crate::error::{ClientError, Result};
-use crate::http::{Session, delete_session, post_offer};
+use crate::http::{Session, delete_session, post_offer, with_name};
 use crate::peer::{
-    PeerEvents, PeerSetup, build_peer, default_codecs, local_answer, local_offer, remote_answer,
+    PeerEvents, PeerSetup, build_peer, default_codecs, local_answer, local_offer,
+    open_chat_channel, remote_answer,
 };
 use crate::rtp_log::{MediaKind, RtpRecord, TrackLog};
 use crate::vp8::{is_keyframe_start, parse_descriptor};
@@ -20,17 +23,38 @@ use std::time::{Duration, Instant};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
-/// How a viewer records.
+/// How a viewer records, and who it says it is.
 #[derive(Debug, Clone)]
 pub struct ViewerConfig {
     /// Keep every RTP header (off: counters and first packets only).
     pub record_headers: bool,
+    /// Offer a `chat` data channel too.
+    pub chat: bool,
+    /// The display name, sent as `?name=` on WHEP.
+    pub name: Option<String>,
+    /// The `Authorization: Bearer` credential on WHEP: a moderator key or an access token.
+    pub bearer: Option<String>,
 }
 
 impl Default for ViewerConfig {
     fn default() -> Self {
         ViewerConfig {
             record_headers: true,
+            chat: false,
+            name: None,
+            bearer: None,
+        }
+    }
+}
+
+impl ViewerConfig {
+    /// A chat member named `name`: the chat channel on, headers not kept (cheap by the dozen).
+    pub fn chat_as(name: &str) -> Self {
+        ViewerConfig {
+            record_headers: false,
+            chat: true,
+            name: Some(name.to_owned()),
+            bearer: None,
         }
     }
 }
@@ -75,6 +99,8 @@ pub struct Viewer {
     shared: Arc<Shared>,
     session: Option<Session>,
     created: Instant,
+    chat: Option<ChatMember>,
+    config: ViewerConfig,
 }
 
 impl Viewer {
@@ -89,6 +115,7 @@ impl Viewer {
             record_headers: config.record_headers,
         });
         let sink_shared = Arc::clone(&shared);
+        let chat = config.chat;
         let (pc, events) = build_peer(PeerSetup {
             codecs: default_codecs(),
             keyframe_requests: false,
@@ -97,20 +124,30 @@ impl Viewer {
             })),
         })
         .await?;
+        // Created before the offer, so the offer carries it (after the media sections).
+        let chat = match chat {
+            true => Some(open_chat_channel(&pc).await?),
+            false => None,
+        };
         Ok(Viewer {
             pc,
             events,
             shared,
             session: None,
             created: Instant::now(),
+            chat,
+            config,
         })
     }
 
-    /// Watches a WHEP endpoint (`http://host/whep/{stream}`); returns once the answer is applied.
+    /// Watches a WHEP endpoint (`http://host/whep/{stream}`) with the config's name and
+    /// credential; returns once the answer is applied.
     pub async fn connect_whep(http: &Client, endpoint: &str, config: ViewerConfig) -> Result<Self> {
         let mut viewer = Viewer::new(config).await?;
         let offer = viewer.create_offer().await?;
-        let session = post_offer(http, endpoint, &offer, None).await?;
+        let endpoint = with_name(endpoint, viewer.config.name.as_deref())?;
+        let bearer = viewer.config.bearer.clone();
+        let session = post_offer(http, &endpoint, &offer, bearer.as_deref()).await?;
         viewer.accept_answer(session.answer.clone()).await?;
         viewer.session = Some(session);
         Ok(viewer)
@@ -169,6 +206,13 @@ impl Viewer {
     /// The WHEP session, when watching over WHEP.
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()
+    }
+
+    /// The chat member on this viewer's `chat` data channel; an error without `chat: true`.
+    pub fn chat(&self) -> Result<&ChatMember> {
+        self.chat
+            .as_ref()
+            .ok_or_else(|| ClientError::Protocol("this viewer was created without chat".into()))
     }
 
     /// When the viewer was created (the origin for time-to-first-keyframe).

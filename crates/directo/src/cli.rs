@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// The secret that signs access tokens (default: generated once, kept in the data dir).
     #[arg(long, env = "DIRECTO_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// Do not record streams (the admin API can still switch recording on per stream).
+    #[arg(long, env = "DIRECTO_NO_RECORD")]
+    pub no_record: bool,
     /// Open local mode: publishing needs no key.
     #[arg(long, env = "DIRECTO_DEV")]
     pub dev: bool,

@@ -114,6 +114,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let media = MediaConfig {
         bind: SocketAddr::new(args.media_bind, args.media_port),
         public_ips: args.public_ip.clone(),
+        recordings: (!args.no_record).then(|| args.data_dir.join("recordings")),
         ..MediaConfig::default()
     };
     let (chat_port, chat_service) = directo_media::chat_channels(16 * 1024);
@@ -134,7 +135,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             settings: SettingsStore::load(args.data_dir.join("streams.json")),
         },
         chat,
+        recordings: args.data_dir.join("recordings"),
     };
+    // Per-stream recording switches set through the admin API survive restarts.
+    for (stream, settings) in config.access.settings.all() {
+        if let Some(enabled) = settings.record {
+            engine.set_recording(&stream, enabled).await?;
+        }
+    }
     let (addr, server) = directo_server::bind(config, engine.clone(), async {
         let _ = stop_rx.await;
     })

@@ -41,6 +41,7 @@ use crate::error::MediaError;
 use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig, SessionAnswer};
 use crate::offer::{OfferSummary, check_offer};
 use crate::peer::{Peer, PeerId, Sender};
+use crate::recording::StreamRecording;
 use crate::setup::{PeerRole, PeerSetup, build_peer_connection};
 use crate::socket::{Datagram, MediaSocket};
 
@@ -48,6 +49,8 @@ use crate::socket::{Datagram, MediaSocket};
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// A publisher from which nothing arrived for this long may be replaced by a new one.
 const PUBLISHER_DEAD_AFTER: Duration = Duration::from_secs(3);
+/// How long a recording waits for its publisher to come back before the file is finished.
+const RECORDING_IDLE_GRACE: Duration = Duration::from_secs(10);
 /// Chat messages delivered per wake-up before the loop goes back to media.
 const MAX_CHAT_PER_WAKE: usize = 1024;
 /// How long a publisher's first track waits for its other tracks before the stream goes live.
@@ -61,6 +64,7 @@ struct StreamEntry {
     publisher: Option<PeerId>,
     viewers: Vec<PeerId>,
     live_announced: bool,
+    recording: Option<StreamRecording>,
 }
 
 impl StreamEntry {
@@ -70,6 +74,7 @@ impl StreamEntry {
             publisher: None,
             viewers: Vec::new(),
             live_announced: false,
+            recording: None,
         }
     }
 }
@@ -209,6 +214,10 @@ struct Engine {
     events: broadcast::Sender<EngineEvent>,
     shutting_down: bool,
     chat_tx: Option<mpsc::Sender<ChatIn>>,
+    /// Per-stream recording switches set through the admin API.
+    record_overrides: HashMap<String, bool>,
+    /// Recordings being finished on their own threads.
+    finishing: Vec<std::thread::JoinHandle<()>>,
     /// Chat messages the chat service could not take (it was behind).
     chat_in_dropped: u64,
     /// Chat messages not sent because the member's channel was backed up.
@@ -243,6 +252,8 @@ impl Engine {
             events,
             shutting_down: false,
             chat_tx: None,
+            record_overrides: HashMap::new(),
+            finishing: Vec::new(),
             chat_in_dropped: 0,
             chat_out_dropped: 0,
         }
@@ -417,7 +428,7 @@ impl Engine {
     }
 
     /// Offer a message to the chat service without ever waiting for it.
-    fn to_chat(&mut self, msg: ChatIn) {
+    fn offer_to_chat(&mut self, msg: ChatIn) {
         if let Some(tx) = &self.chat_tx
             && tx.try_send(msg).is_err()
         {
@@ -474,6 +485,34 @@ impl Engine {
             })
             .map(|(id, _)| *id)
             .collect();
+        for entry in self.streams.values_mut() {
+            if entry
+                .recording
+                .as_ref()
+                .is_some_and(StreamRecording::take_keyframe_request)
+            {
+                entry.sfu.request_keyframe(now);
+            }
+            if entry
+                .recording
+                .as_ref()
+                .and_then(|r| r.idle_since)
+                .is_some_and(|t| now.duration_since(t) > RECORDING_IDLE_GRACE)
+                && let Some(recording) = entry.recording.take()
+            {
+                self.finishing.push(recording.finish());
+            }
+        }
+        let drained: Vec<String> = self
+            .streams
+            .iter()
+            .filter(|(_, e)| e.publisher.is_none() && e.viewers.is_empty() && e.recording.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in drained {
+            self.streams.remove(&name);
+        }
+        self.finishing.retain(|h| !h.is_finished());
         let late: Vec<PeerId> = self
             .peers
             .iter()
@@ -528,15 +567,18 @@ impl Engine {
         let mut chat_in = Vec::new();
         while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
             match message {
-                RTCMessage::DataChannelMessage(channel, msg) => {
-                    if peer.chat_channel == Some(channel) {
-                        chat_in.push(ChatIn::Message {
-                            session: peer.session.clone(),
-                            text: String::from_utf8_lossy(&msg.data).into_owned(),
-                        });
-                    }
+                RTCMessage::DataChannelMessage(channel, msg)
+                    if peer.chat_channel == Some(channel) =>
+                {
+                    chat_in.push(ChatIn::Message {
+                        session: peer.session.clone(),
+                        text: String::from_utf8_lossy(&msg.data).into_owned(),
+                    });
                 }
                 RTCMessage::RtpPacket(_, packet) if role == PeerRole::Publisher => {
+                    if let Some(recording) = &entry.recording {
+                        recording.push(&packet, now);
+                    }
                     entry.sfu.on_rtp(id, packet, now);
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
@@ -551,6 +593,9 @@ impl Engine {
                                     sr.rtp_time,
                                     now,
                                 );
+                                if let Some(recording) = &entry.recording {
+                                    recording.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time, now);
+                                }
                             }
                         } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                             if role == PeerRole::Viewer {
@@ -573,7 +618,7 @@ impl Engine {
         }
         let stream = peer.stream.clone();
         for msg in chat_in {
-            self.to_chat(msg);
+            self.offer_to_chat(msg);
         }
         self.drain_stream(&stream, now);
     }
@@ -633,7 +678,7 @@ impl Engine {
                     role,
                     origin: peer.identity.origin.clone(),
                 };
-                self.to_chat(msg);
+                self.offer_to_chat(msg);
             }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(channel)) => {
                 let Some(peer) = self.peers.get_mut(&id) else {
@@ -642,7 +687,7 @@ impl Engine {
                 if peer.chat_channel == Some(channel) {
                     peer.chat_channel = None;
                     let session = peer.session.clone();
-                    self.to_chat(ChatIn::Closed { session });
+                    self.offer_to_chat(ChatIn::Closed { session });
                 }
             }
             _ => {}
@@ -729,6 +774,21 @@ impl Engine {
         {
             entry.sfu.set_publisher(id, tracks.clone(), now);
             entry.live_announced = true;
+            let record = self
+                .record_overrides
+                .get(&stream)
+                .copied()
+                .unwrap_or(self.config.recordings.is_some());
+            match (&mut entry.recording, &self.config.recordings) {
+                (Some(recording), _) => recording.publisher_changed(&tracks, now),
+                (None, Some(dir)) if record => {
+                    match StreamRecording::start(dir, &stream, &tracks, now) {
+                        Ok(recording) => entry.recording = Some(recording),
+                        Err(e) => tracing::error!(%stream, error = %e, "cannot start recording"),
+                    }
+                }
+                _ => {}
+            }
             let info = stream_info(&stream, entry);
             let _ = self.events.send(EngineEvent::Live(info));
             let viewers = entry.viewers.clone();
@@ -960,14 +1020,63 @@ impl Engine {
                 let result = self.apply_answer(&session, sdp, now);
                 let _ = reply.send(result);
             }
+            Command::SetRecording {
+                stream,
+                enabled,
+                reply,
+            } => {
+                self.record_overrides.insert(stream.clone(), enabled);
+                self.set_recording(&stream, enabled, now);
+                let _ = reply.send(());
+            }
             Command::Shutdown { reply } => {
                 self.close_all();
                 self.shutting_down = true;
+                // Finish every recording (Cues, Duration) before saying we are done.
+                for entry in self.streams.values_mut() {
+                    if let Some(recording) = entry.recording.take() {
+                        self.finishing.push(recording.finish());
+                    }
+                }
+                for handle in self.finishing.drain(..) {
+                    let _ = handle.join();
+                }
                 let _ = reply.send(());
                 return true;
             }
         }
         false
+    }
+
+    /// Start or stop recording a stream now (the admin switch).
+    fn set_recording(&mut self, stream: &str, enabled: bool, now: Instant) {
+        let Some(entry) = self.streams.get_mut(stream) else {
+            return;
+        };
+        if !enabled {
+            if let Some(recording) = entry.recording.take() {
+                self.finishing.push(recording.finish());
+            }
+            return;
+        }
+        let (Some(dir), None, Some(publisher)) =
+            (&self.config.recordings, &entry.recording, entry.publisher)
+        else {
+            return;
+        };
+        let Some(tracks) = self.peers.get(&publisher).map(|p| p.published.clone()) else {
+            return;
+        };
+        if tracks.is_empty() {
+            return;
+        }
+        match StreamRecording::start(dir, stream, &tracks, now) {
+            Ok(recording) => {
+                entry.recording = Some(recording);
+                entry.sfu.request_keyframe(now);
+            }
+            Err(e) => tracing::error!(%stream, error = %e, "cannot start recording"),
+        }
     }
 
     fn close_all(&mut self) {
@@ -1169,6 +1278,7 @@ impl Engine {
             && let Some(entry) = self.streams.get(&stream)
             && entry.publisher.is_none()
             && entry.viewers.is_empty()
+            && entry.recording.is_none()
         {
             self.streams.remove(&stream);
         }
@@ -1200,6 +1310,9 @@ impl Engine {
                 if entry.publisher == Some(id) {
                     entry.publisher = None;
                     entry.sfu.remove_publisher(id, now);
+                    if let Some(recording) = &mut entry.recording {
+                        recording.idle_since = Some(now);
+                    }
                     if entry.live_announced {
                         entry.live_announced = false;
                         let _ = self.events.send(EngineEvent::Offline {
@@ -1279,5 +1392,6 @@ fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {
         tracks,
         viewers: entry.viewers.len(),
         bitrate_bps: stats.incoming_bitrate_bps,
+        recording: entry.recording.is_some(),
     }
 }

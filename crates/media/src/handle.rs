@@ -20,6 +20,8 @@ pub struct MediaConfig {
     pub handshake_timeout: Duration,
     /// A connected peer from which nothing arrived for this long is dropped.
     pub idle_timeout: Duration,
+    /// Where live streams are recorded (`None`: recording off).
+    pub recordings: Option<std::path::PathBuf>,
 }
 
 impl Default for MediaConfig {
@@ -29,6 +31,7 @@ impl Default for MediaConfig {
             public_ips: Vec::new(),
             handshake_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(15),
+            recordings: None,
         }
     }
 }
@@ -110,6 +113,11 @@ pub(crate) enum Command {
         session: String,
         sdp: String,
         reply: Reply<Result<(), MediaError>>,
+    },
+    SetRecording {
+        stream: String,
+        enabled: bool,
+        reply: Reply<()>,
     },
     Shutdown {
         reply: Reply<()>,
@@ -195,7 +203,18 @@ impl EngineHandle {
         Ok(self.streams().await?.into_iter().find(|s| s.name == name))
     }
 
-    /// Close every peer (they get a DTLS close) and stop the engine.
+    /// Start or stop recording `stream` (also applies when it next goes live).
+    pub async fn set_recording(&self, stream: &str, enabled: bool) -> Result<(), MediaError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::SetRecording {
+            stream,
+            enabled,
+            reply,
+        })
+        .await
+    }
+
+    /// Close every peer (they get a DTLS close), finish recordings and stop the engine.
     pub async fn shutdown(&self) {
         let _ = self.ask(|reply| Command::Shutdown { reply }).await;
     }

@@ -12,6 +12,7 @@ mod error;
 mod handle;
 mod offer;
 mod peer;
+mod recording;
 mod rtcp_tap;
 mod setup;
 mod socket;

@@ -72,6 +72,15 @@ struct Member {
     sink: Sink,
 }
 
+/// Who joins a room.
+struct Joiner<'a> {
+    user: &'a str,
+    stream: &'a str,
+    name: &'a str,
+    role: ChatRole,
+    origin: Option<&'a str>,
+}
+
 enum Command {
     Join {
         user: String,
@@ -213,16 +222,14 @@ impl Hub {
         self.rooms.get_mut(stream)
     }
 
-    fn join(
-        &mut self,
-        user: &str,
-        stream: &str,
-        name: &str,
-        role: ChatRole,
-        origin: Option<&str>,
-        sink: Sink,
-        now: Instant,
-    ) -> Result<(), ChatErrorCode> {
+    fn join(&mut self, who: Joiner<'_>, sink: Sink, now: Instant) -> Result<(), ChatErrorCode> {
+        let Joiner {
+            user,
+            stream,
+            name,
+            role,
+            origin,
+        } = who;
         let (room, _) = self.room(stream, now).ok_or(ChatErrorCode::Internal)?;
         room.join(user, name, role, origin, now)
             .map_err(|e| e.code())?;
@@ -337,15 +344,14 @@ impl Hub {
                 role,
                 origin,
             } => {
-                if let Err(code) = self.join(
-                    &session,
-                    &stream,
-                    &name,
-                    role_of(role),
-                    origin.as_deref(),
-                    Sink::Engine,
-                    now,
-                ) {
+                let who = Joiner {
+                    user: &session,
+                    stream: &stream,
+                    name: &name,
+                    role: role_of(role),
+                    origin: origin.as_deref(),
+                };
+                if let Err(code) = self.join(who, Sink::Engine, now) {
                     let error = ChatServerMessage::Error {
                         code,
                         message: "you cannot join this chat".to_owned(),
@@ -377,16 +383,15 @@ impl Hub {
                 reply,
             } => {
                 let member = WsMember::new();
+                let who = Joiner {
+                    user: &user,
+                    stream: &stream,
+                    name: &name,
+                    role,
+                    origin: origin.as_deref(),
+                };
                 let result = self
-                    .join(
-                        &user,
-                        &stream,
-                        &name,
-                        role,
-                        origin.as_deref(),
-                        Sink::Ws(Arc::clone(&member)),
-                        now,
-                    )
+                    .join(who, Sink::Ws(Arc::clone(&member)), now)
                     .map(|()| member);
                 let _ = reply.send(result);
             }

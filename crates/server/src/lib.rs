@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod chat;
 mod error;
+mod recordings;
 mod settings;
 mod token;
 mod web;
@@ -17,6 +18,7 @@ mod ws;
 use directo_media::EngineHandle;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use warp::Filter;
 
 pub use auth::Access;
@@ -34,6 +36,8 @@ pub struct ServerConfig {
     pub access: Access,
     /// The chat service.
     pub chat: ChatHandle,
+    /// Where recordings are kept.
+    pub recordings: PathBuf,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
@@ -41,6 +45,7 @@ pub fn routes(
     access: Access,
     engine: EngineHandle,
     chat: ChatHandle,
+    recordings: PathBuf,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let cors = warp::cors()
         .allow_any_origin()
@@ -70,6 +75,12 @@ pub fn routes(
     .unify()
     .or(api::routes(engine.clone(), chat.clone()))
     .unify()
+    .or(recordings::routes(
+        recordings,
+        access.clone(),
+        engine.clone(),
+    ))
+    .unify()
     .or(admin::routes(access.clone(), engine.clone()))
     .unify()
     .or(ws::routes(access, engine, chat))
@@ -93,9 +104,14 @@ pub async fn bind(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     let addr = listener.local_addr()?;
-    let server = warp::serve(routes(config.access, engine, config.chat))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run();
+    let server = warp::serve(routes(
+        config.access,
+        engine,
+        config.chat,
+        config.recordings,
+    ))
+    .incoming(listener)
+    .graceful(shutdown)
+    .run();
     Ok((addr, server))
 }

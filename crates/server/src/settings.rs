@@ -62,6 +62,14 @@ impl SettingsStore {
             .unwrap_or_default()
     }
 
+    /// Every stream with settings, and its settings.
+    pub fn all(&self) -> Vec<(String, StreamSettings)> {
+        self.inner
+            .read()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// Replace the settings of `stream` and persist them.
     pub fn set(&self, stream: &str, settings: StreamSettings) -> std::io::Result<()> {
         let snapshot = {

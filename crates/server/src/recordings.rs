@@ -1,0 +1,198 @@
+//! Recordings over HTTP: `GET /api/recordings` lists them, `GET /api/recordings/{stream}/{file}`
+//! downloads one with `Range` support (so a `<video>` element can seek in it), and `DELETE`
+//! (admin) removes one. The admin switch `POST /api/streams/{stream}/recording` starts or
+//! stops recording a stream.
+
+use directo_media::EngineHandle;
+use serde::{Deserialize, Serialize};
+use signaling_proto::ErrorCode;
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+use warp::Filter;
+use warp::reply::Reply;
+
+use crate::auth::{Access, bearer};
+use crate::error::ApiError;
+use crate::whip::{check_stream_name, limited_body};
+
+/// One recording as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct RecordingEntry {
+    /// `{stream}/{file}`: the path below `/api/recordings/`.
+    pub id: String,
+    /// The stream it recorded.
+    pub stream: String,
+    /// When it started, seconds since the Unix epoch.
+    pub start: u64,
+    /// How long it plays, in seconds.
+    pub duration: f64,
+    /// File size in bytes.
+    pub size: u64,
+    /// Codec MIME types.
+    pub codecs: Vec<String>,
+    /// Whether it is finished (Cues and Duration written) and so seekable.
+    pub seekable: bool,
+}
+
+fn check_file_name(file: &str) -> Result<(), ApiError> {
+    let ok = !file.starts_with('.')
+        && (file.ends_with(".webm") || file.ends_with(".mkv"))
+        && file
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "a recording is {stream}/{file}.webm or .mkv",
+        ))
+    }
+}
+
+async fn list(dir: PathBuf) -> Result<warp::reply::Response, ApiError> {
+    let infos = tokio::task::spawn_blocking(move || {
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        directo_recorder::list_recordings(&dir)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let entries: Vec<RecordingEntry> = infos
+        .into_iter()
+        .map(|info| {
+            let file = info
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            RecordingEntry {
+                id: format!("{}/{}", info.stream, file),
+                start: info
+                    .started_at
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                duration: info.duration.as_secs_f64(),
+                size: info.size,
+                codecs: info
+                    .audio
+                    .iter()
+                    .chain(info.video.iter())
+                    .map(|c| c.mime_type().to_owned())
+                    .collect(),
+                seekable: info.seekable,
+                stream: info.stream,
+            }
+        })
+        .collect();
+    Ok(warp::reply::json(&entries).into_response())
+}
+
+async fn delete(
+    dir: PathBuf,
+    access: Access,
+    stream: String,
+    file: String,
+    authorization: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
+    access.authorize_admin(bearer(authorization.as_deref()))?;
+    check_stream_name(&stream)?;
+    check_file_name(&file)?;
+    let path = dir.join(&stream).join(&file);
+    match tokio::fs::remove_file(&path).await {
+        Ok(()) => Ok(warp::http::StatusCode::NO_CONTENT.into_response()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::new(
+            ErrorCode::StreamNotFound,
+            format!("no recording {stream}/{file}"),
+        )),
+        Err(e) => Err(ApiError::new(ErrorCode::Internal, e.to_string())),
+    }
+}
+
+/// `POST /api/streams/{stream}/recording` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingSwitch {
+    enabled: bool,
+}
+
+async fn switch(
+    access: Access,
+    engine: EngineHandle,
+    stream: String,
+    authorization: Option<String>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<warp::reply::Response, ApiError> {
+    access.authorize_admin(bearer(authorization.as_deref()))?;
+    check_stream_name(&stream)?;
+    let request: RecordingSwitch = serde_json::from_slice(&body?).map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("expected {{\"enabled\": true|false}}: {e}"),
+        )
+    })?;
+    let mut settings = access.settings.get(&stream);
+    settings.record = Some(request.enabled);
+    access
+        .settings
+        .set(&stream, settings)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("saving settings: {e}")))?;
+    engine.set_recording(&stream, request.enabled).await?;
+    Ok(
+        warp::reply::json(&serde_json::json!({ "stream": stream, "enabled": request.enabled }))
+            .into_response(),
+    )
+}
+
+/// The recordings routes, serving files from `dir`.
+pub fn routes(
+    dir: PathBuf,
+    access: Access,
+    engine: EngineHandle,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let with_dir = {
+        let dir = dir.clone();
+        warp::any().map(move || dir.clone())
+    };
+    let with_access = warp::any().map(move || access.clone());
+    let with_engine = warp::any().map(move || engine.clone());
+    let list = warp::path!("api" / "recordings")
+        .and(warp::get())
+        .and(with_dir.clone())
+        .then(|dir| async move { list(dir).await.unwrap_or_else(Reply::into_response) });
+    // warp's file server answers Range requests and refuses paths that leave `dir`.
+    let download = warp::path("api")
+        .and(warp::path("recordings"))
+        .and(warp::fs::dir(dir))
+        .map(Reply::into_response);
+    let remove = warp::path!("api" / "recordings" / String / String)
+        .and(warp::delete())
+        .and(with_dir)
+        .and(with_access.clone())
+        .and(warp::header::optional::<String>("authorization"))
+        .then(|stream, file, dir, access, auth| async move {
+            delete(dir, access, stream, file, auth)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
+    let switch = warp::path!("api" / "streams" / String / "recording")
+        .and(warp::post())
+        .and(with_access)
+        .and(with_engine)
+        .and(warp::header::optional::<String>("authorization"))
+        .and(limited_body(4096))
+        .then(|stream, access, engine, auth, body| async move {
+            switch(access, engine, stream, auth, body)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
+    list.or(download)
+        .unify()
+        .or(remove)
+        .unify()
+        .or(switch)
+        .unify()
+}
