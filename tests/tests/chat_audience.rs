@@ -141,20 +141,20 @@ async fn presence_drops_when_a_viewer_leaves() -> anyhow::Result<()> {
         wait_presence(viewer.chat()?, 3).await?;
     }
 
+    // Cleo closes only her chat channel and keeps watching.
+    viewers[2].chat()?.close().await?;
+    for viewer in &viewers[..2] {
+        wait_presence(viewer.chat()?, 2)
+            .await
+            .context("a viewer whose chat channel closed is still counted")?;
+    }
+
     // Bob leaves the way a page does on close: WHEP DELETE.
     let bob = viewers.remove(1);
     bob.disconnect(server.http()).await?;
-    for viewer in &viewers {
-        wait_presence(viewer.chat()?, 2)
-            .await
-            .context("a viewer who left (WHEP DELETE) is still counted")?;
-    }
-
-    // Cleo closes only her chat channel and keeps watching.
-    viewers[1].chat()?.close().await?;
     wait_presence(viewers[0].chat()?, 1)
         .await
-        .context("a viewer whose chat channel closed is still counted")?;
+        .context("a viewer who left (WHEP DELETE) is still counted")?;
 
     // Give a stale count time to come back, then look again.
     tokio::time::sleep(Duration::from_secs(2)).await;

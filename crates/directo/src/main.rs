@@ -111,6 +111,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(key)
     };
 
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     let media = MediaConfig {
         bind: SocketAddr::new(args.media_bind, args.media_port),
         public_ips: args.public_ip.clone(),
@@ -136,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         chat,
         recordings: args.data_dir.join("recordings"),
+        metrics: Arc::new(move || prometheus.render()),
     };
     // Per-stream recording switches set through the admin API survive restarts.
     for (stream, settings) in config.access.settings.all() {

@@ -25,6 +25,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
+use rtc::shared::marshal::MarshalSize;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use signaling_proto::{ErrorCode, StreamInfo, TrackInfo};
 use std::cmp::Reverse;
@@ -39,6 +40,7 @@ use crate::chat_port::{
 use crate::demux::Demuxer;
 use crate::error::MediaError;
 use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig, SessionAnswer};
+use crate::metrics::EngineMetrics;
 use crate::offer::{OfferSummary, check_offer};
 use crate::peer::{Peer, PeerId, Sender};
 use crate::recording::StreamRecording;
@@ -213,6 +215,7 @@ struct Engine {
     next_sweep: Instant,
     events: broadcast::Sender<EngineEvent>,
     shutting_down: bool,
+    metrics: EngineMetrics,
     chat_tx: Option<mpsc::Sender<ChatIn>>,
     /// Per-stream recording switches set through the admin API.
     record_overrides: HashMap<String, bool>,
@@ -251,6 +254,7 @@ impl Engine {
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             events,
             shutting_down: false,
+            metrics: EngineMetrics::new(),
             chat_tx: None,
             record_overrides: HashMap::new(),
             finishing: Vec::new(),
@@ -411,6 +415,7 @@ impl Engine {
                 };
                 if dc.outstanding_bytes() > MAX_CHAT_BUFFERED {
                     self.chat_out_dropped += 1;
+                    self.metrics.chat_dropped.increment(1);
                     return;
                 }
                 if dc.send_text(now, text.as_ref()).is_ok() && !peer.dirty {
@@ -433,6 +438,7 @@ impl Engine {
             && tx.try_send(msg).is_err()
         {
             self.chat_in_dropped += 1;
+            self.metrics.chat_dropped.increment(1);
         }
     }
 
@@ -486,6 +492,11 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for entry in self.streams.values_mut() {
+            if let Some(recording) = &mut entry.recording {
+                self.metrics
+                    .recorder_dropped
+                    .increment(recording.new_drops());
+            }
             if entry
                 .recording
                 .as_ref()
@@ -513,6 +524,16 @@ impl Engine {
             self.streams.remove(&name);
         }
         self.finishing.retain(|h| !h.is_finished());
+        let publishers = self
+            .peers
+            .values()
+            .filter(|p| p.role == PeerRole::Publisher)
+            .count();
+        self.metrics.streams.set(self.streams.len() as f64);
+        self.metrics.publishers.set(publishers as f64);
+        self.metrics
+            .viewers
+            .set((self.peers.len() - publishers) as f64);
         let late: Vec<PeerId> = self
             .peers
             .iter()
@@ -525,6 +546,7 @@ impl Engine {
         for id in dead {
             if let Some(p) = self.peers.get(&id) {
                 tracing::info!(session = %p.session, stream = %p.stream, connected = p.connected, "dropping unresponsive peer");
+                self.metrics.sessions_dropped.increment(1);
             }
             self.remove_peer(id, now);
         }
@@ -576,6 +598,10 @@ impl Engine {
                     });
                 }
                 RTCMessage::RtpPacket(_, packet) if role == PeerRole::Publisher => {
+                    self.metrics.packets_in.increment(1);
+                    self.metrics
+                        .bytes_in
+                        .increment((packet.header.marshal_size() + packet.payload.len()) as u64);
                     if let Some(recording) = &entry.recording {
                         recording.push(&packet, now);
                     }
@@ -603,6 +629,7 @@ impl Engine {
                                 for pair in &nack.nacks {
                                     lost.extend(pair.packet_list());
                                 }
+                                self.metrics.nacks.increment(lost.len() as u64);
                                 entry.sfu.on_nack(id, nack.media_ssrc, &lost, now);
                             }
                         } else if (any.is::<PictureLossIndication>()
@@ -633,6 +660,9 @@ impl Engine {
                 match state {
                     RTCPeerConnectionState::Connected if !peer.connected => {
                         peer.connected = true;
+                        self.metrics
+                            .connect_seconds
+                            .record(now.duration_since(peer.created).as_secs_f64());
                         tracing::info!(session = %peer.session, stream = %peer.stream, role = ?peer.role, "peer connected");
                         if peer.role == PeerRole::Viewer {
                             let tracks = peer.down_tracks();
@@ -872,6 +902,7 @@ impl Engine {
                 Output::Rtp {
                     subscriber, packet, ..
                 } => {
+                    self.metrics.packets_out.increment(1);
                     if let Some(peer) = self.peers.get_mut(&subscriber) {
                         let msg = TaggedRTCMessage {
                             now,
@@ -917,6 +948,7 @@ impl Engine {
                             }),
                         };
                         tracing::debug!(session = %peer.session, ssrc, ?kind, "keyframe request to publisher");
+                        self.metrics.keyframe_requests.increment(1);
                         let msg = TaggedRTCMessage {
                             now,
                             message: RTCMessage::RtcpPacket(String::new(), vec![packet]),

@@ -10,6 +10,7 @@ mod demux;
 mod engine;
 mod error;
 mod handle;
+mod metrics;
 mod offer;
 mod peer;
 mod recording;

@@ -20,6 +20,8 @@ pub(crate) struct StreamRecording {
     ssrcs: Vec<(u32, MediaKind)>,
     /// When the publisher left (the recording continues if it comes back soon).
     pub(crate) idle_since: Option<Instant>,
+    /// Drops already reported.
+    reported_drops: u64,
 }
 
 fn tracks_of(published: &[PublishedTrack]) -> RecordingTracks {
@@ -64,6 +66,7 @@ impl StreamRecording {
             keyframe_needed,
             ssrcs: published.iter().map(|t| (t.ssrc, t.kind)).collect(),
             idle_since: None,
+            reported_drops: 0,
         })
     }
 
@@ -90,6 +93,14 @@ impl StreamRecording {
         if let Some(kind) = self.kind(ssrc) {
             self.handle.sender_report(kind, ssrc, ntp, rtp, now);
         }
+    }
+
+    /// Packets the recorder could not take since the last call.
+    pub(crate) fn new_drops(&mut self) -> u64 {
+        let total = self.handle.dropped();
+        let new = total.saturating_sub(self.reported_drops);
+        self.reported_drops = total;
+        new
     }
 
     /// Whether the recorder asked for a keyframe since the last call.

@@ -300,6 +300,9 @@ impl Hub {
         for output in outputs {
             match output {
                 Output::Broadcast(message) => {
+                    if matches!(message, ChatServerMessage::Message { .. }) {
+                        metrics::counter!("directo_chat_messages_total").increment(1);
+                    }
                     let Some(text) = serialize(&message) else {
                         continue;
                     };

@@ -19,7 +19,9 @@ use directo_media::EngineHandle;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use warp::Filter;
+use warp::Reply;
 
 pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
@@ -38,6 +40,8 @@ pub struct ServerConfig {
     pub chat: ChatHandle,
     /// Where recordings are kept.
     pub recordings: PathBuf,
+    /// Renders `GET /metrics` (Prometheus text format).
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
@@ -46,6 +50,7 @@ pub fn routes(
     engine: EngineHandle,
     chat: ChatHandle,
     recordings: PathBuf,
+    metrics: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
     let cors = warp::cors()
         .allow_any_origin()
@@ -74,6 +79,14 @@ pub fn routes(
     ))
     .unify()
     .or(api::routes(engine.clone(), chat.clone()))
+    .unify()
+    .or(warp::path!("metrics").and(warp::get()).map(move || {
+        warp::http::Response::builder()
+            .header("Content-Type", "text/plain; version=0.0.4")
+            .body(metrics())
+            .map(warp::Reply::into_response)
+            .unwrap_or_else(|_| warp::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }))
     .unify()
     .or(recordings::routes(
         recordings,
@@ -109,6 +122,7 @@ pub async fn bind(
         engine,
         config.chat,
         config.recordings,
+        config.metrics,
     ))
     .incoming(listener)
     .graceful(shutdown)

@@ -1,0 +1,78 @@
+//! The engine's Prometheus metrics. Handles are registered once, so the per-packet path only
+//! does atomic adds; without an installed exporter they are no-ops.
+
+use metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
+
+/// Every metric the media engine reports.
+pub(crate) struct EngineMetrics {
+    pub(crate) packets_in: Counter,
+    pub(crate) bytes_in: Counter,
+    pub(crate) packets_out: Counter,
+    pub(crate) nacks: Counter,
+    pub(crate) keyframe_requests: Counter,
+    pub(crate) recorder_dropped: Counter,
+    pub(crate) chat_dropped: Counter,
+    pub(crate) sessions_dropped: Counter,
+    pub(crate) streams: Gauge,
+    pub(crate) publishers: Gauge,
+    pub(crate) viewers: Gauge,
+    pub(crate) connect_seconds: Histogram,
+}
+
+impl EngineMetrics {
+    pub(crate) fn new() -> Self {
+        describe_counter!(
+            "directo_packets_in_total",
+            "RTP packets received from publishers"
+        );
+        describe_counter!(
+            "directo_bytes_in_total",
+            "RTP bytes received from publishers"
+        );
+        describe_counter!(
+            "directo_packets_out_total",
+            "RTP packets forwarded to viewers (incl. retransmissions)"
+        );
+        describe_counter!("directo_nacks_total", "NACKed packets viewers asked for");
+        describe_counter!(
+            "directo_keyframe_requests_total",
+            "PLI/FIR sent to publishers"
+        );
+        describe_counter!(
+            "directo_recorder_dropped_total",
+            "packets the recorder could not take"
+        );
+        describe_counter!(
+            "directo_chat_dropped_total",
+            "chat messages dropped for slow members or a busy chat service"
+        );
+        describe_counter!(
+            "directo_sessions_dropped_total",
+            "sessions dropped for not connecting or going silent"
+        );
+        describe_gauge!("directo_streams", "streams with a publisher or viewers");
+        describe_gauge!("directo_publishers", "publisher sessions");
+        describe_gauge!("directo_viewers", "viewer sessions");
+        describe_histogram!(
+            "directo_connect_seconds",
+            "session creation to ICE+DTLS connected"
+        );
+        EngineMetrics {
+            packets_in: counter!("directo_packets_in_total"),
+            bytes_in: counter!("directo_bytes_in_total"),
+            packets_out: counter!("directo_packets_out_total"),
+            nacks: counter!("directo_nacks_total"),
+            keyframe_requests: counter!("directo_keyframe_requests_total"),
+            recorder_dropped: counter!("directo_recorder_dropped_total"),
+            chat_dropped: counter!("directo_chat_dropped_total"),
+            sessions_dropped: counter!("directo_sessions_dropped_total"),
+            streams: gauge!("directo_streams"),
+            publishers: gauge!("directo_publishers"),
+            viewers: gauge!("directo_viewers"),
+            connect_seconds: histogram!("directo_connect_seconds"),
+        }
+    }
+}
