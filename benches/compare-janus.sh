@@ -14,7 +14,8 @@
 #
 #   VIEWERS="20 100" SECONDS_PER_RUN=10 benches/compare-janus.sh
 #
-# Knobs: VIEWERS, SECONDS_PER_RUN, RAMP, BITRATE_KBPS, FPS, SKIP_BUILD=1, OUT_DIR.
+# Knobs: VIEWERS, SECONDS_PER_RUN, RAMP, BITRATE_KBPS, FPS, SKIP_BUILD=1, OUT_DIR,
+# DIRECTO=<path> (another server binary, e.g. target/debug/directo; implies no server build).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,9 +38,13 @@ if ! command -v janus >/dev/null 2>&1; then
     apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y janus
 fi
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release -p directo -p directo-benches --bin directo --bin directo-load
+    if [[ -n "${DIRECTO:-}" ]]; then
+        cargo build --release -p directo-benches --bin directo-load
+    else
+        cargo build --release -p directo -p directo-benches --bin directo --bin directo-load
+    fi
 fi
-DIRECTO="$PWD/target/release/directo"
+DIRECTO="$(realpath "${DIRECTO:-target/release/directo}")"
 LOAD="$PWD/target/release/directo-load"
 
 WORK="$(mktemp -d)"
@@ -166,34 +171,34 @@ run_load() {
     fi
 }
 
-# Janus first.
+# Janus first, a fresh process per viewer count.
 mkdir -p "$WORK/janus"
 write_janus_config "$WORK/janus"
-ip netns exec "$NS" taskset -c 0 janus -C "$WORK/janus/janus.jcfg" -F "$WORK/janus" \
-    > "$WORK/janus.log" 2>&1 &
-SERVER_PID=$!
-wait_http "$JANUS_HTTP"
 for n in $VIEWERS; do
+    ip netns exec "$NS" taskset -c 0 janus -C "$WORK/janus/janus.jcfg" -F "$WORK/janus" \
+        > "$WORK/janus.log" 2>&1 &
+    SERVER_PID=$!
+    wait_http "$JANUS_HTTP"
     echo "janus: $n viewers for ${SECONDS_PER_RUN}s..." >&2
     run_load "$OUT_DIR/janus.jsonl" "$n" --janus "http://127.0.0.1:$JANUS_HTTP/janus" \
         --janus-mountpoint 1 --janus-audio-port "$AUDIO_PORT" --janus-video-port "$VIDEO_PORT" \
         --janus-video-rtcp-port "$VIDEO_RTCP_PORT" --bind-ip "$PEER_IP"
+    stop_server
 done
-stop_server
 
-# Then Directo, same namespace, same generator.
-mkdir -p "$WORK/directo-data"
-ip netns exec "$NS" taskset -c 0 "$DIRECTO" serve --http "127.0.0.1:$DIRECTO_HTTP" \
-    --media-port "$DIRECTO_MEDIA" --media-bind 127.0.0.1 --public-ip 127.0.0.1 \
-    --data-dir "$WORK/directo-data" --publish-key "$KEY" > "$WORK/directo.log" 2>&1 &
-SERVER_PID=$!
-wait_http "$DIRECTO_HTTP"
+# Then Directo, same namespace, same generator, a fresh process per viewer count.
 for n in $VIEWERS; do
+    rm -rf "$WORK/directo-data" && mkdir -p "$WORK/directo-data"
+    ip netns exec "$NS" taskset -c 0 "$DIRECTO" serve --http "127.0.0.1:$DIRECTO_HTTP" \
+        --media-port "$DIRECTO_MEDIA" --media-bind 127.0.0.1 --public-ip 127.0.0.1 \
+        --data-dir "$WORK/directo-data" --publish-key "$KEY" > "$WORK/directo.log" 2>&1 &
+    SERVER_PID=$!
+    wait_http "$DIRECTO_HTTP"
     echo "directo: $n viewers for ${SECONDS_PER_RUN}s..." >&2
     run_load "$OUT_DIR/directo.jsonl" "$n" --server "http://127.0.0.1:$DIRECTO_HTTP" \
         --stream "compare-$n" --key "$KEY"
+    stop_server
 done
-stop_server
 
 "$LOAD" --table "$OUT_DIR/directo.jsonl" "$OUT_DIR/janus.jsonl"
 echo "JSON lines: $OUT_DIR/directo.jsonl $OUT_DIR/janus.jsonl; logs in $WORK" >&2

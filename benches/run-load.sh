@@ -7,6 +7,7 @@
 #
 # Knobs (environment): VIEWERS, SECONDS_PER_RUN, RAMP (viewers/s), BITRATE_KBPS, FPS,
 # HTTP_PORT, MEDIA_PORT, SKIP_BUILD=1 (use the existing target/release binaries),
+# DIRECTO=<path> (another server binary, e.g. target/debug/directo; implies no server build),
 # OUT (where the JSON lines go; default a temp file).
 # Every run is bounded by `timeout`; everything started here is killed on exit.
 set -euo pipefail
@@ -22,9 +23,13 @@ MEDIA_PORT="${MEDIA_PORT:-18481}"
 KEY="load-$$"
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release -p directo -p directo-benches --bin directo --bin directo-load
+    if [[ -n "${DIRECTO:-}" ]]; then
+        cargo build --release -p directo-benches --bin directo-load
+    else
+        cargo build --release -p directo -p directo-benches --bin directo --bin directo-load
+    fi
 fi
-DIRECTO=target/release/directo
+DIRECTO="${DIRECTO:-target/release/directo}"
 LOAD=target/release/directo-load
 
 WORK="$(mktemp -d)"
@@ -37,7 +42,7 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
         kill -9 "$SERVER_PID" 2>/dev/null || true
     fi
-    rm -rf "$WORK/data"
+    SERVER_PID=""
 }
 trap cleanup EXIT INT TERM
 
@@ -53,23 +58,28 @@ wait_http() {
     return 1
 }
 
-mkdir -p "$WORK/data"
-taskset -c 0 "$DIRECTO" serve --http "127.0.0.1:$HTTP_PORT" --media-port "$MEDIA_PORT" \
-    --media-bind 127.0.0.1 --public-ip 127.0.0.1 --data-dir "$WORK/data" \
-    --publish-key "$KEY" > "$WORK/directo.log" 2>&1 &
-SERVER_PID=$!
-wait_http "$HTTP_PORT"
+start_server() {
+    rm -rf "$WORK/data" && mkdir -p "$WORK/data"
+    taskset -c 0 "$DIRECTO" serve --http "127.0.0.1:$HTTP_PORT" --media-port "$MEDIA_PORT" \
+        --media-bind 127.0.0.1 --public-ip 127.0.0.1 --data-dir "$WORK/data" \
+        --publish-key "$KEY" > "$WORK/directo.log" 2>&1 &
+    SERVER_PID=$!
+    wait_http "$HTTP_PORT"
+}
 
+# A fresh server per viewer count: memory per viewer is growth from an idle server, not
+# from one whose allocator kept the previous run's memory.
 for n in $VIEWERS; do
+    start_server
     limit=$(( SECONDS_PER_RUN + n / RAMP + 90 ))
     echo "directo: $n viewers for ${SECONDS_PER_RUN}s (ramp ${RAMP}/s)..." >&2
     if ! timeout "$limit" taskset -c 1 "$LOAD" --server "http://127.0.0.1:$HTTP_PORT" \
         --stream "load-$n" --key "$KEY" --viewers "$n" --seconds "$SECONDS_PER_RUN" \
         --ramp-per-s "$RAMP" --bitrate-kbps "$BITRATE_KBPS" --fps "$FPS" \
         --server-pid "$SERVER_PID" --json >> "$OUT"; then
-        echo "  run with $n viewers failed or timed out" >&2
+        echo "  run with $n viewers failed or timed out; server log: $WORK/directo.log" >&2
     fi
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "directo exited; log in $WORK/directo.log" >&2; break; }
+    cleanup
 done
 
 "$LOAD" --table "$OUT"

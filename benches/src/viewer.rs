@@ -4,7 +4,9 @@
 //! of every stamped packet, and the time from its join request to its first keyframe.
 //!
 //! It answers nothing itself beyond what its interceptors do (receiver reports and NACKs),
-//! except a PLI when video has not started or has stalled, as a browser would.
+//! except PLIs, as a browser sends them: at once when video arrives that it cannot start
+//! decoding (inter frames before any keyframe, as a server that does not gate on keyframes
+//! forwards them), and when video has not started or has stalled for a while.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,6 +33,9 @@ use crate::whip::{Session, delete_session, post_offer};
 
 /// How long a viewer waits for video before asking for a keyframe (and again after that).
 const KEYFRAME_WAIT: Duration = Duration::from_millis(1500);
+
+/// The shortest time between two keyframe requests of one viewer.
+const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
 
 /// How a viewer joins.
 #[derive(Debug, Clone)]
@@ -150,6 +155,7 @@ struct ViewerApp {
     joined_at: Instant,
     last_video: Option<Instant>,
     next_pli: Option<Instant>,
+    last_pli: Option<Instant>,
     video_ssrc: Option<(RTCRtpReceiverId, u32)>,
     failed: bool,
 }
@@ -168,8 +174,16 @@ impl ViewerApp {
         }
         if video {
             self.last_video = Some(now);
-            if self.stats.join.is_none() && is_vp8_keyframe_start(&packet.payload) {
-                self.stats.join = Some(now.saturating_duration_since(self.joined_at));
+            if self.stats.join.is_none() {
+                if is_vp8_keyframe_start(&packet.payload) {
+                    self.stats.join = Some(now.saturating_duration_since(self.joined_at));
+                } else if self
+                    .last_pli
+                    .is_none_or(|last| now.saturating_duration_since(last) >= PLI_MIN_INTERVAL)
+                {
+                    // Undecodable video: ask for a keyframe on the next turn of the loop.
+                    self.next_pli = Some(now);
+                }
             }
         }
         if let Some(sent) = read_stamp(&packet.payload).and_then(|index| self.times.sent_at(index))
@@ -238,7 +252,7 @@ impl PeerApp for ViewerApp {
         let stalled = self
             .last_video
             .is_none_or(|last| now.saturating_duration_since(last) >= KEYFRAME_WAIT);
-        if !stalled {
+        if self.stats.join.is_some() && !stalled {
             return Ok(());
         }
         if self.video_ssrc.is_none() {
@@ -256,6 +270,7 @@ impl PeerApp for ViewerApp {
                 })],
             )?;
             self.stats.plis_sent += 1;
+            self.last_pli = Some(now);
         }
         Ok(())
     }
@@ -290,6 +305,7 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
         joined_at,
         last_video: None,
         next_pli: None,
+        last_pli: None,
         video_ssrc: None,
         failed: false,
     };

@@ -92,6 +92,7 @@ before(async () => {
     args: CHROMIUM_ARGS,
     viewport: { width: 960, height: 720 },
   });
+  browser.setDefaultTimeout(TIMEOUT_MS);
 });
 
 after(async () => {
@@ -110,7 +111,7 @@ test('the index page sends a stream name to the watch page', async () => {
   await page.fill('input[name=stream]', 'lobby');
   await page.click('button[formaction="watch.html"]');
   await page.waitForURL(/\/watch\.html\?stream=lobby$/, { timeout: TIMEOUT_MS });
-  await page.screenshot({ path: join(ARTIFACTS, 'index.png') });
+  await snapshot(page, 'index');
   await page.close();
 });
 
@@ -136,7 +137,7 @@ test('publishing with a wrong key shows the server error', async () => {
     const status = await page.textContent('#status');
     assert.ok(status.includes(body.message), `status "${status}" shows "${body.message}"`);
   } finally {
-    await page.screenshot({ path: join(ARTIFACTS, 'publish-wrong-key.png') });
+    await snapshot(page, 'publish-wrong-key');
     await page.close();
   }
 });
@@ -163,8 +164,8 @@ test('a viewer receives the published video and audio', async (t) => {
     await viewer.click('#unmute');
     assert.equal(await viewer.evaluate(() => document.getElementById('player').muted), false);
   } finally {
-    await publisher.screenshot({ path: join(ARTIFACTS, 'publish.png') });
-    await viewer.screenshot({ path: join(ARTIFACTS, 'watch.png') });
+    await snapshot(publisher, 'publish');
+    await snapshot(viewer, 'watch');
   }
 
   const deleted = publisher.waitForResponse(
@@ -193,7 +194,7 @@ test('a viewer who arrives before the publisher gets media once it is live', asy
     });
     await assertMediaFlowing(viewer);
   } finally {
-    await viewer.screenshot({ path: join(ARTIFACTS, 'watch-early.png') });
+    await snapshot(viewer, 'watch-early');
   }
   await publisher.close();
   await viewer.close();
@@ -212,6 +213,16 @@ async function openPage(name) {
     uncaughtErrors.push(`[${name}] ${error.message}`);
   });
   return page;
+}
+
+/**
+ * Saves a screenshot of `page` as <repo>/test-artifacts/<name>.png. Never
+ * throws: it runs in `finally` blocks, where it must not hide the real failure.
+ */
+async function snapshot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), timeout: 10_000 }).catch((error) => {
+    consoleLines.push(`[${name}] screenshot failed: ${error.message}`);
+  });
 }
 
 /** Opens publish.html for `stream`, presses "Go live" and waits until it is live. */

@@ -3,6 +3,9 @@
 //! - [`TestServer`] runs one `directo serve` on free local ports and kills it on drop.
 //! - [`Publisher`] publishes synthetic Opus + VP8 over WHIP, answering PLI/FIR with keyframes.
 //! - [`Viewer`] watches over WHEP (or any signaling) and records every RTP header it receives.
+//! - [`MediaPublisher`] publishes real VP8 or H264 + Opus (a [`MediaSource`] made by ffmpeg)
+//!   paced in real time; [`ffmpeg`] judges recordings with ffprobe and ffmpeg, and
+//!   [`recordings`] finds them through the API and on disk.
 //! - [`WsClient`] speaks `signaling-proto` over `/ws`.
 //! - [`ChatMember`] is one member of a stream's chat: on a viewer's or publisher's `chat` data
 //!   channel (`chat: true` in their config), or over `/ws` without WebRTC.
@@ -12,11 +15,15 @@
 
 mod chat;
 mod error;
+pub mod ffmpeg;
 mod http;
 mod keyframe_request;
+mod media_publisher;
+mod media_source;
 mod offers;
 mod peer;
 mod publisher;
+pub mod recordings;
 mod rtp_log;
 mod server;
 mod settling_runtime;
@@ -31,6 +38,10 @@ pub use http::{
     Session, delete_session, http_client, http_client_from, post_offer, read_error, status_error,
     with_name,
 };
+pub use media_publisher::{
+    MediaPublisher, MediaPublisherConfig, SentFrame, SentMedia, frame_duration_ms,
+};
+pub use media_source::{MediaSource, SOURCE_FPS};
 pub use offers::{padded_offer, single_codec_offer};
 pub use publisher::{Publisher, PublisherConfig};
 pub use rtp_log::{Discontinuity, MediaKind, RtpRecord, SequenceReport, TimestampStep, TrackLog};

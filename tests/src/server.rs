@@ -95,6 +95,46 @@ impl TestServer {
         Ok(())
     }
 
+    /// Kills the server with SIGKILL (a crash: nothing is finished or flushed) and waits for
+    /// it to exit. The data directory stays until the `TestServer` is dropped.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the server with SIGTERM (a clean shutdown: recordings are finished) and waits up
+    /// to `timeout` for it to exit; returns whether it exited successfully. The data directory
+    /// stays until the `TestServer` is dropped.
+    pub async fn terminate(&mut self, timeout: Duration) -> Result<bool> {
+        // std has no SIGTERM; `kill` from procps/coreutils sends it, to this one process id.
+        let status = tokio::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .await
+            .map_err(io_error("run `kill -TERM`"))?;
+        if !status.success() {
+            return Err(ClientError::Server(format!(
+                "`kill -TERM` exited with {status}"
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status.success()),
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(None) => {
+                    return Err(ClientError::timeout(
+                        "the server to exit after SIGTERM",
+                        timeout,
+                    ));
+                }
+                Err(e) => return Err(ClientError::Server(format!("cannot wait for it: {e}"))),
+            }
+        }
+    }
+
     /// `http://127.0.0.1:<port>/<path>`.
     pub fn url(&self, path: &str) -> Url {
         self.base

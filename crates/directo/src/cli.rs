@@ -81,6 +81,21 @@ pub struct ServeArgs {
     /// The secret that signs access tokens (default: generated once, kept in the data dir).
     #[arg(long, env = "DIRECTO_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// Streams (with a publisher or viewers) at once; more are refused with 503.
+    #[arg(long, env = "DIRECTO_MAX_STREAMS", default_value_t = 100)]
+    pub max_streams: usize,
+    /// Viewers of one stream; more are refused with 503.
+    #[arg(long, env = "DIRECTO_MAX_VIEWERS_PER_STREAM", default_value_t = 5000)]
+    pub max_viewers_per_stream: usize,
+    /// Sessions open from one client address; more are refused with 429.
+    #[arg(long, env = "DIRECTO_MAX_SESSIONS_PER_IP", default_value_t = 50)]
+    pub max_sessions_per_ip: usize,
+    /// Signaling requests (WHIP, WHEP, /ws, admin) per minute from one address; more get 429.
+    #[arg(long, env = "DIRECTO_MAX_REQUESTS_PER_MINUTE", default_value_t = 600)]
+    pub max_requests_per_minute: u32,
+    /// Seconds without any packet after which a connected peer is dropped.
+    #[arg(long, env = "DIRECTO_IDLE_TIMEOUT_S", default_value_t = 15)]
+    pub idle_timeout_s: u64,
     /// Do not record streams (the admin API can still switch recording on per stream).
     #[arg(long, env = "DIRECTO_NO_RECORD")]
     pub no_record: bool,

@@ -5,8 +5,8 @@ mod cli;
 
 use anyhow::Context;
 use clap::Parser;
-use directo_media::MediaConfig;
-use directo_server::{Access, ServerConfig, SettingsStore, TokenRole, Tokens};
+use directo_media::{Limits, MediaConfig};
+use directo_server::{Access, RateLimiter, ServerConfig, SettingsStore, TokenRole, Tokens};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use std::net::SocketAddr;
@@ -23,7 +23,8 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // rtc's DTLS logs every unknown TLS extension a browser offers; not news.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rtc_dtls=error")),
         )
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -118,6 +119,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bind: SocketAddr::new(args.media_bind, args.media_port),
         public_ips: args.public_ip.clone(),
         recordings: (!args.no_record).then(|| args.data_dir.join("recordings")),
+        idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
+        limits: Limits {
+            max_streams: args.max_streams,
+            max_viewers_per_stream: args.max_viewers_per_stream,
+            max_sessions_per_ip: args.max_sessions_per_ip,
+        },
         ..MediaConfig::default()
     };
     let (chat_port, chat_service) = directo_media::chat_channels(16 * 1024);
@@ -140,6 +147,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         chat,
         recordings: args.data_dir.join("recordings"),
         metrics: Arc::new(move || prometheus.render()),
+        rate_limiter: RateLimiter::new(
+            args.max_requests_per_minute,
+            args.max_requests_per_minute.clamp(1, 60),
+        ),
     };
     // Per-stream recording switches set through the admin API survive restarts.
     for (stream, settings) in config.access.settings.all() {

@@ -1119,6 +1119,47 @@ impl Engine {
         }
     }
 
+    /// Refuse a new session over a capacity limit.
+    fn check_limits(
+        &self,
+        role: PeerRole,
+        stream: &str,
+        identity: &Identity,
+    ) -> Result<(), MediaError> {
+        let limits = &self.config.limits;
+        if !self.streams.contains_key(stream) && self.streams.len() >= limits.max_streams {
+            return Err(MediaError::AtCapacity(format!(
+                "the server is at its limit of {} streams",
+                limits.max_streams
+            )));
+        }
+        if role == PeerRole::Viewer
+            && self
+                .streams
+                .get(stream)
+                .is_some_and(|e| e.viewers.len() >= limits.max_viewers_per_stream)
+        {
+            return Err(MediaError::AtCapacity(format!(
+                "stream {stream} is at its limit of {} viewers",
+                limits.max_viewers_per_stream
+            )));
+        }
+        if let Some(origin) = &identity.origin {
+            let open = self
+                .peers
+                .values()
+                .filter(|p| !p.closing && p.identity.origin.as_ref() == Some(origin))
+                .count();
+            if open >= limits.max_sessions_per_ip {
+                return Err(MediaError::TooManySessions(format!(
+                    "your address has {open} sessions open, the limit is {}",
+                    limits.max_sessions_per_ip
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn new_peer(
         &mut self,
         role: PeerRole,
@@ -1213,6 +1254,7 @@ impl Engine {
             return Err(MediaError::Unavailable);
         }
         let summary = check_offer(offer)?;
+        self.check_limits(PeerRole::Publisher, &stream, &identity)?;
         let current = self.streams.get(&stream).and_then(|e| e.publisher);
         if let Some(old) = current {
             let alive = self.peers.get(&old).is_some_and(|p| {
@@ -1253,6 +1295,7 @@ impl Engine {
             return Err(MediaError::Unavailable);
         }
         let summary = check_offer(offer)?;
+        self.check_limits(PeerRole::Viewer, &stream, &identity)?;
         let published: Vec<PublishedTrack> = self
             .streams
             .get(&stream)

@@ -20,6 +20,12 @@ pub enum MediaError {
     /// The engine is shutting down.
     #[error("the media engine is shutting down")]
     Unavailable,
+    /// A capacity limit of the server (streams, viewers per stream) is reached.
+    #[error("{0}")]
+    AtCapacity(String),
+    /// The client's address has too many sessions open.
+    #[error("{0}")]
+    TooManySessions(String),
     /// The WebRTC stack refused something it should not have.
     #[error("internal error: {0}")]
     Internal(String),
@@ -33,7 +39,8 @@ impl MediaError {
             MediaError::UnsupportedCodec(_) => ErrorCode::UnsupportedCodec,
             MediaError::StreamBusy(_) => ErrorCode::StreamBusy,
             MediaError::SessionNotFound(_) => ErrorCode::SessionNotFound,
-            MediaError::Unavailable => ErrorCode::Unavailable,
+            MediaError::Unavailable | MediaError::AtCapacity(_) => ErrorCode::Unavailable,
+            MediaError::TooManySessions(_) => ErrorCode::RateLimited,
             MediaError::Internal(_) => ErrorCode::Internal,
         }
     }

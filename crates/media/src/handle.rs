@@ -22,6 +22,29 @@ pub struct MediaConfig {
     pub idle_timeout: Duration,
     /// Where live streams are recorded (`None`: recording off).
     pub recordings: Option<std::path::PathBuf>,
+    /// Capacity limits.
+    pub limits: Limits,
+}
+
+/// Capacity limits; over one, a request is refused and nobody else is affected.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Streams with a publisher or viewers at once.
+    pub max_streams: usize,
+    /// Viewer sessions of one stream.
+    pub max_viewers_per_stream: usize,
+    /// Sessions (publishers and viewers) from one client address.
+    pub max_sessions_per_ip: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_streams: 100,
+            max_viewers_per_stream: 5000,
+            max_sessions_per_ip: 50,
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -32,6 +55,7 @@ impl Default for MediaConfig {
             handshake_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(15),
             recordings: None,
+            limits: Limits::default(),
         }
     }
 }

@@ -24,4 +24,4 @@ pub use chat_port::{
 };
 pub use engine::start;
 pub use error::MediaError;
-pub use handle::{EngineEvent, EngineHandle, MediaConfig, SessionAnswer};
+pub use handle::{EngineEvent, EngineHandle, Limits, MediaConfig, SessionAnswer};

@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod chat;
 mod error;
+mod limits;
 mod recordings;
 mod settings;
 mod token;
@@ -26,15 +27,16 @@ use warp::Reply;
 pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
 pub use error::ApiError;
+pub use limits::RateLimiter;
 pub use settings::{SettingsStore, StreamSettings};
 pub use token::{Claims, TokenRole, Tokens, load_or_create_secret, parse_ttl};
 
-/// How the HTTP server listens and who may publish.
+/// Everything the HTTP server serves.
 #[derive(Clone)]
 pub struct ServerConfig {
     /// The HTTP listen address.
     pub http: SocketAddr,
-    /// Publishing rules.
+    /// Who may do what.
     pub access: Access,
     /// The chat service.
     pub chat: ChatHandle,
@@ -42,21 +44,28 @@ pub struct ServerConfig {
     pub recordings: PathBuf,
     /// Renders `GET /metrics` (Prometheus text format).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Per-address limit on signaling requests.
+    pub rate_limiter: RateLimiter,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
 pub fn routes(
-    access: Access,
+    config: ServerConfig,
     engine: EngineHandle,
-    chat: ChatHandle,
-    recordings: PathBuf,
-    metrics: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
+    let ServerConfig {
+        access,
+        chat,
+        recordings,
+        metrics,
+        rate_limiter,
+        ..
+    } = config;
     let cors = warp::cors()
         .allow_any_origin()
-        .allow_methods(["GET", "POST", "DELETE", "PATCH", "OPTIONS"])
+        .allow_methods(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
         .allow_headers(["content-type", "authorization", "if-match"])
-        .expose_headers(["location", "etag", "accept-post", "link"]);
+        .expose_headers(["location", "etag", "accept-post", "link", "retry-after"]);
     let trace = warp::log::custom(|info| {
         tracing::debug!(
             method = %info.method(),
@@ -65,7 +74,15 @@ pub fn routes(
             "http"
         );
     });
-    whip::routes(
+    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
+        warp::http::Response::builder()
+            .header("Content-Type", "text/plain; version=0.0.4")
+            .body(metrics())
+            .map(warp::Reply::into_response)
+            .unwrap_or_else(|_| warp::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    });
+    // Signaling is rate limited per address: one flooding client is refused, others are not.
+    let signaling = whip::routes(
         whip::Side::Publish,
         access.clone(),
         engine.clone(),
@@ -78,35 +95,28 @@ pub fn routes(
         chat.clone(),
     ))
     .unify()
-    .or(api::routes(engine.clone(), chat.clone()))
-    .unify()
-    .or(warp::path!("metrics").and(warp::get()).map(move || {
-        warp::http::Response::builder()
-            .header("Content-Type", "text/plain; version=0.0.4")
-            .body(metrics())
-            .map(warp::Reply::into_response)
-            .unwrap_or_else(|_| warp::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
-    }))
-    .unify()
-    .or(recordings::routes(
-        recordings,
-        access.clone(),
-        engine.clone(),
-    ))
+    .or(ws::routes(access.clone(), engine.clone(), chat.clone()))
     .unify()
     .or(admin::routes(access.clone(), engine.clone()))
-    .unify()
-    .or(ws::routes(access, engine, chat))
-    .unify()
-    .or(web::routes())
-    .unify()
-    .recover(error::recover)
-    .unify()
-    .with(cors)
-    .map(warp::Reply::into_response)
-    .recover(error::recover)
-    .unify()
-    .with(trace)
+    .unify();
+    rate_limiter
+        .filter()
+        .and(signaling)
+        .or(api::routes(engine.clone(), chat))
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(recordings::routes(recordings, access, engine))
+        .unify()
+        .or(web::routes())
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .with(cors)
+        .map(warp::Reply::into_response)
+        .recover(error::recover)
+        .unify()
+        .with(trace)
 }
 
 /// Bind the HTTP listener; returns its address and the future that serves until `shutdown`.
@@ -117,15 +127,9 @@ pub async fn bind(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     let addr = listener.local_addr()?;
-    let server = warp::serve(routes(
-        config.access,
-        engine,
-        config.chat,
-        config.recordings,
-        config.metrics,
-    ))
-    .incoming(listener)
-    .graceful(shutdown)
-    .run();
+    let server = warp::serve(routes(config, engine))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run();
     Ok((addr, server))
 }

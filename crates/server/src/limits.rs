@@ -1,0 +1,107 @@
+//! Per-address request rate limiting for signaling (WHIP, WHEP, `/ws`, tokens): a token
+//! bucket per client IP, so one client flooding the server is refused with `429` and a
+//! `Retry-After` while everybody else is served as usual.
+
+use signaling_proto::ErrorCode;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use warp::Filter;
+
+use crate::error::ApiError;
+
+/// How many addresses are tracked before idle ones are forgotten.
+const MAX_TRACKED: usize = 100_000;
+
+/// A token bucket per client address.
+#[derive(Clone, Debug)]
+pub struct RateLimiter {
+    buckets: Arc<Mutex<HashMap<IpAddr, (f64, Instant)>>>,
+    per_second: f64,
+    burst: f64,
+}
+
+impl RateLimiter {
+    /// At most `per_minute` requests a minute per address, in bursts of up to `burst`.
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        RateLimiter {
+            buckets: Arc::new(Mutex::new(HashMap::new())),
+            per_second: f64::from(per_minute.max(1)) / 60.0,
+            burst: f64::from(burst.max(1)),
+        }
+    }
+
+    /// Take one request from `ip`'s bucket; `Err(seconds)` says when to retry.
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() > MAX_TRACKED {
+            let per_second = self.per_second;
+            let burst = self.burst;
+            // Forget full buckets: they behave exactly like new ones.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(ip).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
+
+    /// A filter that passes requests within the limit and rejects the others with `429`.
+    pub fn filter(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone + use<> {
+        let limiter = self.clone();
+        warp::addr::remote()
+            .and_then(move |remote: Option<SocketAddr>| {
+                let limiter = limiter.clone();
+                async move {
+                    let Some(remote) = remote else {
+                        return Ok(());
+                    };
+                    limiter.check(remote.ip(), Instant::now()).map_err(|retry| {
+                        warp::reject::custom(
+                            ApiError::new(
+                                ErrorCode::RateLimited,
+                                "too many requests from your address",
+                            )
+                            .retry_after(retry),
+                        )
+                    })
+                }
+            })
+            .untuple_one()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_burst_then_refusal_then_recovery() {
+        let limiter = RateLimiter::new(60, 3);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check(ip, t0).is_ok());
+        }
+        let retry = limiter.check(ip, t0).unwrap_err();
+        assert!(retry >= 1);
+        assert!(
+            limiter.check(other, t0).is_ok(),
+            "another address is not affected"
+        );
+        assert!(limiter.check(ip, t0 + Duration::from_secs(2)).is_ok());
+    }
+}
