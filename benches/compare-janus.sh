@@ -14,7 +14,7 @@
 #
 #   VIEWERS="20 100" SECONDS_PER_RUN=10 benches/compare-janus.sh
 #
-# Knobs: VIEWERS, SECONDS_PER_RUN, RAMP, BITRATE_KBPS, FPS, SKIP_BUILD=1, OUT_DIR,
+# Knobs: VIEWERS, SECONDS_PER_RUN, RAMP, BITRATE_KBPS, FPS, RECORD=1, SKIP_BUILD=1, OUT_DIR,
 # DIRECTO=<path> (another server binary, e.g. target/debug/directo; implies no server build).
 set -euo pipefail
 
@@ -170,6 +170,14 @@ run_load() {
         echo "  run with $n viewers failed or timed out" >&2
     fi
 }
+
+# The generator's viewers all come from one address: lift the per-address and per-stream
+# limits, which protect a public server, not a benchmark. Recording is off unless RECORD=1,
+# so the figures are the forwarding path's (Janus records nothing either). Environment
+# variables rather than flags, so an older server binary simply ignores them.
+export DIRECTO_MAX_SESSIONS_PER_IP=1000000 DIRECTO_MAX_REQUESTS_PER_MINUTE=1000000 \
+    DIRECTO_MAX_VIEWERS_PER_STREAM=1000000 DIRECTO_MAX_STREAMS=1000
+if [[ "${RECORD:-0}" != 1 ]]; then export DIRECTO_NO_RECORD=true; fi
 
 # Janus first, a fresh process per viewer count.
 mkdir -p "$WORK/janus"

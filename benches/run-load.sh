@@ -6,7 +6,7 @@
 #   VIEWERS="20 100" SECONDS_PER_RUN=10 benches/run-load.sh
 #
 # Knobs (environment): VIEWERS, SECONDS_PER_RUN, RAMP (viewers/s), BITRATE_KBPS, FPS,
-# HTTP_PORT, MEDIA_PORT, SKIP_BUILD=1 (use the existing target/release binaries),
+# HTTP_PORT, MEDIA_PORT, RECORD=1 (keep recording on), SKIP_BUILD=1 (use the existing target/release binaries),
 # DIRECTO=<path> (another server binary, e.g. target/debug/directo; implies no server build),
 # OUT (where the JSON lines go; default a temp file).
 # Every run is bounded by `timeout`; everything started here is killed on exit.
@@ -57,6 +57,14 @@ wait_http() {
     echo "nothing listens on 127.0.0.1:$1" >&2
     return 1
 }
+
+# The generator's viewers all come from one address: lift the per-address and per-stream
+# limits, which protect a public server, not a benchmark. Recording is off unless RECORD=1,
+# so the figures are the forwarding path's (Janus records nothing either). Environment
+# variables rather than flags, so an older server binary simply ignores them.
+export DIRECTO_MAX_SESSIONS_PER_IP=1000000 DIRECTO_MAX_REQUESTS_PER_MINUTE=1000000 \
+    DIRECTO_MAX_VIEWERS_PER_STREAM=1000000 DIRECTO_MAX_STREAMS=1000
+if [[ "${RECORD:-0}" != 1 ]]; then export DIRECTO_NO_RECORD=true; fi
 
 start_server() {
     rm -rf "$WORK/data" && mkdir -p "$WORK/data"

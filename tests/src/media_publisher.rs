@@ -116,6 +116,19 @@ impl SentMedia {
         self.video().skip_while(|f| !f.keyframe).count()
     }
 
+    /// When each video keyframe was sent, ms.
+    pub fn keyframes_ms(&self) -> Vec<u64> {
+        self.video()
+            .filter(|f| f.keyframe)
+            .map(|f| f.at_ms)
+            .collect()
+    }
+
+    /// Video frames sent at or after `at_ms`.
+    pub fn video_frames_from(&self, at_ms: u64) -> usize {
+        self.video().filter(|f| f.at_ms >= at_ms).count()
+    }
+
     /// Video packets dropped on purpose.
     pub fn video_packets_dropped(&self) -> usize {
         self.video().map(|f| f.dropped).sum()

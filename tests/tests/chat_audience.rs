@@ -5,16 +5,20 @@
 
 use anyhow::Context;
 use directo_tests::{
-    CHAT_TIMEOUT, CONNECT_TIMEOUT, ChatMember, PublisherConfig, TestServer, ViewerConfig,
+    CHAT_TIMEOUT, CONNECT_TIMEOUT, ChatMember, PublisherConfig, TestServer, Viewer, ViewerConfig,
+    http_client_from,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use signaling_proto::{ChatMessage, ChatRole};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 const STREAM: &str = "townhall";
 const VIEWERS: usize = 50;
 /// Viewers joining at once: enough to be a crowd, few enough for a 2-core machine.
 const JOINING_AT_ONCE: usize = 10;
+/// Loopback addresses the viewers connect from.
+const ORIGINS: u8 = 5;
 
 /// Waits until the last `presence` a member heard says `viewers`.
 async fn wait_presence(member: &ChatMember, viewers: usize) -> anyhow::Result<()> {
@@ -49,15 +53,22 @@ async fn fifty_viewers_see_a_question_and_the_presenters_reply_in_order() -> any
     let presenter = publisher.chat()?;
     presenter.wait_history(CHAT_TIMEOUT).await?;
 
+    // An audience comes from many addresses (and the server caps sessions per address).
+    let origins: Vec<reqwest::Client> = (1..=ORIGINS)
+        .map(|i| http_client_from(IpAddr::V4(Ipv4Addr::new(127, 0, 1, i))))
+        .collect();
     let viewers: Vec<_> = futures::stream::iter(1..=VIEWERS)
         .map(|i| {
-            let server = &server;
+            let http = &origins[i % origins.len()];
+            let endpoint = server.whep_url(STREAM);
             async move {
-                server
-                    .view_chat(STREAM, ViewerConfig::chat_as(&format!("Viewer {i:02}")))
-                    .await
-                    .with_context(|| format!("viewer {i} could not join the chat"))
+                let config = ViewerConfig::chat_as(&format!("Viewer {i:02}"));
+                let viewer = Viewer::connect_whep(http, &endpoint, config).await?;
+                viewer.wait_connected(CONNECT_TIMEOUT).await?;
+                viewer.chat()?.wait_history(CHAT_TIMEOUT).await?;
+                anyhow::Ok(viewer)
             }
+            .map(move |joined| joined.with_context(|| format!("viewer {i} could not join")))
         })
         .buffered(JOINING_AT_ONCE)
         .try_collect()

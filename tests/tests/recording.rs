@@ -27,12 +27,42 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// A keyframe every second at 30 fps.
 const GOP: u32 = 30;
-/// How far the file's duration may be from the media sent. The recording starts at the first
-/// keyframe the server sees and ends with the last frame it got, so on a lossless local link
-/// both ends are the sent ones; the slack covers how the muxer rounds the last frame's
-/// duration (up to one video frame, 33 ms) and Opus's pre-skip, with room for a frame or two
-/// of the start or end arriving before the recorder is up or after the publisher's DELETE.
+/// How far the file's duration may be from the media sent while the server recorded. The
+/// recording starts with the first frame the recorder gets (audio at once, video at the first
+/// keyframe: see [`recording_began_at`]) and ends with the last frame the server got, so on a
+/// lossless local link both ends are known, to the frame; the slack covers how the muxer
+/// rounds the last frame's duration (up to one video frame, 33 ms), a frame more or less at
+/// either end, and the publisher's pacing jitter on a loaded 2-core machine.
 const DURATION_TOLERANCE_MS: f64 = 300.0;
+
+/// The keyframe (its send time, ms) a recording of `recorded_frames` pictures began at: the
+/// one from which that many frames were sent, give or take one.
+///
+/// The server starts the recorder once every track of the publisher is open (on their first
+/// packets), so the keyframe that opened the video has usually gone by; it then asks for a
+/// keyframe. A browser answers within a round trip; a publisher sending a file cannot, so the
+/// recording begins at the source's next keyframe, at most one GOP (1 s) later. Anything
+/// later than that means the recorder lost a keyframe.
+fn recording_began_at(sent: &SentMedia, recorded_frames: usize) -> anyhow::Result<u64> {
+    let keyframes = sent.keyframes_ms();
+    let first = *keyframes.first().context("no keyframe sent")?;
+    let began = keyframes
+        .iter()
+        .copied()
+        .find(|&at| sent.video_frames_from(at).abs_diff(recorded_frames) <= 1)
+        .with_context(|| {
+            format!(
+                "{recorded_frames} video frames recorded: not the frames from any keyframe on \
+                 (keyframes at {keyframes:?} ms, {} frames from the first)",
+                sent.video_frames_from(first)
+            )
+        })?;
+    ensure!(
+        began <= first + 1_000,
+        "the recording began at the keyframe of {began} ms, over a GOP after the first ({first} ms)"
+    );
+    Ok(began)
+}
 
 /// Publishes `source` to `stream`, waits until it is all sent, leaves with DELETE and waits
 /// for the file to be finished. Returns what was sent and the one recording made.
@@ -64,6 +94,21 @@ async fn publish_and_finish(
         entries.len()
     );
     Ok((sent, entries.remove(0), keyframe_requests))
+}
+
+/// When the recorded media starts, in send time (ms): the earlier of the keyframe the video
+/// began at and the first audio frame recorded. Audio is recorded from the moment the recorder
+/// starts; every audio frame after that arrives (a lossless local link), so the recorded ones
+/// are the last `recorded_audio` sent.
+fn recorded_from_ms(sent: &SentMedia, video_began: u64, recorded_audio: usize) -> u64 {
+    let audio: Vec<u64> = sent.audio().map(|f| f.at_ms).collect();
+    let first_audio = audio
+        .len()
+        .checked_sub(recorded_audio)
+        .and_then(|i| audio.get(i))
+        .copied()
+        .unwrap_or(video_began);
+    first_audio.min(video_began)
 }
 
 /// The streams and packets of a file, split by kind.
@@ -131,21 +176,17 @@ async fn vp8_and_opus_are_recorded_to_a_seekable_webm_that_downloads() -> anyhow
             ("video".to_owned(), "vp8".to_owned())
         ]
     );
-    let expected_frames = sent.video_frames_from_first_keyframe();
     let recorded_frames = probed.packets_of("video").len();
-    assert!(
-        recorded_frames.abs_diff(expected_frames) <= 1,
-        "{recorded_frames} video frames recorded, {expected_frames} sent from the first keyframe"
-    );
+    let began = recording_began_at(&sent, recorded_frames)?;
     assert_eq!(
         decoded_video_frames(&file)? as usize,
         recorded_frames,
         "every recorded picture decodes"
     );
 
-    // It plays as long as what was sent, from the first keyframe to the end of the last frame.
-    let first_keyframe = sent.first_keyframe_ms().context("no keyframe sent")?;
-    let sent_ms = (sent.end_ms() - first_keyframe) as f64;
+    // It plays as long as what was sent while recording, to the end of the last frame.
+    let from = recorded_from_ms(&sent, began, probed.packets_of("audio").len());
+    let sent_ms = (sent.end_ms() - from) as f64;
     let duration_ms = probe_duration(&file)?.context("ffprobe reports no duration")? * 1000.0;
     assert!(
         (duration_ms - sent_ms).abs() <= DURATION_TOLERANCE_MS,
@@ -223,13 +264,16 @@ async fn h264_and_opus_are_recorded_to_matroska() -> anyhow::Result<()> {
     );
     let errors = decode_errors(&file)?;
     assert!(errors.trim().is_empty(), "ffmpeg -xerror printed: {errors}");
-    let expected_frames = sent.video_frames_from_first_keyframe();
     let recorded_frames = probed.packets_of("video").len();
-    assert!(
-        recorded_frames.abs_diff(expected_frames) <= 1,
-        "{recorded_frames} video frames recorded, {expected_frames} sent from the first keyframe"
-    );
+    let began = recording_began_at(&sent, recorded_frames)?;
     assert_eq!(decoded_video_frames(&file)? as usize, recorded_frames);
+    let from = recorded_from_ms(&sent, began, probed.packets_of("audio").len());
+    let sent_ms = (sent.end_ms() - from) as f64;
+    let duration_ms = probe_duration(&file)?.context("ffprobe reports no duration")? * 1000.0;
+    assert!(
+        (duration_ms - sent_ms).abs() <= DURATION_TOLERANCE_MS,
+        "the file plays {duration_ms:.0} ms, {sent_ms:.0} ms were sent"
+    );
     let errors = seek_errors(&file, 2.0)?;
     assert!(errors.trim().is_empty(), "seeking to 2 s: {errors}");
     Ok(())

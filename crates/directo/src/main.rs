@@ -6,7 +6,9 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 use directo_media::{Limits, MediaConfig};
-use directo_server::{Access, RateLimiter, ServerConfig, SettingsStore, TokenRole, Tokens};
+use directo_server::{
+    Access, RateLimiter, ServerConfig, SettingsStore, TokenRole, Tokens, ViewerSeries,
+};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use std::net::SocketAddr;
@@ -135,6 +137,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let tokens = Tokens::new(&secret(args.secret.as_deref(), &args.data_dir)?);
+    let series = ViewerSeries::default();
     let config = ServerConfig {
         http: args.http,
         access: Access {
@@ -147,6 +150,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         chat,
         recordings: args.data_dir.join("recordings"),
         metrics: Arc::new(move || prometheus.render()),
+        series: series.clone(),
         rate_limiter: RateLimiter::new(
             args.max_requests_per_minute,
             args.max_requests_per_minute.clamp(1, 60),
@@ -170,8 +174,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let server = tokio::spawn(server);
+    // Sample viewer counts for the stats page's viewers-over-time chart.
+    let sampler = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                series.sample(&engine).await;
+            }
+        })
+    };
     shutdown_signal().await;
     tracing::info!("shutting down: closing peers");
+    sampler.abort();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         engine.shutdown().await;
         let _ = stop_tx.send(());

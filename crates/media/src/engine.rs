@@ -34,12 +34,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::analytics::Analytics;
 use crate::chat_port::{
     CHAT_LABEL, ChatIn, ChatOut, ChatPort, ChatRole, Identity, MAX_CHAT_BUFFERED,
 };
 use crate::demux::Demuxer;
 use crate::error::MediaError;
-use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig, SessionAnswer};
+use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig, SessionAnswer, SessionInfo};
 use crate::metrics::EngineMetrics;
 use crate::offer::{OfferSummary, check_offer};
 use crate::peer::{Peer, PeerId, Sender};
@@ -216,6 +217,7 @@ struct Engine {
     events: broadcast::Sender<EngineEvent>,
     shutting_down: bool,
     metrics: EngineMetrics,
+    analytics: Analytics,
     chat_tx: Option<mpsc::Sender<ChatIn>>,
     /// Per-stream recording switches set through the admin API.
     record_overrides: HashMap<String, bool>,
@@ -255,6 +257,7 @@ impl Engine {
             events,
             shutting_down: false,
             metrics: EngineMetrics::new(),
+            analytics: Analytics::default(),
             chat_tx: None,
             record_overrides: HashMap::new(),
             finishing: Vec::new(),
@@ -667,6 +670,15 @@ impl Engine {
                         if peer.role == PeerRole::Viewer {
                             let tracks = peer.down_tracks();
                             let stream = peer.stream.clone();
+                            let who = match (&peer.identity.name, &peer.identity.origin) {
+                                (None, None) => peer.session.clone(),
+                                (name, origin) => format!(
+                                    "{}@{}",
+                                    name.as_deref().unwrap_or(""),
+                                    origin.as_deref().unwrap_or("")
+                                ),
+                            };
+                            self.analytics.viewer_connected(&stream, id, who, now);
                             if let Some(entry) = self.streams.get_mut(&stream) {
                                 entry.sfu.add_subscriber(id, tracks, now);
                             }
@@ -1044,6 +1056,41 @@ impl Engine {
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 let _ = reply.send(list);
             }
+            Command::Audience { stream, reply } => {
+                let _ = reply.send(self.analytics.stats(&stream, now));
+            }
+            Command::Sessions { stream, reply } => {
+                let sessions = self
+                    .peers
+                    .values()
+                    .filter(|p| p.stream == stream && !p.closing)
+                    .map(|p| SessionInfo {
+                        session: p.session.clone(),
+                        role: match p.role {
+                            PeerRole::Publisher => "publisher",
+                            PeerRole::Viewer => "viewer",
+                        },
+                        name: p.identity.name.clone(),
+                        moderator: p.identity.moderator,
+                        connected: p.connected,
+                        seconds: now.duration_since(p.created).as_secs_f64(),
+                    })
+                    .collect();
+                let _ = reply.send(sessions);
+            }
+            Command::EndStream { stream, reply } => {
+                let ids: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.stream == stream)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let count = ids.len();
+                for id in ids {
+                    self.remove_peer(id, now);
+                }
+                let _ = reply.send(count);
+            }
             Command::Answer {
                 session,
                 sdp,
@@ -1397,6 +1444,7 @@ impl Engine {
                 }
             }
             PeerRole::Viewer => {
+                self.analytics.viewer_left(&stream, id, now);
                 entry.viewers.retain(|v| *v != id);
                 entry.sfu.remove_subscriber(id);
                 self.announce_viewers(&stream);

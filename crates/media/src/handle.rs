@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::analytics::AudienceStats;
 use crate::chat_port::Identity;
 use crate::error::MediaError;
 
@@ -138,6 +139,18 @@ pub(crate) enum Command {
         sdp: String,
         reply: Reply<Result<(), MediaError>>,
     },
+    Audience {
+        stream: String,
+        reply: Reply<Option<AudienceStats>>,
+    },
+    Sessions {
+        stream: String,
+        reply: Reply<Vec<SessionInfo>>,
+    },
+    EndStream {
+        stream: String,
+        reply: Reply<usize>,
+    },
     SetRecording {
         stream: String,
         enabled: bool,
@@ -146,6 +159,23 @@ pub(crate) enum Command {
     Shutdown {
         reply: Reply<()>,
     },
+}
+
+/// One session of a stream, for the admin API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    /// The session id.
+    pub session: String,
+    /// `publisher` or `viewer`.
+    pub role: &'static str,
+    /// The display name, if given.
+    pub name: Option<String>,
+    /// Whether it presented moderator credentials.
+    pub moderator: bool,
+    /// Whether ICE and DTLS are up.
+    pub connected: bool,
+    /// Seconds since the session was created.
+    pub seconds: f64,
 }
 
 /// A cheap, cloneable handle to the running media engine.
@@ -225,6 +255,24 @@ impl EngineHandle {
     /// One stream, if it has a publisher or a viewer.
     pub async fn stream(&self, name: &str) -> Result<Option<StreamInfo>, MediaError> {
         Ok(self.streams().await?.into_iter().find(|s| s.name == name))
+    }
+
+    /// The audience figures of `stream` (kept after it ends), if it ever had a viewer.
+    pub async fn audience(&self, stream: &str) -> Result<Option<AudienceStats>, MediaError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Audience { stream, reply }).await
+    }
+
+    /// The sessions of `stream`.
+    pub async fn sessions(&self, stream: &str) -> Result<Vec<SessionInfo>, MediaError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Sessions { stream, reply }).await
+    }
+
+    /// End a stream: close its publisher and every viewer. Returns how many sessions closed.
+    pub async fn end_stream(&self, stream: &str) -> Result<usize, MediaError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::EndStream { stream, reply }).await
     }
 
     /// Start or stop recording `stream` (also applies when it next goes live).

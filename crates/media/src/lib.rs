@@ -5,6 +5,7 @@
 //! state of `directo-sfu`. It does not know about HTTP: the server talks to it through an
 //! [`EngineHandle`].
 
+mod analytics;
 mod chat_port;
 mod demux;
 mod engine;
@@ -18,10 +19,11 @@ mod rtcp_tap;
 mod setup;
 mod socket;
 
+pub use analytics::AudienceStats;
 pub use chat_port::{
     CHAT_LABEL, ChatIn, ChatOut, ChatPort, ChatRole, ChatService, Identity, MAX_CHAT_BUFFERED,
     chat_channels,
 };
 pub use engine::start;
 pub use error::MediaError;
-pub use handle::{EngineEvent, EngineHandle, Limits, MediaConfig, SessionAnswer};
+pub use handle::{EngineEvent, EngineHandle, Limits, MediaConfig, SessionAnswer, SessionInfo};

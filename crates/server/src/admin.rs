@@ -7,6 +7,7 @@ use warp::Filter;
 use warp::reply::Reply;
 
 use crate::auth::{Access, bearer};
+use crate::chat::ChatHandle;
 use crate::error::ApiError;
 use crate::settings::StreamSettings;
 use crate::token::{TokenRole, parse_ttl};
@@ -108,12 +109,212 @@ async fn put_settings(
     Ok(warp::reply::json(&settings).into_response())
 }
 
-/// `POST /api/tokens`, `GET|PUT /api/streams/{stream}/settings`.
+/// Every live stream with its sessions.
+async fn streams(
+    access: Access,
+    engine: EngineHandle,
+    authorization: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
+    access.authorize_admin(bearer(authorization.as_deref()))?;
+    let mut out = Vec::new();
+    for info in engine.streams().await? {
+        let sessions = engine.sessions(&info.name).await?;
+        out.push(serde_json::json!({ "stream": info, "sessions": sessions }));
+    }
+    Ok(warp::reply::json(&out).into_response())
+}
+
+/// Kick one session of a stream.
+async fn kick(
+    access: Access,
+    engine: EngineHandle,
+    stream: String,
+    session: String,
+    authorization: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
+    access.authorize_admin(bearer(authorization.as_deref()))?;
+    check_stream_name(&stream)?;
+    let belongs = engine
+        .sessions(&stream)
+        .await?
+        .iter()
+        .any(|s| s.session == session);
+    if !belongs {
+        return Err(ApiError::new(
+            ErrorCode::SessionNotFound,
+            format!("stream {stream} has no session {session}"),
+        ));
+    }
+    engine.close(&session).await?;
+    Ok(warp::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// End a stream: its publisher and every viewer are disconnected.
+async fn end(
+    access: Access,
+    engine: EngineHandle,
+    stream: String,
+    authorization: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
+    access.authorize_admin(bearer(authorization.as_deref()))?;
+    check_stream_name(&stream)?;
+    let closed = engine.end_stream(&stream).await?;
+    Ok(
+        warp::reply::json(&serde_json::json!({ "stream": stream, "closed": closed }))
+            .into_response(),
+    )
+}
+
+/// Moderate a stream's chat as the admin (any moderation message: chat.delete, user.ban, …).
+async fn moderate(
+    access: Access,
+    chat: ChatHandle,
+    stream: String,
+    authorization: Option<String>,
+    body: Result<bytes::Bytes, ApiError>,
+) -> Result<warp::reply::Response, ApiError> {
+    access.authorize_admin(bearer(authorization.as_deref()))?;
+    check_stream_name(&stream)?;
+    let body = body?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, "the body is not UTF-8 JSON"))?;
+    chat.admin(&stream, text).await;
+    Ok(warp::http::StatusCode::ACCEPTED.into_response())
+}
+
+/// The stream's audience and chat figures, with the viewers-over-time series.
+async fn stats(
+    access: Access,
+    engine: EngineHandle,
+    chat: ChatHandle,
+    series: ViewerSeries,
+    stream: String,
+    authorization: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
+    access.authorize_admin(bearer(authorization.as_deref()))?;
+    check_stream_name(&stream)?;
+    let audience = engine.audience(&stream).await?.unwrap_or_default();
+    let chat = chat.stats(&stream).await;
+    let live = engine.stream(&stream).await?.is_some_and(|s| s.live);
+    Ok(warp::reply::json(&serde_json::json!({
+        "stream": stream,
+        "live": live,
+        "audience": audience,
+        "chat": chat,
+        "viewers_over_time": series.get(&stream),
+    }))
+    .into_response())
+}
+
+/// Viewer counts sampled over time per stream (kept after the stream ends).
+#[derive(Clone, Default)]
+pub struct ViewerSeries {
+    inner: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<String, std::collections::VecDeque<(u64, usize)>>,
+        >,
+    >,
+}
+
+/// How many samples a stream keeps (a day at one every 10 s).
+const SERIES_LEN: usize = 8640;
+
+impl ViewerSeries {
+    fn get(&self, stream: &str) -> Vec<(u64, usize)> {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|m| m.get(stream).map(|q| q.iter().copied().collect()))
+            .unwrap_or_default()
+    }
+
+    /// Record the viewer count of every stream now; run every few seconds.
+    pub async fn sample(&self, engine: &EngineHandle) {
+        let Ok(streams) = engine.streams().await else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Ok(mut map) = self.inner.lock() {
+            for info in streams {
+                let series = map.entry(info.name).or_default();
+                series.push_back((now, info.viewers));
+                if series.len() > SERIES_LEN {
+                    series.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// `POST /api/tokens`, `GET|PUT /api/streams/{stream}/settings`, the admin API under
+/// `/api/admin/`, and `GET /api/streams/{stream}/stats`.
 pub fn routes(
     access: Access,
-    _engine: EngineHandle,
+    engine: EngineHandle,
+    chat: ChatHandle,
+    series: ViewerSeries,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let with_access = warp::any().map(move || access.clone());
+    let with_engine = warp::any().map(move || engine.clone());
+    let with_chat = warp::any().map(move || chat.clone());
+    let with_series = warp::any().map(move || series.clone());
+    let auth = warp::header::optional::<String>("authorization");
+    let list = warp::path!("api" / "admin" / "streams")
+        .and(warp::get())
+        .and(with_access.clone())
+        .and(with_engine.clone())
+        .and(auth)
+        .then(|access, engine, auth| async move {
+            streams(access, engine, auth)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
+    let kick = warp::path!("api" / "admin" / "streams" / String / "sessions" / String)
+        .and(warp::delete())
+        .and(with_access.clone())
+        .and(with_engine.clone())
+        .and(auth)
+        .then(|stream, session, access, engine, auth| async move {
+            kick(access, engine, stream, session, auth)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
+    let end = warp::path!("api" / "admin" / "streams" / String)
+        .and(warp::delete())
+        .and(with_access.clone())
+        .and(with_engine.clone())
+        .and(auth)
+        .then(|stream, access, engine, auth| async move {
+            end(access, engine, stream, auth)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
+    let moderate = warp::path!("api" / "admin" / "streams" / String / "chat")
+        .and(warp::post())
+        .and(with_access.clone())
+        .and(with_chat.clone())
+        .and(auth)
+        .and(limited_body(MAX_ADMIN_BODY))
+        .then(|stream, access, chat, auth, body| async move {
+            moderate(access, chat, stream, auth, body)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
+    let stats = warp::path!("api" / "streams" / String / "stats")
+        .and(warp::get())
+        .and(with_access.clone())
+        .and(with_engine)
+        .and(with_chat)
+        .and(with_series)
+        .and(auth)
+        .then(|stream, access, engine, chat, series, auth| async move {
+            stats(access, engine, chat, series, stream, auth)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
     let mint = warp::path!("api" / "tokens")
         .and(warp::post())
         .and(with_access.clone())
@@ -142,5 +343,18 @@ pub fn routes(
                 .await
                 .unwrap_or_else(Reply::into_response)
         });
-    mint.or(get).unify().or(put).unify()
+    mint.or(get)
+        .unify()
+        .or(put)
+        .unify()
+        .or(list)
+        .unify()
+        .or(kick)
+        .unify()
+        .or(end)
+        .unify()
+        .or(moderate)
+        .unify()
+        .or(stats)
+        .unify()
 }

@@ -97,6 +97,14 @@ enum Command {
     Leave {
         user: String,
     },
+    Stats {
+        stream: String,
+        reply: oneshot::Sender<ChatStats>,
+    },
+    Admin {
+        stream: String,
+        text: String,
+    },
     IsBanned {
         stream: String,
         name: Option<String>,
@@ -104,6 +112,18 @@ enum Command {
         reply: oneshot::Sender<bool>,
     },
 }
+
+/// A stream's chat figures for the stats API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ChatStats {
+    /// Chat messages sent since the server started.
+    pub chat_messages: u64,
+    /// Distinct members who sent at least one message.
+    pub chatters: usize,
+}
+
+/// The member id the admin API moderates as.
+const ADMIN_USER: &str = "admin-api";
 
 /// A handle to the chat service for `/ws` connections and HTTP handlers.
 #[derive(Clone)]
@@ -160,6 +180,33 @@ impl ChatHandle {
             .await;
     }
 
+    /// The stream's chat figures.
+    pub async fn stats(&self, stream: &str) -> ChatStats {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .commands
+            .send(Command::Stats {
+                stream: stream.to_owned(),
+                reply,
+            })
+            .await;
+        if sent.is_err() {
+            return ChatStats::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Run a moderation message (e.g. `chat.delete`) on `stream` as the admin API.
+    pub async fn admin(&self, stream: &str, text: String) {
+        let _ = self
+            .commands
+            .send(Command::Admin {
+                stream: stream.to_owned(),
+                text,
+            })
+            .await;
+    }
+
     /// Whether `stream` banned this name or origin (so a banned user cannot rejoin).
     pub async fn is_banned(&self, stream: &str, name: Option<&str>, origin: Option<&str>) -> bool {
         let (reply, rx) = oneshot::channel();
@@ -190,6 +237,7 @@ impl ChatHandle {
 }
 
 struct Hub {
+    stats: HashMap<String, (u64, std::collections::HashSet<String>)>,
     data_dir: PathBuf,
     rooms: HashMap<String, (Room, ChatLog)>,
     members: HashMap<String, Member>,
@@ -300,8 +348,11 @@ impl Hub {
         for output in outputs {
             match output {
                 Output::Broadcast(message) => {
-                    if matches!(message, ChatServerMessage::Message { .. }) {
+                    if let ChatServerMessage::Message(chat) = &message {
                         metrics::counter!("directo_chat_messages_total").increment(1);
+                        let entry = self.stats.entry(stream.to_owned()).or_default();
+                        entry.0 += 1;
+                        entry.1.insert(chat.from.id.clone());
                     }
                     let Some(text) = serialize(&message) else {
                         continue;
@@ -400,6 +451,26 @@ impl Hub {
             }
             Command::Message { user, text } => self.message(&user, &text, now),
             Command::Leave { user } => self.leave(&user, now),
+            Command::Stats { stream, reply } => {
+                let stats = self
+                    .stats
+                    .get(&stream)
+                    .map(|(messages, chatters)| ChatStats {
+                        chat_messages: *messages,
+                        chatters: chatters.len(),
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(stats);
+            }
+            Command::Admin { stream, text } => {
+                if let Some((room, _)) = self.room(&stream, now) {
+                    if !room.is_member(ADMIN_USER) {
+                        let _ = room.join(ADMIN_USER, "Admin", ChatRole::Moderator, None, now);
+                    }
+                    room.handle_raw(ADMIN_USER, text.as_bytes(), now);
+                }
+                self.drain(&stream);
+            }
             Command::IsBanned {
                 stream,
                 name,
@@ -465,6 +536,7 @@ pub fn start(data_dir: PathBuf, service: ChatService) -> std::io::Result<ChatHan
                 return;
             };
             let mut hub = Hub {
+                stats: HashMap::new(),
                 data_dir,
                 rooms: HashMap::new(),
                 members: HashMap::new(),

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use warp::Filter;
 use warp::Reply;
 
+pub use admin::ViewerSeries;
 pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
 pub use error::ApiError;
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Per-address limit on signaling requests.
     pub rate_limiter: RateLimiter,
+    /// Viewer counts over time, sampled by the caller.
+    pub series: ViewerSeries,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
@@ -59,6 +62,7 @@ pub fn routes(
         recordings,
         metrics,
         rate_limiter,
+        series,
         ..
     } = config;
     let cors = warp::cors()
@@ -88,28 +92,32 @@ pub fn routes(
         engine.clone(),
         chat.clone(),
     )
+    .boxed()
     .or(whip::routes(
         whip::Side::Watch,
         access.clone(),
         engine.clone(),
         chat.clone(),
-    ))
+    )
+    .boxed())
     .unify()
-    .or(ws::routes(access.clone(), engine.clone(), chat.clone()))
+    .or(ws::routes(access.clone(), engine.clone(), chat.clone()).boxed())
     .unify()
-    .or(admin::routes(access.clone(), engine.clone()))
-    .unify();
+    .or(admin::routes(access.clone(), engine.clone(), chat.clone(), series).boxed())
+    .unify()
+    .boxed();
     rate_limiter
         .filter()
         .and(signaling)
-        .or(api::routes(engine.clone(), chat))
+        .or(api::routes(engine.clone(), chat).boxed())
         .unify()
-        .or(metrics)
+        .or(metrics.boxed())
         .unify()
-        .or(recordings::routes(recordings, access, engine))
+        .or(recordings::routes(recordings, access, engine).boxed())
         .unify()
-        .or(web::routes())
+        .or(web::routes().boxed())
         .unify()
+        .boxed()
         .recover(error::recover)
         .unify()
         .with(cors)
