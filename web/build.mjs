@@ -12,7 +12,12 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
 
-execFileSync(process.execPath, [tsc, '-p', join(here, 'tsconfig.json')], { stdio: 'inherit' });
+try {
+  execFileSync(process.execPath, [tsc, '-p', join(here, 'tsconfig.json')], { stdio: 'inherit' });
+} catch {
+  console.error('build: the TypeScript check failed (errors above)');
+  process.exit(1);
+}
 await build({
   entryPoints: [join(here, 'src', 'index.ts')],
   outfile: join(here, 'dist', 'directo.js'),

@@ -1,68 +1,118 @@
-// The watch page: a WHEP viewer that keeps trying until it gets the stream.
+// The watch page: plays the stream as soon as it is live (muted autoplay, then the unmute
+// button), says "waiting for the presenter" before and "ended" after, and shows the chat
+// with the presenter's messages highlighted. The SDK reconnects by itself after a drop.
 //
-// The video starts muted because browsers only autoplay muted media; the
-// button unmutes it. `window.directoPc` is the current RTCPeerConnection and
-// `window.directoState` the status ('connecting' | 'waiting' | 'live' |
-// 'error'), both for tests.
-import { whepWatch } from './whip.js';
+// For tests: `window.directoState` is 'connecting' | 'waiting' | 'live' | 'ended' |
+// 'reconnecting' | 'error', and `window.directoSession` the SDK's Viewer.
 
-/** Pause between attempts after a failed POST or a broken connection. */
+import { watch } from '/sdk/directo.js';
+import { mountChat } from '/chatview.js';
+import { fragmentParam, rememberName, rememberedName, setState, streamFromUrl } from '/page.js';
+
+/** Pause before trying again when the first connection is refused for a passing reason. */
 const RETRY_MS = 2000;
 
-const stream = new URLSearchParams(location.search).get('stream') ?? '';
-const player = document.getElementById('player');
-const unmute = document.getElementById('unmute');
-const status = document.getElementById('status');
-const title = document.getElementById('title');
+const $ = (id) => document.getElementById(id);
+const stream = streamFromUrl();
+const player = $('player');
+const unmute = $('unmute');
+const overlay = $('overlay');
 
-let session = null;
+let viewer = null;
+let chat = null;
+let name = rememberedName();
+let wasLive = false;
+let lastFrames = 0;
+let lastPc = null;
 
-/** Shows `text` as the status and records `state` for tests and styling. */
-function setState(state, text) {
-  window.directoState = state;
-  status.dataset.state = state;
-  status.textContent = text;
+function show(state, text, overlayText = text) {
+  setState(state, text);
+  $('live-badge').hidden = state !== 'live';
+  overlay.hidden = state === 'live';
+  $('overlay-text').textContent = overlayText;
 }
 
 async function connect() {
-  setState('connecting', `Connecting to “${stream}”…`);
+  show('connecting', `Connecting to “${stream}”…`, 'Connecting…');
   try {
-    session = await whepWatch(location.origin, stream);
+    viewer = await watch({ stream, name, token: fragmentParam('token') || undefined, video: player });
   } catch (error) {
-    setState('error', `Error: ${error.message} (retrying)`);
-    setTimeout(connect, RETRY_MS);
+    const again = error.retryable;
+    show('error', `Error: ${error.message}${again ? ' (retrying)' : ''}`);
+    if (again) setTimeout(connect, Math.max(RETRY_MS, (error.retryAfter ?? 0) * 1000));
     return;
   }
-  const { pc } = session;
-  window.directoPc = pc;
-  player.srcObject = session.stream;
-  setState('waiting', `Waiting for “${stream}” to go live…`);
-  pc.addEventListener('connectionstatechange', () => {
-    if (pc.connectionState === 'failed' && session?.pc === pc) {
-      session.stop();
-      session = null;
-      setState('error', 'Error: the connection to the server failed (retrying)');
-      setTimeout(connect, RETRY_MS);
-    }
+  window.directoSession = viewer;
+  if (chat) chat.attach(viewer);
+  else chat = mountChat($('chat'), viewer, { actions: ['reply'] });
+  $('my-name').textContent = name;
+  viewer.on('live', () => {
+    wasLive = true;
+    if (window.directoState !== 'live') show('waiting', `“${stream}” is live, starting…`, 'Starting…');
   });
+  viewer.on('offline', () => {
+    if (wasLive) show('ended', 'The stream has ended.', 'The stream has ended. Thanks for watching!');
+    else show('waiting', `Waiting for the presenter of “${stream}”…`, 'Waiting for the presenter…');
+  });
+  viewer.on('viewers', ({ count }) => ($('viewers').textContent = String(count)));
+  viewer.on('reconnecting', () => show('reconnecting', 'Connection lost, reconnecting…', 'Reconnecting…'));
+  viewer.on('reconnected', () => {
+    show('waiting', 'Reconnected, waiting for pictures…', 'Starting…');
+  });
+  viewer.on('closed', ({ error }) => {
+    if (error) show('error', `Error: ${error.message}`);
+  });
+  if (viewer.live === false) show('waiting', `Waiting for the presenter of “${stream}”…`, 'Waiting for the presenter…');
+  else show('waiting', `Connected to “${stream}”…`, 'Starting…');
 }
 
-// "Live" means pictures are actually arriving, not merely a connected peer.
-player.addEventListener('playing', () => setState('live', `Live: “${stream}”`));
-player.addEventListener('waiting', () => {
-  if (window.directoState === 'live') setState('waiting', `Waiting for “${stream}”…`);
-});
+/** "Live" means frames are being decoded now, not merely a connected peer. */
+async function checkFrames() {
+  const stats = await viewer?.stats().catch(() => null);
+  if (!stats) return;
+  // A reconnect brings a new peer whose counters start again from zero.
+  if (viewer.pc !== lastPc) {
+    lastPc = viewer.pc;
+    lastFrames = 0;
+  }
+  const moving = stats.framesDecoded > lastFrames;
+  lastFrames = stats.framesDecoded;
+  const state = window.directoState;
+  if (moving && viewer.live !== false && state !== 'live' && state !== 'reconnecting') {
+    wasLive = true;
+    show('live', `Live: “${stream}”`);
+  }
+}
+setInterval(checkFrames, 500);
 
+function refreshUnmute() {
+  unmute.textContent = player.muted ? '🔇 Unmute' : '🔊 Mute';
+  unmute.classList.toggle('is-muted', player.muted);
+}
 unmute.addEventListener('click', () => {
   player.muted = !player.muted;
-  unmute.textContent = player.muted ? 'Unmute' : 'Mute';
   if (!player.muted) player.play().catch(() => {});
 });
-window.addEventListener('pagehide', () => session?.stop());
+player.addEventListener('volumechange', refreshUnmute);
+refreshUnmute();
+
+$('rename').addEventListener('click', async () => {
+  const next = prompt('Your name in the chat (1–32 characters)', name)?.trim();
+  if (!next || next === name) return;
+  name = next.slice(0, 32);
+  rememberName(name);
+  // The name travels with the session, so a new name is a new session.
+  const old = viewer;
+  viewer = null;
+  await old?.close();
+  connect();
+});
+window.addEventListener('pagehide', () => viewer?.close());
 
 if (stream) {
-  title.textContent = `Watch “${stream}”`;
+  $('title').append(` · ${stream}`);
+  document.title = `${stream} · Directo`;
   connect();
 } else {
-  setState('error', 'Error: no stream name; open this page as watch.html?stream=NAME');
+  show('error', 'Error: no stream name; open this page as /watch/NAME');
 }

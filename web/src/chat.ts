@@ -183,7 +183,8 @@ export class Chat {
       }
       case 'chat.message': {
         if (!isChatMessage(msg)) return;
-        const { type: _type, ...message } = msg as ChatMessage & { type: string };
+        const { type: _type, ...rest } = msg;
+        const message = rest as unknown as ChatMessage;
         this.#messages.set(message.id, message);
         if (this.#messages.size > MAX_KEPT) {
           const oldest = this.#messages.keys().next().value;

@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// Seconds without any packet after which a connected peer is dropped.
     #[arg(long, env = "DIRECTO_IDLE_TIMEOUT_S", default_value_t = 15)]
     pub idle_timeout_s: u64,
+    /// A PEM certificate chain: serve HTTPS (browsers give cameras only to HTTPS pages).
+    #[arg(long, env = "DIRECTO_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "DIRECTO_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Do not record streams (the admin API can still switch recording on per stream).
     #[arg(long, env = "DIRECTO_NO_RECORD")]
     pub no_record: bool,

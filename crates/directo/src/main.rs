@@ -162,7 +162,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             engine.set_recording(&stream, enabled).await?;
         }
     }
-    let (addr, server) = directo_server::bind(config, engine.clone(), async {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (addr, server) = directo_server::bind(config, engine.clone(), tls, async {
         let _ = stop_rx.await;
     })
     .await
@@ -170,7 +176,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(
         http = %addr,
         media = %engine.local_addr(),
-        "directo is up: open http://{addr}/"
+        "directo is up: open {scheme}://{addr}/"
     );
 
     let server = tokio::spawn(server);

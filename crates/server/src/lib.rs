@@ -11,6 +11,7 @@ mod error;
 mod limits;
 mod recordings;
 mod settings;
+mod tls;
 mod token;
 mod web;
 mod whip;
@@ -127,17 +128,32 @@ pub fn routes(
         .with(trace)
 }
 
-/// Bind the HTTP listener; returns its address and the future that serves until `shutdown`.
+/// Bind the HTTP (or, with `tls`, HTTPS) listener; returns its address and the future that
+/// serves until `shutdown`.
 pub async fn bind(
     config: ServerConfig,
     engine: EngineHandle,
+    tls: Option<(PathBuf, PathBuf)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
+) -> std::io::Result<(
+    SocketAddr,
+    std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+)> {
+    let tls = match tls {
+        Some((cert, key)) => Some(tls::load_config(&cert, &key)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     let addr = listener.local_addr()?;
-    let server = warp::serve(routes(config, engine))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run();
+    let routes = routes(config, engine);
+    let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match tls {
+        Some(tls) => Box::pin(tls::serve(listener, tls, routes, shutdown)),
+        None => Box::pin(
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(shutdown)
+                .run(),
+        ),
+    };
     Ok((addr, server))
 }

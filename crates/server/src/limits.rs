@@ -60,14 +60,14 @@ impl RateLimiter {
     /// A filter that passes requests within the limit and rejects the others with `429`.
     pub fn filter(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone + use<> {
         let limiter = self.clone();
-        warp::addr::remote()
-            .and_then(move |remote: Option<SocketAddr>| {
+        client_ip()
+            .and_then(move |remote: Option<IpAddr>| {
                 let limiter = limiter.clone();
                 async move {
                     let Some(remote) = remote else {
                         return Ok(());
                     };
-                    limiter.check(remote.ip(), Instant::now()).map_err(|retry| {
+                    limiter.check(remote, Instant::now()).map_err(|retry| {
                         warp::reject::custom(
                             ApiError::new(
                                 ErrorCode::RateLimited,
@@ -80,6 +80,23 @@ impl RateLimiter {
             })
             .untuple_one()
     }
+}
+
+/// The client's IP address: the TCP peer, or behind the built-in TLS front end the address
+/// it recorded (a client cannot set that header itself: the front end replaces it).
+pub fn client_ip()
+-> impl Filter<Extract = (Option<IpAddr>,), Error = std::convert::Infallible> + Clone {
+    warp::addr::remote()
+        .and(warp::header::headers_cloned())
+        .map(
+            |remote: Option<SocketAddr>, headers: warp::http::HeaderMap| match remote {
+                Some(addr) => Some(addr.ip()),
+                None => headers
+                    .get(crate::tls::CLIENT_IP_HEADER)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.parse().ok()),
+            },
+        )
 }
 
 #[cfg(test)]

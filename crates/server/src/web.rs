@@ -1,4 +1,8 @@
 //! The pages in `web/`, embedded in the binary so `directo` runs with nothing beside it.
+//!
+//! `/studio/{stream}`, `/watch/{stream}`, `/moderate/{stream}` and `/embed/{stream}` serve
+//! the page of that name (it reads the stream from its own path); `/sdk/directo.js` is the
+//! built browser SDK, committed as `web/sdk/directo.js` so no npm is needed to build.
 
 use rust_embed::RustEmbed;
 use warp::Filter;
@@ -10,14 +14,32 @@ use warp::reply::Reply;
 #[folder = "../../web"]
 #[exclude = "node_modules/*"]
 #[exclude = "*.test.*"]
+#[exclude = "src/*"]
+#[exclude = "test/*"]
+#[exclude = "dist/*"]
 struct Assets;
 
-fn serve(path: &str) -> warp::reply::Response {
-    let path = if path.is_empty() || path.ends_with('/') {
+/// The pages that take the stream name as the last path segment.
+const STREAM_PAGES: [&str; 4] = ["studio", "watch", "moderate", "embed"];
+
+/// The file that answers `path`: a stream page's HTML, a directory's index, or the file.
+fn file_for(path: &str) -> String {
+    if let Some((page, stream)) = path.split_once('/')
+        && STREAM_PAGES.contains(&page)
+        && !stream.is_empty()
+        && !stream.contains('/')
+    {
+        return format!("{page}.html");
+    }
+    if path.is_empty() || path.ends_with('/') {
         format!("{path}index.html")
     } else {
         path.to_owned()
-    };
+    }
+}
+
+fn serve(path: &str) -> warp::reply::Response {
+    let path = file_for(path);
     match Assets::get(&path) {
         Some(file) => Response::builder()
             .header("Content-Type", file.metadata.mimetype())
@@ -35,4 +57,22 @@ pub fn routes() -> impl Filter<Extract = (warp::reply::Response,), Error = warp:
     warp::get()
         .and(warp::path::tail())
         .map(|tail: warp::path::Tail| serve(tail.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_for;
+
+    #[test]
+    fn stream_pages_map_to_their_html() {
+        assert_eq!(file_for("studio/launch"), "studio.html");
+        assert_eq!(file_for("watch/launch"), "watch.html");
+        assert_eq!(file_for("moderate/a-b_c"), "moderate.html");
+        assert_eq!(file_for("embed/x"), "embed.html");
+        assert_eq!(file_for("watch/"), "watch/index.html");
+        assert_eq!(file_for("watch/a/b"), "watch/a/b");
+        assert_eq!(file_for(""), "index.html");
+        assert_eq!(file_for("sdk/directo.js"), "sdk/directo.js");
+        assert_eq!(file_for("style.css"), "style.css");
+    }
 }

@@ -16,7 +16,6 @@ use crate::chat::ChatHandle;
 use crate::error::ApiError;
 use directo_media::Identity;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 /// The largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: u64 = 64 * 1024;
@@ -57,7 +56,7 @@ struct SessionRequest {
     query: HashMap<String, String>,
     content_type: Option<String>,
     authorization: Option<String>,
-    remote: Option<SocketAddr>,
+    remote: Option<std::net::IpAddr>,
 }
 
 async fn create_session(
@@ -91,7 +90,7 @@ async fn create_session(
     let identity = Identity {
         name,
         moderator,
-        origin: remote.map(|a| a.ip().to_string()),
+        origin: remote.map(|ip| ip.to_string()),
     };
     if side == Side::Watch
         && chat
@@ -217,7 +216,7 @@ pub fn routes(
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::addr::remote())
+        .and(crate::limits::client_ip())
         .map(
             |stream, query, content_type, authorization, remote| SessionRequest {
                 stream,

@@ -348,16 +348,14 @@ pub fn routes(
     use warp::reply::Reply;
     warp::path!("ws")
         .and(warp::ws())
-        .and(warp::addr::remote())
-        .map(
-            move |ws: warp::ws::Ws, remote: Option<std::net::SocketAddr>| {
-                let access = access.clone();
-                let engine = engine.clone();
-                let chat = chat.clone();
-                let origin = remote.map(|a| a.ip().to_string());
-                ws.max_message_size(MAX_MESSAGE_BYTES)
-                    .on_upgrade(move |socket| run(socket, access, engine, chat, origin))
-                    .into_response()
-            },
-        )
+        .and(crate::limits::client_ip())
+        .map(move |ws: warp::ws::Ws, remote: Option<std::net::IpAddr>| {
+            let access = access.clone();
+            let engine = engine.clone();
+            let chat = chat.clone();
+            let origin = remote.map(|ip| ip.to_string());
+            ws.max_message_size(MAX_MESSAGE_BYTES)
+                .on_upgrade(move |socket| run(socket, access, engine, chat, origin))
+                .into_response()
+        })
 }

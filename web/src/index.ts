@@ -1,0 +1,26 @@
+// directo-client: publish to and watch a Directo server from the browser, with chat and
+// moderation. See web/README.md for the API.
+
+export { publish, Publisher, type PublishOptions } from './publish.js';
+export { watch, Viewer, type WatchOptions } from './watch.js';
+export {
+  Session,
+  type SessionEvents,
+  type SessionOptions,
+  type SessionState,
+  type StreamStatus,
+} from './session.js';
+export {
+  Chat,
+  type BannedEvent,
+  type ChatHistory,
+  type ChatMessage,
+  type ChatRole,
+  type ChatUser,
+  type MutedEvent,
+  type SendOptions,
+} from './chat.js';
+export { DirectoError, type ErrorCode } from './errors.js';
+export { getMedia, type DeviceChoice, type MediaSourceKind } from './media.js';
+export { connectionStats, type ConnectionStats } from './stats.js';
+export { backoffDelay, type BackoffOptions } from './backoff.js';
