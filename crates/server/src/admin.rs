@@ -209,12 +209,11 @@ async fn stats(
 /// Viewer counts sampled over time per stream (kept after the stream ends).
 #[derive(Clone, Default)]
 pub struct ViewerSeries {
-    inner: std::sync::Arc<
-        std::sync::Mutex<
-            std::collections::HashMap<String, std::collections::VecDeque<(u64, usize)>>,
-        >,
-    >,
+    inner: std::sync::Arc<std::sync::Mutex<SeriesMap>>,
 }
+
+/// Per stream: (unix seconds, viewers) samples, oldest first.
+type SeriesMap = std::collections::HashMap<String, std::collections::VecDeque<(u64, usize)>>;
 
 /// How many samples a stream keeps (a day at one every 10 s).
 const SERIES_LEN: usize = 8640;
