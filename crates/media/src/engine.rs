@@ -47,6 +47,7 @@ use crate::peer::{Peer, PeerId, Sender};
 use crate::recording::StreamRecording;
 use crate::setup::{PeerRole, PeerSetup, build_peer_connection};
 use crate::socket::{Datagram, MediaSocket};
+use crate::tcp::TcpEvent;
 
 /// How often liveness (handshake and idle timeouts, dead publishers) is checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
@@ -120,10 +121,24 @@ pub fn start(config: MediaConfig, chat: Option<ChatPort>) -> std::io::Result<Eng
                     Some(port) => (Some(port.to_chat), Some(port.from_chat)),
                     None => (None, None),
                 };
+                // ICE-TCP on the same port number, for viewers whose firewall blocks UDP.
+                let (tcp_tx, tcp_rx) = mpsc::channel(4096);
+                let tcp_enabled =
+                    match tokio::net::TcpListener::bind(SocketAddr::new(config.bind.ip(), local_addr.port())).await {
+                        Ok(listener) => {
+                            tokio::spawn(crate::tcp::accept_loop(listener, tcp_tx));
+                            true
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ICE-TCP disabled: cannot bind the TCP media port");
+                            false
+                        }
+                    };
                 let mut engine = Engine::new(config, socket, local_addr, events);
                 engine.chat_tx = chat_tx;
+                engine.tcp_enabled = tcp_enabled;
                 let _ = ready_tx.send(Ok(local_addr));
-                engine.run(commands_rx, chat_rx).await;
+                engine.run(commands_rx, chat_rx, tcp_rx).await;
             });
         })?;
     let local_addr = ready_rx
@@ -219,6 +234,10 @@ struct Engine {
     metrics: EngineMetrics,
     analytics: Analytics,
     chat_tx: Option<mpsc::Sender<ChatIn>>,
+    /// Whether the TCP media port is open (ICE-TCP candidates are offered).
+    tcp_enabled: bool,
+    /// ICE-TCP connections: their local address and their writer.
+    tcp_writers: HashMap<SocketAddr, (SocketAddr, mpsc::Sender<Vec<u8>>)>,
     /// Per-stream recording switches set through the admin API.
     record_overrides: HashMap<String, bool>,
     /// Recordings being finished on their own threads.
@@ -259,6 +278,8 @@ impl Engine {
             metrics: EngineMetrics::new(),
             analytics: Analytics::default(),
             chat_tx: None,
+            tcp_enabled: false,
+            tcp_writers: HashMap::new(),
             record_overrides: HashMap::new(),
             finishing: Vec::new(),
             chat_in_dropped: 0,
@@ -270,6 +291,7 @@ impl Engine {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut chat_rx: Option<mpsc::Receiver<ChatOut>>,
+        mut tcp_rx: mpsc::Receiver<TcpEvent>,
     ) {
         let mut datagrams: Vec<Datagram> = Vec::with_capacity(quinn_udp::BATCH_SIZE * 4);
         loop {
@@ -278,6 +300,7 @@ impl Engine {
                 Readable,
                 Command(Option<Command>),
                 Chat(Option<ChatOut>),
+                Tcp(Option<TcpEvent>),
                 Timer,
             }
             let chat_next = async {
@@ -296,6 +319,7 @@ impl Engine {
                 },
                 c = commands.recv() => Wake::Command(c),
                 c = chat_next => Wake::Chat(c),
+                t = tcp_rx.recv(), if self.tcp_enabled => Wake::Tcp(t),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
             match wake {
@@ -342,6 +366,8 @@ impl Engine {
                     }
                 }
                 Wake::Chat(None) => chat_rx = None,
+                Wake::Tcp(Some(event)) => self.on_tcp(event, Instant::now()),
+                Wake::Tcp(None) => self.tcp_enabled = false,
                 Wake::Timer => {}
             }
             self.on_timers(Instant::now());
@@ -399,6 +425,50 @@ impl Engine {
             tracing::debug!(session = %peer.session, error = %e, "peer rejected a datagram");
         }
         self.mark_dirty(id);
+    }
+
+    fn on_tcp(&mut self, event: TcpEvent, now: Instant) {
+        match event {
+            TcpEvent::Opened {
+                peer,
+                local,
+                writer,
+            } => {
+                self.tcp_writers.insert(peer, (local, writer));
+            }
+            TcpEvent::Closed { peer } => {
+                self.tcp_writers.remove(&peer);
+            }
+            TcpEvent::Frame { peer, data } => {
+                let Some(local) = self.tcp_writers.get(&peer).map(|(l, _)| *l) else {
+                    return;
+                };
+                let Some(id) = self.demux.route(peer, &data) else {
+                    return;
+                };
+                let local_ip = Some(local.ip())
+                    .filter(|ip| self.ips.contains(ip))
+                    .unwrap_or(self.ips[0]);
+                let Some(p) = self.peers.get_mut(&id) else {
+                    return;
+                };
+                p.last_rx = now;
+                let msg = TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: SocketAddr::new(local_ip, self.port),
+                        peer_addr: peer,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::TCP,
+                    },
+                    message: data,
+                };
+                if let Err(e) = p.pc.handle_read(msg) {
+                    tracing::debug!(session = %p.session, error = %e, "peer rejected a TCP frame");
+                }
+                self.mark_dirty(id);
+            }
+        }
     }
 
     fn on_chat_out(&mut self, out: ChatOut, now: Instant) {
@@ -996,6 +1066,13 @@ impl Engine {
         };
         peer.dirty = false;
         while let Some(out) = peer.pc.poll_write() {
+            if out.transport.transport_protocol == TransportProtocol::TCP {
+                if let Some((_, writer)) = self.tcp_writers.get(&out.transport.peer_addr) {
+                    // A full queue means a slow TCP path: drop, as UDP would.
+                    let _ = writer.try_send(out.message.to_vec());
+                }
+                continue;
+            }
             // Pin the source address only where it is one of ours (not a NAT 1:1 public address).
             let local_ip = out.transport.local_addr.ip();
             let from = self.interface_ips.contains(&local_ip).then_some(local_ip);
@@ -1265,6 +1342,21 @@ impl Engine {
             .new_candidate_host()?;
             peer.pc
                 .add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+            if self.tcp_enabled {
+                let candidate = CandidateHostConfig {
+                    base_config: CandidateConfig {
+                        network: "tcp".to_owned(),
+                        address: ip.to_string(),
+                        port: self.port,
+                        component: 1,
+                        ..Default::default()
+                    },
+                    tcp_type: rtc::ice::tcp_type::TcpType::Passive,
+                }
+                .new_candidate_host()?;
+                peer.pc
+                    .add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+            }
         }
         peer.pc
             .add_local_candidate(RTCIceCandidateInit::default())?;

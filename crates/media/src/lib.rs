@@ -18,6 +18,7 @@ mod recording;
 mod rtcp_tap;
 mod setup;
 mod socket;
+mod tcp;
 
 pub use analytics::AudienceStats;
 pub use chat_port::{
