@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, env = "DIRECTO_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// A reverse proxy in front of Directo whose `X-Forwarded-For` is believed (repeatable).
+    #[arg(long, env = "DIRECTO_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpAddr>,
     /// Do not record streams (the admin API can still switch recording on per stream).
     #[arg(long, env = "DIRECTO_NO_RECORD")]
     pub no_record: bool,

@@ -138,6 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let tokens = Tokens::new(&secret(args.secret.as_deref(), &args.data_dir)?);
     let series = ViewerSeries::default();
+    directo_server::set_trusted_proxies(args.trusted_proxy.clone());
     let config = ServerConfig {
         http: args.http,
         access: Access {

@@ -29,7 +29,7 @@ pub use admin::ViewerSeries;
 pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
 pub use error::ApiError;
-pub use limits::RateLimiter;
+pub use limits::{RateLimiter, set_trusted_proxies};
 pub use settings::{SettingsStore, StreamSettings};
 pub use token::{Claims, TokenRole, Tokens, load_or_create_secret, parse_ttl};
 

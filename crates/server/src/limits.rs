@@ -82,19 +82,41 @@ impl RateLimiter {
     }
 }
 
-/// The client's IP address: the TCP peer, or behind the built-in TLS front end the address
-/// it recorded (a client cannot set that header itself: the front end replaces it).
+/// Reverse proxies whose `X-Forwarded-For` is believed (set once at start-up).
+static TRUSTED_PROXIES: std::sync::OnceLock<Vec<IpAddr>> = std::sync::OnceLock::new();
+
+/// Believe `X-Forwarded-For` from these addresses (a reverse proxy in front of Directo), so
+/// limits and bans apply to the real client rather than to the proxy.
+pub fn set_trusted_proxies(proxies: Vec<IpAddr>) {
+    let _ = TRUSTED_PROXIES.set(proxies);
+}
+
+fn header_ip(headers: &warp::http::HeaderMap, name: &str) -> Option<IpAddr> {
+    let value = headers.get(name)?.to_str().ok()?;
+    // A proxy appends the address it saw last.
+    value.rsplit(',').next()?.trim().parse().ok()
+}
+
+/// The client's IP address: the TCP peer; behind the built-in TLS front end the address it
+/// recorded (a client cannot set that header itself: the front end replaces it); behind a
+/// trusted reverse proxy the last `X-Forwarded-For` entry.
 pub fn client_ip()
 -> impl Filter<Extract = (Option<IpAddr>,), Error = std::convert::Infallible> + Clone {
     warp::addr::remote()
         .and(warp::header::headers_cloned())
         .map(
-            |remote: Option<SocketAddr>, headers: warp::http::HeaderMap| match remote {
-                Some(addr) => Some(addr.ip()),
-                None => headers
-                    .get(crate::tls::CLIENT_IP_HEADER)
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.parse().ok()),
+            |remote: Option<SocketAddr>, headers: warp::http::HeaderMap| {
+                let peer = match remote {
+                    Some(addr) => Some(addr.ip()),
+                    None => header_ip(&headers, crate::tls::CLIENT_IP_HEADER),
+                };
+                let trusted = TRUSTED_PROXIES.get().map(Vec::as_slice).unwrap_or_default();
+                match peer {
+                    Some(ip) if trusted.contains(&ip) => {
+                        header_ip(&headers, "x-forwarded-for").or(Some(ip))
+                    }
+                    other => other,
+                }
             },
         )
 }
