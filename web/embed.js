@@ -93,9 +93,12 @@ unmute.addEventListener('click', () => {
   player.muted = !player.muted;
   if (!player.muted) player.play().catch(() => {});
 });
-player.addEventListener('volumechange', () => {
-  unmute.textContent = player.muted ? '🔇 Unmute' : '🔊 Mute';
-});
+function refreshUnmute() {
+  unmute.textContent = player.muted ? 'Unmute' : 'Mute';
+  unmute.classList.toggle('is-muted', player.muted);
+}
+player.addEventListener('volumechange', refreshUnmute);
+refreshUnmute();
 
 if (stream) {
   applyBranding();

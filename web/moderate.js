@@ -11,7 +11,10 @@ import { el, fragmentParam, setState, streamFromUrl } from '/page.js';
 
 const $ = (id) => document.getElementById(id);
 const stream = streamFromUrl();
-/** Everyone seen writing: user id → { name, role }. */
+/**
+ * Everyone seen writing, by name and role (a reconnect gives a user a new id, so the
+ * name is what a moderator recognises): key → { id (the latest), name, role }.
+ */
 const participants = new Map();
 let viewer = null;
 
@@ -19,10 +22,13 @@ $('stream-name').textContent = stream || '(no stream)';
 document.title = `Moderate · ${stream} · Directo`;
 
 function renderParticipants(messages) {
-  for (const m of messages) participants.set(m.from.id, { name: m.from.name, role: m.from.role });
+  for (const m of messages) {
+    participants.set(`${m.from.role}:${m.from.name}`, { id: m.from.id, name: m.from.name, role: m.from.role });
+  }
   const list = $('participants');
   list.replaceChildren();
-  for (const [id, who] of participants) {
+  for (const who of participants.values()) {
+    const id = who.id;
     const item = el('li');
     item.dataset.user = id;
     item.append(el('span', 'msg-name', who.name));
@@ -71,7 +77,7 @@ async function connect(key) {
   viewer.on('history', ({ slowSeconds }) => ($('slow').value = String(slowSeconds)));
   viewer.on('slow', ({ seconds }) => ($('slow').value = String(seconds)));
   viewer.on('banned', ({ user }) => {
-    participants.delete(user);
+    for (const [key, who] of participants) if (who.id === user) participants.delete(key);
     renderParticipants([]);
   });
   viewer.on('presence', ({ viewers }) => ($('in-chat').textContent = String(viewers)));

@@ -61,12 +61,15 @@ export function formatClock(ts) {
   return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-/** The display name remembered in this browser, or a fresh guest name. */
-export function rememberedName(fallback) {
+/**
+ * The display name remembered in this browser under `key` (the studio keeps the
+ * presenter's apart from the viewer's), or `fallback`, or a fresh guest name.
+ */
+export function rememberedName(fallback, key = 'directo-name') {
   const fromQuery = new URLSearchParams(location.search).get('name');
   if (fromQuery) return fromQuery.slice(0, 32);
   try {
-    const stored = localStorage.getItem('directo-name');
+    const stored = localStorage.getItem(key);
     if (stored) return stored;
   } catch {
     // Storage may be off (private mode): a guest name will do.
@@ -74,10 +77,10 @@ export function rememberedName(fallback) {
   return fallback ?? `Guest ${Math.floor(1000 + Math.random() * 9000)}`;
 }
 
-/** Remembers the display name for the next visit. */
-export function rememberName(name) {
+/** Remembers the display name under `key` for the next visit. */
+export function rememberName(name, key = 'directo-name') {
   try {
-    localStorage.setItem('directo-name', name);
+    localStorage.setItem(key, name);
   } catch {
     // Not remembered; no harm.
   }

@@ -17,6 +17,9 @@ import {
   streamFromUrl,
 } from '/page.js';
 
+/** Where the presenter's name is remembered, apart from the name used when watching. */
+const PRESENTER_NAME_KEY = 'directo-presenter-name';
+
 const $ = (id) => document.getElementById(id);
 const stream = streamFromUrl();
 const preview = $('preview');
@@ -37,7 +40,7 @@ let attempt = 0;
 $('stream-name').textContent = stream || '(no stream)';
 document.title = `Studio · ${stream} · Directo`;
 keyInput.value = fragmentParam('key');
-nameInput.value = rememberedName('Presenter');
+nameInput.value = rememberedName('Presenter', PRESENTER_NAME_KEY);
 
 const watchUrl = new URL(`/watch/${encodeURIComponent(stream)}`, location.origin).href;
 const embedUrl = new URL(`/embed/${encodeURIComponent(stream)}`, location.origin).href;
@@ -119,7 +122,7 @@ async function switchDevice(kind) {
 async function start() {
   const mine = ++attempt;
   const name = nameInput.value.trim() || 'Presenter';
-  rememberName(name);
+  rememberName(name, PRESENTER_NAME_KEY);
   show('connecting', `Connecting “${stream}”…`);
   try {
     const started = await publish({ stream, key: keyInput.value, name, media });

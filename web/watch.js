@@ -86,7 +86,7 @@ async function checkFrames() {
 setInterval(checkFrames, 500);
 
 function refreshUnmute() {
-  unmute.textContent = player.muted ? '🔇 Unmute' : '🔊 Mute';
+  unmute.textContent = player.muted ? 'Unmute' : 'Mute';
   unmute.classList.toggle('is-muted', player.muted);
 }
 unmute.addEventListener('click', () => {

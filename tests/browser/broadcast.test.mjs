@@ -1,14 +1,19 @@
-// End-to-end broadcast through Directo in a real browser.
+// End-to-end broadcast through Directo in a real browser, through the pages in web/ and
+// the SDK they use (web/sdk/directo.js).
 //
-// Starts the `directo` binary, publishes Chromium's fake camera and
-// microphone from web/publish.html over WHIP, watches it from
-// web/watch.html over WHEP, and checks with `getStats()` that the viewer
-// keeps decoding video and receiving audio. Uses Debian's Chromium
-// (/usr/bin/chromium, or $CHROMIUM); it never downloads a browser.
+// Starts the `directo` binary, goes live from the studio (/studio/{stream}) with Chromium's
+// fake camera and microphone, watches from three watch pages (/watch/{stream}) that must
+// decode video and receive audio, exercises the chat (a viewer writes, the studio replies,
+// every viewer sees the reply highlighted), moderation (/moderate/{stream} deletes a message
+// and it disappears everywhere), the embeddable player (/embed/{stream}), and a viewer whose
+// session the server ends (DELETE of its WHEP Location) coming back by itself. Uses Debian's
+// Chromium (/usr/bin/chromium, or $CHROMIUM); it never downloads a browser.
 //
-// Run: `npm ci && node --test` in tests/browser, after `cargo build -p directo`.
-// Screenshots, the server log (browser-server.log) and the pages' console
-// (browser-console.log) go to <repo>/test-artifacts/.
+// Run: `npm ci && npm test` in tests/browser (builds and unit-tests the SDK first), after
+// `cargo build -p directo`. Screenshots of every page, the server log
+// (browser-server.log) and the pages' console (browser-console.log) go to
+// <repo>/test-artifacts/. Join times (page open -> first decoded frame) are printed as
+// test diagnostics.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,10 +33,12 @@ const DIRECTO_BIN = process.env.DIRECTO_BIN ?? join(REPO, 'target/debug/directo'
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(REPO, 'test-artifacts');
 const PUBLISH_KEY = 'browser-test-key';
+const MODERATOR_KEY = 'browser-moderator-key';
 /** Generous on purpose: a 2-core CI machine may be compiling at the same time. */
 const TIMEOUT_MS = 60_000;
 /** Time between the two stats samples that must show media still flowing. */
 const SAMPLE_GAP_MS = 3_000;
+const VIEWERS = 3;
 
 const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -47,6 +54,10 @@ const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection',
   '--disable-features=WebRtcHideLocalIpsWithMdns',
   '--autoplay-policy=no-user-gesture-required',
+  // Many pages share one browser here; none of them may be throttled as a background tab.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
 ];
 
 let server = null;
@@ -75,6 +86,7 @@ before(async () => {
       '--public-ip', '127.0.0.1',
       '--data-dir', dataDir,
       '--publish-key', PUBLISH_KEY,
+      '--moderator-key', MODERATOR_KEY,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env, NO_COLOR: '1' } },
   );
@@ -90,7 +102,7 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: CHROMIUM_ARGS,
-    viewport: { width: 960, height: 720 },
+    viewport: { width: 1100, height: 760 },
   });
   browser.setDefaultTimeout(TIMEOUT_MS);
 });
@@ -105,21 +117,43 @@ after(async () => {
   }
 });
 
-test('the index page sends a stream name to the watch page', async () => {
+test('the index page opens the watch and studio pages of a stream', async () => {
   const page = await openPage('index');
-  await page.goto(`${baseUrl}/`);
-  await page.fill('input[name=stream]', 'lobby');
-  await page.click('button[formaction="watch.html"]');
-  await page.waitForURL(/\/watch\.html\?stream=lobby$/, { timeout: TIMEOUT_MS });
-  await snapshot(page, 'index');
-  await page.close();
+  try {
+    await page.goto(`${baseUrl}/`);
+    await page.fill('#stream', 'lobby');
+    await page.click('button[data-page="watch"]');
+    await page.waitForURL(/\/watch\/lobby$/, { timeout: TIMEOUT_MS });
+    await waitForState(page, ['waiting']);
+    await page.goto(`${baseUrl}/`);
+    await snapshot(page, 'index');
+    await page.fill('#stream', 'lobby');
+    await page.click('button[data-page="studio"]');
+    await page.waitForURL(/\/studio\/lobby$/, { timeout: TIMEOUT_MS });
+  } finally {
+    await page.close();
+  }
 });
 
-test('publishing with a wrong key shows the server error', async () => {
-  const page = await openPage('publish-wrong-key');
+test('the old publish.html and watch.html links still work', async () => {
+  const page = await openPage('legacy');
   try {
-    await page.goto(`${baseUrl}/publish.html?stream=wrong-key&key=not-the-key`);
+    await page.goto(`${baseUrl}/publish.html?stream=old-links&key=abc`);
+    await page.waitForURL(/\/studio\/old-links#key=abc$/, { timeout: TIMEOUT_MS });
+    assert.equal(await page.inputValue('#key'), 'abc', 'the key lands in the studio from the fragment');
+    await page.goto(`${baseUrl}/watch.html?stream=old-links`);
+    await waitForState(page, ['waiting']);
+  } finally {
+    await page.close();
+  }
+});
+
+test('going live with a wrong key shows the server error', async () => {
+  const page = await openPage('studio-wrong-key');
+  try {
+    await page.goto(`${baseUrl}/studio/wrong-key#key=not-the-key`);
     await waitForState(page, ['idle']);
+    await page.waitForFunction(() => !document.getElementById('golive').disabled);
     const posted = page.waitForResponse(
       (r) => r.url().includes('/whip/') && r.request().method() === 'POST',
       { timeout: TIMEOUT_MS },
@@ -137,72 +171,161 @@ test('publishing with a wrong key shows the server error', async () => {
     const status = await page.textContent('#status');
     assert.ok(status.includes(body.message), `status "${status}" shows "${body.message}"`);
   } finally {
-    await snapshot(page, 'publish-wrong-key');
+    await snapshot(page, 'studio-wrong-key');
     await page.close();
   }
 });
 
-test('a viewer receives the published video and audio', async (t) => {
-  const stream = 'browser-test';
-  const publisher = await openPage('publish');
-  const viewer = await openPage('watch');
+test('studio to three viewers: media, chat with replies, moderation, embed, reconnect', async (t) => {
+  const stream = 'launch';
+  const studio = await openPage('studio');
+  const viewers = [];
+  let moderator = null;
+  let embed = null;
   try {
-    await goLive(publisher, stream);
+    await goLive(studio, stream);
 
-    const opened = performance.now();
-    await viewer.goto(`${baseUrl}/watch.html?stream=${stream}`);
-    await waitFor('the viewer decodes a first video frame', async () => {
-      const stats = await inboundStats(viewer);
-      return stats !== null && stats.framesDecoded > 0;
+    // Three viewers open at once; each must decode video and receive audio.
+    const joins = await Promise.all(
+      Array.from({ length: VIEWERS }, async (_, i) => {
+        const page = await openPage(`watch-${i + 1}`);
+        viewers[i] = page;
+        const opened = performance.now();
+        await page.goto(`${baseUrl}/watch/${stream}?name=Viewer%20${i + 1}`);
+        await waitFor(`viewer ${i + 1} decodes a first video frame`, async () => (await inboundStats(page))?.framesDecoded > 0);
+        return Math.round(performance.now() - opened);
+      }),
+    );
+    joins.forEach((ms, i) => t.diagnostic(`join time viewer ${i + 1} (watch page open -> first decoded frame): ${ms} ms`));
+    await Promise.all(viewers.map((page) => assertMediaFlowing(page)));
+    await Promise.all(viewers.map((page) => waitForState(page, ['live'])));
+    await waitFor('the studio counts the viewers', async () => Number(await studio.textContent('#viewers')) >= VIEWERS);
+
+    // The unmute button unmutes.
+    await viewers[0].click('#unmute');
+    assert.equal(await viewers[0].evaluate(() => document.getElementById('player').muted), false);
+
+    // A viewer writes (markup stays text); the studio shows it and replies.
+    const question = 'Hello from viewer 1 <b>not bold</b>';
+    await sendChat(viewers[0], question);
+    const inStudio = await messageItem(studio, question);
+    assert.equal(await inStudio.locator('b').count(), 0, 'chat text is never parsed as HTML');
+    await inStudio.locator('[data-action="reply"]').click();
+    const answer = 'Thanks for asking, viewer 1!';
+    await sendChat(studio, answer);
+    for (const page of viewers) {
+      const reply = await messageItem(page, answer);
+      const classes = await reply.getAttribute('class');
+      assert.match(classes, /from-presenter/, 'the presenter\'s message is highlighted');
+      assert.match(classes, /is-reply/, 'it is shown as a reply');
+      assert.ok((await reply.locator('.msg-quote').textContent()).includes('Viewer 1'), 'the reply quotes the question');
+    }
+
+    // The moderator deletes a message: it disappears everywhere.
+    moderator = await openPage('moderate');
+    await moderator.goto(`${baseUrl}/moderate/${stream}#key=${MODERATOR_KEY}`);
+    await waitForState(moderator, ['ready']);
+    const spam = 'Buy cheap followers now';
+    await sendChat(viewers[1], spam);
+    for (const page of [studio, moderator, ...viewers]) await messageItem(page, spam);
+    await moderator.waitForSelector('#participants li');
+    await snapshot(moderator, 'moderate');
+    await (await messageItem(moderator, spam)).locator('[data-action="delete"]').click();
+    for (const page of [studio, moderator, ...viewers]) {
+      await page.waitForFunction(
+        (text) => ![...document.querySelectorAll('.chat-list .msg-text')].some((p) => p.textContent === text),
+        spam,
+        { timeout: TIMEOUT_MS },
+      );
+    }
+
+    // The embeddable player, branded from the query string.
+    embed = await openPage('embed');
+    await embed.setViewportSize({ width: 640, height: 360 });
+    await embed.goto(`${baseUrl}/embed/${stream}?title=Launch%20day&accent=%23e4572e`);
+    await waitForState(embed, ['live']);
+    assert.equal(await embed.textContent('#title'), 'Launch day');
+
+    await sleep(1500); // A second of stats, so the studio's health read-outs have values.
+    await snapshot(studio, 'studio');
+    for (const [i, page] of viewers.entries()) await snapshot(page, `watch-${i + 1}`);
+    await snapshot(embed, 'embed');
+    await viewers[2].setViewportSize({ width: 390, height: 844 });
+    await snapshot(viewers[2], 'watch-phone', { fullPage: true });
+    await viewers[2].setViewportSize({ width: 1100, height: 760 });
+
+    // The server ends viewer 1's session: it comes back by itself, no reload.
+    const first = await viewers[0].evaluate(() => {
+      window.reconnects = 0;
+      window.directoSession.on('reconnected', () => (window.reconnects += 1));
+      return { location: window.directoSession.location, session: window.directoSession.sessionId };
     });
-    const joinMs = Math.round(performance.now() - opened);
-    t.diagnostic(`join time (watch page open -> first decoded frame): ${joinMs} ms`);
+    const dropped = await fetch(first.location, { method: 'DELETE' });
+    assert.ok(dropped.ok, `DELETE ${first.location} answers ${dropped.status}`);
+    const dropAt = performance.now();
+    await waitFor('viewer 1 reconnects with a new session', () =>
+      viewers[0].evaluate((old) => window.reconnects > 0 && window.directoSession.sessionId !== old, first.session),
+    );
+    await waitFor('viewer 1 decodes frames again', async () => (await inboundStats(viewers[0]))?.framesDecoded > 0);
+    t.diagnostic(`viewer 1 back (server dropped it -> decoding again): ${Math.round(performance.now() - dropAt)} ms`);
+    await assertMediaFlowing(viewers[0]);
+    await waitForState(viewers[0], ['live']);
+    assert.equal(await viewers[0].evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no reload');
 
-    await assertMediaFlowing(viewer);
-    await waitForState(viewer, ['live']);
-
-    await viewer.click('#unmute');
-    assert.equal(await viewer.evaluate(() => document.getElementById('player').muted), false);
+    // The presenter stops: every viewer sees the end.
+    const deleted = studio.waitForResponse(
+      (r) => r.url().includes('/whip/') && r.request().method() === 'DELETE',
+      { timeout: TIMEOUT_MS },
+    );
+    await studio.click('#stop');
+    await waitForState(studio, ['idle']);
+    assert.ok((await deleted).ok(), 'the WHIP session is DELETEd');
+    await Promise.all(viewers.map((page) => waitForState(page, ['ended'])));
+    await snapshot(viewers[1], 'watch-ended');
   } finally {
-    await snapshot(publisher, 'publish');
-    await snapshot(viewer, 'watch');
+    await snapshot(studio, 'studio-final');
+    for (const page of [studio, moderator, embed, ...viewers]) await page?.close();
   }
-
-  const deleted = publisher.waitForResponse(
-    (r) => r.url().includes('/whip/') && r.request().method() === 'DELETE',
-    { timeout: TIMEOUT_MS },
-  );
-  await publisher.click('#stop');
-  await waitForState(publisher, ['idle']);
-  const response = await deleted;
-  assert.ok(response.ok(), `DELETE of the WHIP session succeeds, got ${response.status()}`);
-  await publisher.close();
-  await viewer.close();
 });
 
-test('a viewer who arrives before the publisher gets media once it is live', async () => {
+test('a viewer who arrives before the presenter gets media once it is live', async () => {
   const stream = 'early-viewer';
   const viewer = await openPage('watch-early');
-  const publisher = await openPage('publish-late');
+  const studio = await openPage('studio-late');
   try {
-    await viewer.goto(`${baseUrl}/watch.html?stream=${stream}`);
+    await viewer.goto(`${baseUrl}/watch/${stream}`);
     await waitForState(viewer, ['waiting']);
-    await goLive(publisher, stream);
-    await waitFor('the early viewer decodes a first video frame', async () => {
-      const stats = await inboundStats(viewer);
-      return stats !== null && stats.framesDecoded > 0;
-    });
+    assert.match(await viewer.textContent('#overlay-text'), /waiting for the presenter/i);
+    await snapshot(viewer, 'watch-waiting');
+    await goLive(studio, stream);
+    await waitFor('the early viewer decodes a first video frame', async () => (await inboundStats(viewer))?.framesDecoded > 0);
     await assertMediaFlowing(viewer);
+    await waitForState(viewer, ['live']);
   } finally {
-    await snapshot(viewer, 'watch-early');
+    await viewer.close();
+    await studio.close();
   }
-  await publisher.close();
-  await viewer.close();
 });
 
 test('the pages raised no uncaught errors', () => {
   assert.deepEqual(uncaughtErrors, []);
 });
+
+/** Types `text` into the page's chat box and sends it. */
+async function sendChat(page, text) {
+  await page.waitForFunction(() => window.directoSession?.chat.open, null, { timeout: TIMEOUT_MS });
+  await page.fill('.chat-form input', text);
+  await page.press('.chat-form input', 'Enter');
+}
+
+/** Waits until the page's chat shows a message with exactly `text`; returns its `<li>`. */
+async function messageItem(page, text) {
+  const item = page.locator('.chat-list li.msg').filter({
+    has: page.locator('.msg-text', { hasText: text }),
+  });
+  await item.first().waitFor({ timeout: TIMEOUT_MS });
+  return item.first();
+}
 
 /** Opens a page whose console and uncaught errors are kept under `name`. */
 async function openPage(name) {
@@ -219,16 +342,17 @@ async function openPage(name) {
  * Saves a screenshot of `page` as <repo>/test-artifacts/<name>.png. Never
  * throws: it runs in `finally` blocks, where it must not hide the real failure.
  */
-async function snapshot(page, name) {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), timeout: 10_000 }).catch((error) => {
+async function snapshot(page, name, options = {}) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), timeout: 10_000, ...options }).catch((error) => {
     consoleLines.push(`[${name}] screenshot failed: ${error.message}`);
   });
 }
 
-/** Opens publish.html for `stream`, presses "Go live" and waits until it is live. */
+/** Opens the studio of `stream`, presses "Go live" and waits until it is live. */
 async function goLive(page, stream) {
-  await page.goto(`${baseUrl}/publish.html?stream=${stream}&key=${PUBLISH_KEY}`);
+  await page.goto(`${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
   await waitForState(page, ['idle']);
+  await page.waitForFunction(() => !document.getElementById('golive').disabled);
   await page.click('#golive');
   await waitForState(page, ['live']);
 }
@@ -248,10 +372,10 @@ async function assertMediaFlowing(viewer) {
   );
 }
 
-/** The viewer's inbound totals from `getStats()`, or null before it has a peer. */
+/** The viewer's inbound totals from `getStats()` of the SDK's current peer, or null. */
 function inboundStats(page) {
   return page.evaluate(async () => {
-    const pc = window.directoPc;
+    const pc = window.directoSession?.pc;
     if (!pc) return null;
     const totals = { framesDecoded: 0, audioPackets: 0 };
     for (const report of (await pc.getStats()).values()) {

@@ -302,7 +302,8 @@ pub fn decoded_video_frames(file: &Path) -> ToolResult<u64> {
     })
 }
 
-/// What `ffmpeg -v error -xerror -i FILE -f null -` prints: empty when every packet decodes.
+/// What `ffmpeg -v error -xerror -i FILE -f null -` prints (with the time base below): empty
+/// when every packet decodes.
 /// A failing run that printed nothing is reported as such.
 pub fn decode_errors(file: &Path) -> ToolResult<String> {
     decode_log(file, &["-v", "error", "-xerror"])
@@ -316,7 +317,20 @@ pub fn decode_warnings(file: &Path) -> ToolResult<String> {
 
 fn decode_log(file: &Path, flags: &[&str]) -> ToolResult<String> {
     let mut args = flags.to_vec();
-    args.extend_from_slice(&["-i", path_str(file)?, "-f", "null", "-"]);
+    // The decoded pictures go to the null muxer in a millisecond time base, as they are in
+    // the file. Left to itself, ffmpeg picks 1/frame-rate from a guessed rate; a file with a
+    // gap (lost frames, a publisher who came back) makes it guess 29.97 fps, and frames 33 ms
+    // apart then round onto one 33.37 ms tick: "non monotonically increasing dts to muxer", a
+    // complaint about ffmpeg's own output that no player would show.
+    args.extend_from_slice(&[
+        "-i",
+        path_str(file)?,
+        "-enc_time_base:v",
+        "1:1000",
+        "-f",
+        "null",
+        "-",
+    ]);
     let output = run("ffmpeg", &args)?;
     let mut printed = output.stdout + &output.stderr;
     if !output.ok && printed.trim().is_empty() {

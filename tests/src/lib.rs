@@ -13,6 +13,7 @@
 //! The clients use the async `webrtc` crate on tokio and bind 127.0.0.1 only. They are cheap
 //! enough to run by the hundred: one peer connection each, no decoding, counters behind atomics.
 
+pub mod access;
 mod chat;
 mod error;
 pub mod ffmpeg;

@@ -38,6 +38,8 @@ pub struct ServerOptions {
     pub moderator_key: Option<String>,
     /// More command-line arguments, after the standard ones.
     pub extra_args: Vec<String>,
+    /// Environment variables for the process (`RUST_LOG` here replaces the default filter).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOptions {
@@ -46,6 +48,7 @@ impl Default for ServerOptions {
             publish_key: DEFAULT_PUBLISH_KEY.to_owned(),
             moderator_key: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -301,6 +304,16 @@ impl TestServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Everything the server logged so far (every run, when it was restarted).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default()
+    }
+
+    /// The server's process id (for signals a test sends itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The last lines the server logged.
     pub fn log_tail(&self) -> String {
         log_tail(&self.root)
@@ -410,6 +423,7 @@ fn spawn(
             "warn,directo=info,directo_media=info,directo_server=info,directo_sfu=info",
         );
     }
+    command.envs(options.env.iter().map(|(k, v)| (k, v)));
     command
         .spawn()
         .map_err(|e| ClientError::Server(format!("cannot run {}: {e}", binary.display())))

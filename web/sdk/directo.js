@@ -491,13 +491,13 @@ var Session = class extends Emitter {
   }
   /** @internal Connects the first session and starts polling; throws if refused. */
   async start() {
-    this.#startPolling();
     try {
       await this.#connect();
     } catch (error) {
       await this.#finish();
       throw toDirectoError(error);
     }
+    this.#startPolling();
   }
   /** Negotiates a new session and makes it the current one. */
   async #connect() {
@@ -632,7 +632,7 @@ var Session = class extends Emitter {
   }
   #startPolling() {
     const every = this.#options.statusIntervalMs ?? 2e3;
-    if (every <= 0) return;
+    if (every <= 0 || this.#state === "closed") return;
     void this.refreshStatus();
     this.#poller = setInterval(() => void this.refreshStatus(), every);
   }

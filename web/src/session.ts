@@ -176,13 +176,15 @@ export abstract class Session extends Emitter<SessionEvents> {
 
   /** @internal Connects the first session and starts polling; throws if refused. */
   async start(): Promise<void> {
-    this.#startPolling();
     try {
       await this.#connect();
     } catch (error) {
       await this.#finish();
       throw toDirectoError(error);
     }
+    // Polling starts only now, so the first `live`/`offline`/`viewers` events come after
+    // `publish()`/`watch()` resolved and the app had its chance to listen.
+    this.#startPolling();
   }
 
   /** Negotiates a new session and makes it the current one. */
@@ -325,7 +327,7 @@ export abstract class Session extends Emitter<SessionEvents> {
 
   #startPolling(): void {
     const every = this.#options.statusIntervalMs ?? 2000;
-    if (every <= 0) return;
+    if (every <= 0 || this.#state === 'closed') return;
     void this.refreshStatus();
     this.#poller = setInterval(() => void this.refreshStatus(), every);
   }

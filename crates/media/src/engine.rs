@@ -1515,6 +1515,11 @@ impl Engine {
         let stream = peer.stream.clone();
         let role = peer.role;
         let session = peer.session.clone();
+        if peer.chat_channel.take().is_some() {
+            self.offer_to_chat(ChatIn::Closed {
+                session: session.clone(),
+            });
+        }
         let _ = self.events.send(EngineEvent::SessionClosed { session });
         let Some(entry) = self.streams.get_mut(&stream) else {
             return;
