@@ -20,7 +20,7 @@ use warp::reply::Reply;
 struct Assets;
 
 /// The pages that take the stream name as the last path segment.
-const STREAM_PAGES: [&str; 4] = ["studio", "watch", "moderate", "embed"];
+const STREAM_PAGES: [&str; 5] = ["studio", "watch", "moderate", "embed", "stats"];
 
 /// The file that answers `path`: a stream page's HTML, a directory's index, or the file.
 fn file_for(path: &str) -> String {
