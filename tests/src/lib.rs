@@ -28,6 +28,7 @@ pub mod recordings;
 mod rtp_log;
 mod server;
 mod settling_runtime;
+pub mod turn;
 mod viewer;
 pub mod vp8;
 mod wait;

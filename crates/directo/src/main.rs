@@ -120,7 +120,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let media = MediaConfig {
         bind: SocketAddr::new(args.media_bind, args.media_port),
         public_ips: args.public_ip.clone(),
-        recordings: (!args.no_record).then(|| args.data_dir.join("recordings")),
+        recordings: Some(args.data_dir.join("recordings")),
+        record_by_default: !args.no_record,
         idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
         limits: Limits {
             max_streams: args.max_streams,

@@ -890,7 +890,7 @@ impl Engine {
                 .record_overrides
                 .get(&stream)
                 .copied()
-                .unwrap_or(self.config.recordings.is_some());
+                .unwrap_or(self.config.record_by_default);
             match (&mut entry.recording, &self.config.recordings) {
                 (Some(recording), _) => recording.publisher_changed(&tracks, now),
                 (None, Some(dir)) if record => {

@@ -21,8 +21,11 @@ pub struct MediaConfig {
     pub handshake_timeout: Duration,
     /// A connected peer from which nothing arrived for this long is dropped.
     pub idle_timeout: Duration,
-    /// Where live streams are recorded (`None`: recording off).
+    /// Where live streams are recorded (`None`: recording impossible).
     pub recordings: Option<std::path::PathBuf>,
+    /// Whether streams are recorded unless the admin switched a stream off (`--no-record`
+    /// makes this false; the admin switch can still turn one on).
+    pub record_by_default: bool,
     /// Capacity limits.
     pub limits: Limits,
 }
@@ -56,6 +59,7 @@ impl Default for MediaConfig {
             handshake_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(15),
             recordings: None,
+            record_by_default: true,
             limits: Limits::default(),
         }
     }
