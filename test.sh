@@ -25,5 +25,8 @@ echo "==> Rust tests (unit, in-memory sessions, end-to-end over real WebRTC)"
 cargo build -p directo
 cargo test --workspace
 
+echo "==> interop with an independent WebRTC stack (aiortc, from PyPI)"
+DIRECTO_BIN=target/debug/directo tests/interop/run.sh
+
 echo "==> browser tests (Debian Chromium driven by playwright-core)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

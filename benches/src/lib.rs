@@ -12,6 +12,7 @@
 //!
 //! The criterion benchmarks in `benches/benches/` measure the forwarding core's hot paths.
 
+pub mod chat_flood;
 pub mod error;
 pub mod histogram;
 pub mod janus;

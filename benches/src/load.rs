@@ -72,6 +72,8 @@ pub struct LoadConfig {
     pub per_viewer: bool,
     /// The loopback address every synthetic peer binds to.
     pub bind_ip: IpAddr,
+    /// Chat-only `/ws` members flooding the stream's chat during the run (Directo only).
+    pub chat_flood: usize,
 }
 
 /// A worker thread with a current-thread runtime, alive until dropped.
@@ -192,6 +194,20 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
     // Let the first frames reach the server so the stream is live before viewers ask.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    let flood = match (&config.target, config.chat_flood) {
+        (Target::Directo { server, stream, .. }, members) if members > 0 => {
+            let ws = join_url(server, "ws")?
+                .to_string()
+                .replacen("http", "ws", 1);
+            Some(crate::chat_flood::start(
+                ws,
+                stream.clone(),
+                members,
+                Arc::clone(&stop),
+            ))
+        }
+        _ => None,
+    };
     let workers = (0..config.threads.max(1))
         .map(Worker::start)
         .collect::<Result<Vec<_>>>()?;
@@ -247,6 +263,13 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    if let Some(flood) = &flood {
+        eprintln!(
+            "chat flood: {} messages sent, {} chat frames fanned out to the flood members",
+            flood.sent.load(Ordering::Relaxed),
+            flood.received.load(Ordering::Relaxed)
+        );
+    }
     let publisher: PublisherStats = match publisher.await {
         Ok(Ok(stats)) => stats,
         Ok(Err(e)) => return Err(e),

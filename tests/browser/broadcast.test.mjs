@@ -7,7 +7,8 @@
 // every viewer sees the reply highlighted), moderation (/moderate/{stream} deletes a message
 // and it disappears everywhere), the embeddable player (/embed/{stream}), and a viewer whose
 // session the server ends (DELETE of its WHEP Location) coming back by itself. Uses Debian's
-// Chromium (/usr/bin/chromium, or $CHROMIUM); it never downloads a browser.
+// Chromium (/usr/bin/chromium, or $CHROMIUM); it never downloads a browser. The server and
+// browser set-up is shared with the other test files in harness.mjs.
 //
 // Run: `npm ci && npm test` in tests/browser (builds and unit-tests the SDK first), after
 // `cargo build -p directo`. Screenshots of every page, the server log
@@ -17,108 +18,27 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { Harness, TIMEOUT_MS, waitFor, waitForState } from './harness.mjs';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const DIRECTO_BIN = process.env.DIRECTO_BIN ?? join(REPO, 'target/debug/directo');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = join(REPO, 'test-artifacts');
 const PUBLISH_KEY = 'browser-test-key';
 const MODERATOR_KEY = 'browser-moderator-key';
-/** Generous on purpose: a 2-core CI machine may be compiling at the same time. */
-const TIMEOUT_MS = 60_000;
 /** Time between the two stats samples that must show media still flowing. */
 const SAMPLE_GAP_MS = 3_000;
 const VIEWERS = 3;
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--headless',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-  // Many pages share one browser here; none of them may be throttled as a background tab.
-  '--disable-background-timer-throttling',
-  '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
-
-let server = null;
-let serverLog = '';
+const harness = new Harness('browser');
 let baseUrl = '';
-let dataDir = null;
-let profileDir = null;
-let browser = null;
-const consoleLines = [];
-const uncaughtErrors = [];
 
 before(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
-  dataDir = await mkdtemp(join(tmpdir(), 'directo-data-'));
-  profileDir = await mkdtemp(join(tmpdir(), 'directo-chromium-'));
-  const httpPort = await freeTcpPort();
-  const mediaPort = await freeUdpPort();
-  baseUrl = `http://127.0.0.1:${httpPort}`;
-
-  server = spawn(
-    DIRECTO_BIN,
-    [
-      'serve',
-      '--http', `127.0.0.1:${httpPort}`,
-      '--media-port', String(mediaPort),
-      '--public-ip', '127.0.0.1',
-      '--data-dir', dataDir,
-      '--publish-key', PUBLISH_KEY,
-      '--moderator-key', MODERATOR_KEY,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env, NO_COLOR: '1' } },
-  );
-  server.stdout.setEncoding('utf8').on('data', (chunk) => (serverLog += chunk));
-  server.stderr.setEncoding('utf8').on('data', (chunk) => (serverLog += chunk));
-  server.on('error', (error) => (serverLog += `\nspawn ${DIRECTO_BIN} failed: ${error.message}\n`));
-  process.on('exit', () => server?.kill('SIGKILL'));
-  await waitForHealthy();
-
-  // A persistent context is how Playwright takes a user data dir of our
-  // choosing; a fresh one per run keeps runs independent.
-  browser = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1100, height: 760 },
-  });
-  browser.setDefaultTimeout(TIMEOUT_MS);
+  await harness.start(['--publish-key', PUBLISH_KEY, '--moderator-key', MODERATOR_KEY]);
+  baseUrl = harness.baseUrl;
 });
 
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stopServer();
-  await writeFile(join(ARTIFACTS, 'browser-server.log'), serverLog);
-  await writeFile(join(ARTIFACTS, 'browser-console.log'), consoleLines.join('\n') + '\n');
-  for (const dir of [dataDir, profileDir]) {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  }
-});
+after(() => harness.close());
 
 test('the index page opens the watch and studio pages of a stream', async () => {
-  const page = await openPage('index');
+  const page = await harness.openPage('index');
   try {
     await page.goto(`${baseUrl}/`);
     await page.fill('#stream', 'lobby');
@@ -126,7 +46,7 @@ test('the index page opens the watch and studio pages of a stream', async () => 
     await page.waitForURL(/\/watch\/lobby$/, { timeout: TIMEOUT_MS });
     await waitForState(page, ['waiting']);
     await page.goto(`${baseUrl}/`);
-    await snapshot(page, 'index');
+    await harness.snapshot(page, 'index');
     await page.fill('#stream', 'lobby');
     await page.click('button[data-page="studio"]');
     await page.waitForURL(/\/studio\/lobby$/, { timeout: TIMEOUT_MS });
@@ -136,7 +56,7 @@ test('the index page opens the watch and studio pages of a stream', async () => 
 });
 
 test('the old publish.html and watch.html links still work', async () => {
-  const page = await openPage('legacy');
+  const page = await harness.openPage('legacy');
   try {
     await page.goto(`${baseUrl}/publish.html?stream=old-links&key=abc`);
     await page.waitForURL(/\/studio\/old-links#key=abc$/, { timeout: TIMEOUT_MS });
@@ -149,7 +69,7 @@ test('the old publish.html and watch.html links still work', async () => {
 });
 
 test('going live with a wrong key shows the server error', async () => {
-  const page = await openPage('studio-wrong-key');
+  const page = await harness.openPage('studio-wrong-key');
   try {
     await page.goto(`${baseUrl}/studio/wrong-key#key=not-the-key`);
     await waitForState(page, ['idle']);
@@ -171,14 +91,14 @@ test('going live with a wrong key shows the server error', async () => {
     const status = await page.textContent('#status');
     assert.ok(status.includes(body.message), `status "${status}" shows "${body.message}"`);
   } finally {
-    await snapshot(page, 'studio-wrong-key');
+    await harness.snapshot(page, 'studio-wrong-key');
     await page.close();
   }
 });
 
 test('studio to three viewers: media, chat with replies, moderation, embed, reconnect', async (t) => {
   const stream = 'launch';
-  const studio = await openPage('studio');
+  const studio = await harness.openPage('studio');
   const viewers = [];
   let moderator = null;
   let embed = null;
@@ -188,7 +108,7 @@ test('studio to three viewers: media, chat with replies, moderation, embed, reco
     // Three viewers open at once; each must decode video and receive audio.
     const joins = await Promise.all(
       Array.from({ length: VIEWERS }, async (_, i) => {
-        const page = await openPage(`watch-${i + 1}`);
+        const page = await harness.openPage(`watch-${i + 1}`);
         viewers[i] = page;
         const opened = performance.now();
         await page.goto(`${baseUrl}/watch/${stream}?name=Viewer%20${i + 1}`);
@@ -222,14 +142,14 @@ test('studio to three viewers: media, chat with replies, moderation, embed, reco
     }
 
     // The moderator deletes a message: it disappears everywhere.
-    moderator = await openPage('moderate');
+    moderator = await harness.openPage('moderate');
     await moderator.goto(`${baseUrl}/moderate/${stream}#key=${MODERATOR_KEY}`);
     await waitForState(moderator, ['ready']);
     const spam = 'Buy cheap followers now';
     await sendChat(viewers[1], spam);
     for (const page of [studio, moderator, ...viewers]) await messageItem(page, spam);
     await moderator.waitForSelector('#participants li');
-    await snapshot(moderator, 'moderate');
+    await harness.snapshot(moderator, 'moderate');
     await (await messageItem(moderator, spam)).locator('[data-action="delete"]').click();
     for (const page of [studio, moderator, ...viewers]) {
       await page.waitForFunction(
@@ -240,18 +160,18 @@ test('studio to three viewers: media, chat with replies, moderation, embed, reco
     }
 
     // The embeddable player, branded from the query string.
-    embed = await openPage('embed');
+    embed = await harness.openPage('embed');
     await embed.setViewportSize({ width: 640, height: 360 });
     await embed.goto(`${baseUrl}/embed/${stream}?title=Launch%20day&accent=%23e4572e`);
     await waitForState(embed, ['live']);
     assert.equal(await embed.textContent('#title'), 'Launch day');
 
     await sleep(1500); // A second of stats, so the studio's health read-outs have values.
-    await snapshot(studio, 'studio');
-    for (const [i, page] of viewers.entries()) await snapshot(page, `watch-${i + 1}`);
-    await snapshot(embed, 'embed');
+    await harness.snapshot(studio, 'studio');
+    for (const [i, page] of viewers.entries()) await harness.snapshot(page, `watch-${i + 1}`);
+    await harness.snapshot(embed, 'embed');
     await viewers[2].setViewportSize({ width: 390, height: 844 });
-    await snapshot(viewers[2], 'watch-phone', { fullPage: true });
+    await harness.snapshot(viewers[2], 'watch-phone', { fullPage: true });
     await viewers[2].setViewportSize({ width: 1100, height: 760 });
 
     // The server ends viewer 1's session: it comes back by itself, no reload.
@@ -281,22 +201,22 @@ test('studio to three viewers: media, chat with replies, moderation, embed, reco
     await waitForState(studio, ['idle']);
     assert.ok((await deleted).ok(), 'the WHIP session is DELETEd');
     await Promise.all(viewers.map((page) => waitForState(page, ['ended'])));
-    await snapshot(viewers[1], 'watch-ended');
+    await harness.snapshot(viewers[1], 'watch-ended');
   } finally {
-    await snapshot(studio, 'studio-final');
+    await harness.snapshot(studio, 'studio-final');
     for (const page of [studio, moderator, embed, ...viewers]) await page?.close();
   }
 });
 
 test('a viewer who arrives before the presenter gets media once it is live', async () => {
   const stream = 'early-viewer';
-  const viewer = await openPage('watch-early');
-  const studio = await openPage('studio-late');
+  const viewer = await harness.openPage('watch-early');
+  const studio = await harness.openPage('studio-late');
   try {
     await viewer.goto(`${baseUrl}/watch/${stream}`);
     await waitForState(viewer, ['waiting']);
     assert.match(await viewer.textContent('#overlay-text'), /waiting for the presenter/i);
-    await snapshot(viewer, 'watch-waiting');
+    await harness.snapshot(viewer, 'watch-waiting');
     await goLive(studio, stream);
     await waitFor('the early viewer decodes a first video frame', async () => (await inboundStats(viewer))?.framesDecoded > 0);
     await assertMediaFlowing(viewer);
@@ -308,7 +228,7 @@ test('a viewer who arrives before the presenter gets media once it is live', asy
 });
 
 test('the pages raised no uncaught errors', () => {
-  assert.deepEqual(uncaughtErrors, []);
+  assert.deepEqual(harness.uncaughtErrors, []);
 });
 
 /** Types `text` into the page's chat box and sends it. */
@@ -325,27 +245,6 @@ async function messageItem(page, text) {
   });
   await item.first().waitFor({ timeout: TIMEOUT_MS });
   return item.first();
-}
-
-/** Opens a page whose console and uncaught errors are kept under `name`. */
-async function openPage(name) {
-  const page = await browser.newPage();
-  page.on('console', (message) => consoleLines.push(`[${name}] ${message.type()}: ${message.text()}`));
-  page.on('pageerror', (error) => {
-    consoleLines.push(`[${name}] uncaught: ${error.message}`);
-    uncaughtErrors.push(`[${name}] ${error.message}`);
-  });
-  return page;
-}
-
-/**
- * Saves a screenshot of `page` as <repo>/test-artifacts/<name>.png. Never
- * throws: it runs in `finally` blocks, where it must not hide the real failure.
- */
-async function snapshot(page, name, options = {}) {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), timeout: 10_000, ...options }).catch((error) => {
-    consoleLines.push(`[${name}] screenshot failed: ${error.message}`);
-  });
 }
 
 /** Opens the studio of `stream`, presses "Go live" and waits until it is live. */
@@ -385,84 +284,4 @@ function inboundStats(page) {
     }
     return totals;
   });
-}
-
-/**
- * Waits until the page's `window.directoState` is one of `wanted`. Fails at
- * once, with the status text, if the page reports an error it was not expecting.
- */
-async function waitForState(page, wanted) {
-  const handle = await page.waitForFunction(
-    (wanted) => {
-      const state = window.directoState;
-      if (wanted.includes(state)) return { state };
-      if (state === 'error') return { state, status: document.getElementById('status').textContent };
-      return false;
-    },
-    wanted,
-    { timeout: TIMEOUT_MS },
-  );
-  const { state, status } = await handle.jsonValue();
-  assert.ok(wanted.includes(state), `page ${page.url()} reached ${wanted.join('/')}, got: ${status}`);
-}
-
-/** Polls `check` until it returns true, failing with `what` after the timeout. */
-async function waitFor(what, check) {
-  const deadline = Date.now() + TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(200);
-  }
-  assert.fail(`timed out after ${TIMEOUT_MS} ms waiting until ${what}`);
-}
-
-/** Waits for the server's GET /healthz to answer 200, or fails with its log. */
-async function waitForHealthy() {
-  const deadline = Date.now() + TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null || server.signalCode !== null) {
-      assert.fail(`directo exited (${server.exitCode ?? server.signalCode}) before it was healthy:\n${serverLog}`);
-    }
-    try {
-      const response = await fetch(`${baseUrl}/healthz`);
-      if (response.status === 200) return;
-    } catch {
-      // Not listening yet.
-    }
-    await sleep(250);
-  }
-  assert.fail(`directo did not answer GET /healthz 200 within ${TIMEOUT_MS} ms:\n${serverLog}`);
-}
-
-/** Ends the server: SIGTERM for a graceful shutdown, SIGKILL if it hangs. */
-async function stopServer() {
-  if (!server || server.exitCode !== null || server.signalCode !== null) return;
-  const exited = once(server, 'exit');
-  server.kill('SIGTERM');
-  const graceful = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
-  if (!graceful) {
-    server.kill('SIGKILL');
-    await exited;
-  }
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-async function freeTcpPort() {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address();
-  probe.close();
-  await once(probe, 'close');
-  return port;
-}
-
-/** A UDP port on 127.0.0.1 that was free a moment ago. */
-async function freeUdpPort() {
-  const probe = createSocket('udp4');
-  probe.bind(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address();
-  probe.close();
-  return port;
 }

@@ -488,3 +488,57 @@ async fn tokens_from_the_cli_and_the_api_work_against_the_server() -> anyhow::Re
         .await?;
     Ok(())
 }
+
+/// Known gap, reported to the lead: a private stream's chat log (deleted messages included)
+/// and its recordings are served to anyone. Un-ignore once they need a viewer token.
+#[tokio::test]
+#[ignore = "known gap: /api/streams/{s}/chat and /api/recordings ignore a stream's privacy"]
+async fn a_private_streams_chat_log_and_recordings_need_a_token() -> anyhow::Result<()> {
+    let server = server().await?;
+    let http = server.http();
+    let admin = token("admin", "*").await?;
+    let response = http
+        .put(server.url(&format!("api/streams/{STREAM}/settings")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"public": false}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let publisher = server.publish(STREAM, PublisherConfig::default()).await?;
+    publisher.wait_connected(CONNECT_TIMEOUT).await?;
+    let file = directo_tests::wait_for("a recording file", MEDIA_TIMEOUT, || async {
+        Ok(directo_tests::recordings::recording_files(&server, STREAM)
+            .into_iter()
+            .next())
+    })
+    .await?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+
+    Probe::new(
+        Method::GET,
+        server.url(&format!("api/streams/{STREAM}/chat")),
+    )
+    .expect_refused(http, None, "no token", 401, ErrorCode::Unauthorized)
+    .await?;
+    Probe::new(
+        Method::GET,
+        server.url(&format!("api/recordings/{STREAM}/{name}")),
+    )
+    .expect_refused(http, None, "no token", 401, ErrorCode::Unauthorized)
+    .await?;
+    let listing = http
+        .get(server.url("api/recordings"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        !listing.contains(&name),
+        "an anonymous listing shows the private stream's recording: {listing}"
+    );
+    Ok(())
+}

@@ -62,6 +62,9 @@ struct Cli {
     /// non-loopback interface inside a private network namespace; see compare-janus.sh).
     #[arg(long, default_value = "127.0.0.1")]
     bind_ip: IpAddr,
+    /// Chat-only `/ws` members flooding the chat during the run (each writes every 2.1 s).
+    #[arg(long, default_value_t = 0)]
+    chat_flood: usize,
     /// Print a table of the JSON lines in these files (from earlier `--json` runs) and exit;
     /// with two files, the first Directo's and the second Janus's, print both and their ratios.
     #[arg(long, num_args = 1..=2, value_name = "FILE")]
@@ -143,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         threads,
         per_viewer: cli.per_viewer,
         bind_ip: cli.bind_ip,
+        chat_flood: cli.chat_flood,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -29,7 +29,12 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rtc_dtls=error")),
         )
         .init();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // HTTP, WebSockets and chat yield the core to the media thread when it is busy.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(directo_server::deprioritize_current_thread)
+        .build()
+        .context("starting the async runtime")?;
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Token(args) => token(args),

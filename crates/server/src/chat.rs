@@ -528,6 +528,7 @@ pub fn start(data_dir: PathBuf, service: ChatService) -> std::io::Result<ChatHan
     std::thread::Builder::new()
         .name("directo-chat".into())
         .spawn(move || {
+            crate::priority::deprioritize_current_thread();
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -9,6 +9,7 @@ mod auth;
 mod chat;
 mod error;
 mod limits;
+mod priority;
 mod recordings;
 mod settings;
 mod tls;
@@ -30,6 +31,7 @@ pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
 pub use error::ApiError;
 pub use limits::{RateLimiter, set_trusted_proxies};
+pub use priority::deprioritize_current_thread;
 pub use settings::{SettingsStore, StreamSettings};
 pub use token::{Claims, TokenRole, Tokens, load_or_create_secret, parse_ttl};
 

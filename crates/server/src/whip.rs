@@ -134,11 +134,28 @@ async fn create_session(
 }
 
 async fn delete_session(
+    side: Side,
     stream: String,
     session: String,
     engine: EngineHandle,
 ) -> Result<warp::reply::Response, ApiError> {
     check_stream_name(&stream)?;
+    // The URL names one resource: a session of this stream on this side (WHIP or WHEP).
+    let role = match side {
+        Side::Publish => "publisher",
+        Side::Watch => "viewer",
+    };
+    let known = engine
+        .sessions(&stream)
+        .await?
+        .iter()
+        .any(|s| s.session == session && s.role == role);
+    if !known {
+        return Err(ApiError::new(
+            ErrorCode::SessionNotFound,
+            format!("no session {session} at /{}/{stream}", side.prefix()),
+        ));
+    }
     engine.close(&session).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -245,8 +262,8 @@ pub fn routes(
         .and(warp::path::end())
         .and(warp::delete())
         .and(with_engine)
-        .then(|stream, session, engine| async move {
-            into_reply(delete_session(stream, session, engine).await)
+        .then(move |stream, session, engine| async move {
+            into_reply(delete_session(side, stream, session, engine).await)
         });
 
     let patch = base
