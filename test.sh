@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of Directo, installing what they need on Debian if it is missing:
-# Chromium (browser tests), Node.js/npm (the browser test runner and its packages).
+# Chromium (browser tests), ffmpeg (recordings), Node.js/npm (the SDK and browser tests);
+# Python packages for the interop suite go into tests/interop/.venv.
 set -euo pipefail
 cd "$(dirname "$0")"
 
