@@ -7,7 +7,14 @@
 
 import { watch } from '/sdk/directo.js';
 import { mountChat } from '/chatview.js';
-import { fragmentParam, rememberName, rememberedName, setState, streamFromUrl } from '/page.js';
+import {
+  formatDuration,
+  fragmentParam,
+  rememberName,
+  rememberedName,
+  setState,
+  streamFromUrl,
+} from '/page.js';
 
 /** Pause before trying again when the first connection is refused for a passing reason. */
 const RETRY_MS = 2000;
@@ -51,6 +58,8 @@ async function connect() {
     if (window.directoState !== 'live') show('waiting', `“${stream}” is live, starting…`, 'Starting…');
   });
   viewer.on('offline', () => {
+    // The recording is finished (seekable) a few seconds after the presenter leaves.
+    setTimeout(showRecordings, 12_000);
     if (wasLive) show('ended', 'The stream has ended.', 'The stream has ended. Thanks for watching!');
     else show('waiting', `Waiting for the presenter of “${stream}”…`, 'Waiting for the presenter…');
   });
@@ -109,7 +118,35 @@ $('rename').addEventListener('click', async () => {
 });
 window.addEventListener('pagehide', () => viewer?.close());
 
+/** The stream's finished recordings, newest first, each playable (and seekable) in place. */
+async function showRecordings() {
+  let list = [];
+  try {
+    const response = await fetch('/api/recordings');
+    if (response.ok) list = await response.json();
+  } catch {
+    return;
+  }
+  const mine = list.filter((r) => r.stream === stream && r.seekable).reverse();
+  const ol = $('recording-list');
+  ol.replaceChildren();
+  for (const recording of mine) {
+    const li = document.createElement('li');
+    const when = new Date(recording.start * 1000).toLocaleString();
+    const label = document.createElement('p');
+    label.textContent = `${when} · ${formatDuration(recording.duration * 1000)}`;
+    const video = document.createElement('video');
+    video.controls = true;
+    video.preload = 'metadata';
+    video.src = `/api/recordings/${recording.id.split('/').map(encodeURIComponent).join('/')}`;
+    li.append(label, video);
+    ol.append(li);
+  }
+  $('recordings').hidden = mine.length === 0;
+}
+
 if (stream) {
+  showRecordings();
   $('title').append(` · ${stream}`);
   document.title = `${stream} · Directo`;
   connect();

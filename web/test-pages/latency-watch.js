@@ -6,9 +6,9 @@
 //
 // Query: `?stream=` (default `latency`). For tests: `window.directoState` is 'connecting' |
 // 'waiting' | 'live' | 'error', `window.directoSession` the SDK's Viewer, and
-// `window.latency` holds the samples — `{ delayMs, receivedMs, width, height }` per
-// frame read, where `delayMs` is drawn → shown and `receivedMs` drawn → last packet
-// received — and counts of frames rejected (by reason: the code's `contrast`,
+// `window.latency` holds the samples — `{ delayMs, presentedMs, receivedMs, width, height }`
+// per frame read, where `delayMs` is drawn → shown, `presentedMs` drawn → handed to the
+// compositor and `receivedMs` drawn → last packet received — and counts of frames rejected (by reason: the code's `contrast`,
 // `sync`, `crc`, or `raced`: a newer frame replaced it before it could be read);
 // `window.latency.reset()` starts over.
 // `window.clockOffset()` measures how far the publisher page's clock is from this one's.
@@ -55,7 +55,7 @@ function reject(reason) {
   $('rejected').textContent = String(Object.values(latency.rejected).reduce((a, b) => a + b, 0));
 }
 
-function onFrame(now, frame) {
+function onFrame(_now, frame) {
   video.requestVideoFrameCallback(onFrame);
   // The <video> may already hold a newer frame than the one this callback is about (one
   // that arrived since): its time stamp tells, and reading it would pair a newer picture
@@ -74,12 +74,16 @@ function onFrame(now, frame) {
     reject(code.error);
     return;
   }
-  // expectedDisplayTime is when the compositor puts this frame on the glass; receiveTime
-  // (WebRTC sources only) when its last packet arrived.
-  const shown = performance.timeOrigin + (frame.expectedDisplayTime ?? now);
+  // receiveTime (WebRTC sources only) is when the frame's last packet arrived,
+  // presentationTime when the frame went to the compositor, and expectedDisplayTime when
+  // the compositor expects it on the glass. Without a real display (headless) that last
+  // one is an estimate that can come before the presentation, which a frame cannot be
+  // shown before.
+  const since = (time) => (time === undefined ? null : elapsedSince(code.value, performance.timeOrigin + time));
   const sample = {
-    delayMs: elapsedSince(code.value, shown),
-    receivedMs: frame.receiveTime === undefined ? null : elapsedSince(code.value, performance.timeOrigin + frame.receiveTime),
+    delayMs: since(Math.max(frame.expectedDisplayTime, frame.presentationTime)),
+    presentedMs: since(frame.presentationTime),
+    receivedMs: since(frame.receiveTime),
     width: frame.width,
     height: frame.height,
   };

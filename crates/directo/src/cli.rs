@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// A reverse proxy in front of Directo whose `X-Forwarded-For` is believed (repeatable).
     #[arg(long, env = "DIRECTO_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxy: Vec<IpAddr>,
+    /// An origin (`https://shop.example`) whose pages may call WHIP, WHEP and the API from a
+    /// browser (repeatable). Default: any origin.
+    #[arg(long, env = "DIRECTO_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
     /// Do not record streams (the admin API can still switch recording on per stream).
     #[arg(long, env = "DIRECTO_NO_RECORD")]
     pub no_record: bool,

@@ -143,6 +143,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let tokens = Tokens::new(&secret(args.secret.as_deref(), &args.data_dir)?);
+    for origin in &args.cors_origin {
+        let (scheme, host) = origin.split_once("://").unwrap_or(("", ""));
+        let valid = matches!(scheme, "http" | "https")
+            && !host.is_empty()
+            && !host.contains('/')
+            && origin.chars().all(|c| c.is_ascii_graphic());
+        anyhow::ensure!(
+            valid,
+            "--cors-origin {origin:?} is not an origin like https://shop.example or http://localhost:3000"
+        );
+    }
     let series = ViewerSeries::default();
     directo_server::set_trusted_proxies(args.trusted_proxy.clone());
     let config = ServerConfig {
@@ -158,6 +169,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         recordings: args.data_dir.join("recordings"),
         metrics: Arc::new(move || prometheus.render()),
         series: series.clone(),
+        cors_origins: args.cors_origin.clone(),
         rate_limiter: RateLimiter::new(
             args.max_requests_per_minute,
             args.max_requests_per_minute.clamp(1, 60),

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub rate_limiter: RateLimiter,
     /// Viewer counts over time, sampled by the caller.
     pub series: ViewerSeries,
+    /// Origins whose pages may call the API from a browser (CORS); empty means any origin.
+    pub cors_origins: Vec<String>,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
@@ -66,10 +68,15 @@ pub fn routes(
         metrics,
         rate_limiter,
         series,
+        cors_origins,
         ..
     } = config;
-    let cors = warp::cors()
-        .allow_any_origin()
+    let cors = if cors_origins.is_empty() {
+        warp::cors().allow_any_origin()
+    } else {
+        warp::cors().allow_origins(cors_origins.iter().map(String::as_str))
+    };
+    let cors = cors
         .allow_methods(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
         .allow_headers(["content-type", "authorization", "if-match"])
         .expose_headers(["location", "etag", "accept-post", "link", "retry-after"]);

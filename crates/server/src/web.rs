@@ -38,12 +38,25 @@ fn file_for(path: &str) -> String {
     }
 }
 
+/// The pages' Content-Security-Policy: scripts, styles and connections from this server only;
+/// logos may come from elsewhere; only the embeddable player may be framed by other sites.
+fn content_security_policy(path: &str) -> String {
+    let frame_ancestors = if path == "embed.html" { "*" } else { "'self'" };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https: http:; \
+         media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors {frame_ancestors}"
+    )
+}
+
 fn serve(path: &str) -> warp::reply::Response {
     let path = file_for(path);
     match Assets::get(&path) {
         Some(file) => Response::builder()
             .header("Content-Type", file.metadata.mimetype())
             .header("Cache-Control", "no-cache")
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Content-Security-Policy", content_security_policy(&path))
             .body(file.data.into_owned())
             .map(Reply::into_response)
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
