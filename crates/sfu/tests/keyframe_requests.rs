@@ -127,3 +127,37 @@ fn a_new_publisher_is_asked_for_a_keyframe() {
     let requests = keyframe_requests(&drain(&mut stream));
     assert_eq!(requests, vec![(2, 0x3333, KeyframeRequestKind::Pli, 0)]);
 }
+
+#[test]
+fn internal_requests_share_the_throttle_and_stop_at_the_keyframe() {
+    // The recorder asks for a keyframe (it lost a packet): one PLI, collapsed with the
+    // viewers' requests and throttled like them, and nothing more once a keyframe came.
+    let t0 = Instant::now();
+    let mut stream = Stream::new();
+    let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
+    stream.set_publisher(1, publisher.tracks(), t0);
+    stream.request_keyframe(t0);
+    stream.request_keyframe(t0 + ms(10));
+    stream.on_keyframe_request(7, t0 + ms(20)); // an unknown viewer changes nothing
+    let outputs = run_timers(&mut stream, t0 + ms(30), t0 + ms(490));
+    let mut all = drain(&mut stream);
+    all.extend(outputs);
+    assert_eq!(
+        keyframe_requests(&all).len(),
+        1,
+        "one request for three asks"
+    );
+
+    stream.request_keyframe(t0 + ms(600));
+    let later = run_timers(&mut stream, t0 + ms(600), t0 + ms(700));
+    let mut later_all = drain(&mut stream);
+    later_all.extend(later);
+    assert_eq!(
+        keyframe_requests(&later_all).len(),
+        1,
+        "a new ask after the interval"
+    );
+
+    feed(&mut stream, 1, publisher.video_frame(true, 2), t0 + ms(750));
+    assert!(keyframe_requests(&run_timers(&mut stream, t0 + ms(800), t0 + ms(3000))).is_empty());
+}
