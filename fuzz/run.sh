@@ -58,11 +58,15 @@ for target in "${targets[@]}"; do
     grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY|panicked at' \
         "corpus/$target.log" || true
     if [ "$status" -ne 0 ]; then
-        echo "--- $target exited with $status; the end of its log:"
-        tail -40 "corpus/$target.log"
+        echo "--- $target exited with $status:"
+        grep -a -A2 -E 'panicked at|ERROR: libFuzzer|SUMMARY' "corpus/$target.log" | cut -c1-400 || true
+        grep -a -E '^\s+(Reproduce|cargo fuzz run)|artifacts/' "corpus/$target.log" | head -3 || true
         failed+=("$target")
     fi
 done
+
+# The recorder targets' scratch files.
+rm -rf "${TMPDIR:-/tmp}"/directo-fuzz-recorder-* "${TMPDIR:-/tmp}"/directo-fuzz-recover-*
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "FAILED: ${failed[*]} (inputs in fuzz/artifacts/)"

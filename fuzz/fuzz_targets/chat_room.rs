@@ -21,7 +21,10 @@ const MEMBERS: [(&str, &str, ChatRole, &str); 4] = [
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let mut now = Instant::now();
-    let mut room = Room::new(now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000));
+    let mut room = Room::new(
+        now,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+    );
     for (user, name, role, origin) in MEMBERS {
         let _ = room.join(user, name, role, Some(origin), now);
     }

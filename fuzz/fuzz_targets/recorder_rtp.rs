@@ -41,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
         match op % 8 {
             0..=4 => {
                 let Some(raw) = input.long_chunk() else { break };
-                let kind = if op % 8 == 0 { MediaKind::Audio } else { MediaKind::Video };
+                let kind = if op % 8 == 0 {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
                 let mut buf = raw;
                 if let Ok(packet) = Packet::unmarshal(&mut buf) {
                     // An error here is the recorder refusing to write, not a crash.

@@ -1,6 +1,8 @@
 //! Recording files as a crash may leave them (or as anyone may drop them into the data
 //! directory): `recover` and `RecordingInfo::read` return an error for what they cannot
-//! use, never panic, and a recovered file reads back as seekable.
+//! use, never panic, and a recovered file reads back. (Whether it reads back *seekable* is
+//! not asserted: a file cut before its first complete cluster recovers to no media and no
+//! Cues, which `recover` reports as `Ok` with `seekable: false`.)
 #![no_main]
 
 use directo_recorder::{RecordingInfo, recover};
@@ -23,6 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = RecordingInfo::read(path);
     if let Ok(info) = recover(path) {
         let again = RecordingInfo::read(path).expect("a recovered file reads back");
-        assert!(again.seekable, "recover succeeded but the file is not seekable: {info:?}");
+        assert_eq!(
+            again.seekable, info.seekable,
+            "recover and read disagree: {info:?}"
+        );
     }
 });

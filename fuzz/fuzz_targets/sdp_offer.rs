@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
             .publish("fuzz", offer.to_owned(), Identity::default())
             .await
         {
-            handle.close(&answer.session).await.expect("close a publisher");
+            handle
+                .close(&answer.session)
+                .await
+                .expect("close a publisher");
         }
         if let Ok(answer) = handle
             .watch("fuzz", offer.to_owned(), Identity::default())

@@ -34,7 +34,7 @@ fn publisher_tracks(video: Codec, generation: u32) -> Vec<PublishedTrack> {
             kind: MediaKind::Video,
             codec: video,
             ssrc: VIDEO_SSRC + generation,
-            keyframe_request: if generation % 2 == 0 {
+            keyframe_request: if generation.is_multiple_of(2) {
                 KeyframeRequestKind::Pli
             } else {
                 KeyframeRequestKind::Fir
@@ -99,7 +99,11 @@ fuzz_target!(|data: &[u8]| {
                 stream.on_sender_report(PUBLISHER, ssrc, ntp, rtp, now);
             }
             5 => {
-                let viewer = if input.byte().unwrap_or(0) % 2 == 0 { 10 } else { 11 };
+                let viewer = if input.byte().unwrap_or(0) % 2 == 0 {
+                    10
+                } else {
+                    11
+                };
                 let lost: Vec<u16> = (0..input.byte().unwrap_or(0) % 32)
                     .filter_map(|_| input.u16())
                     .collect();

@@ -243,3 +243,31 @@ async fn a_flooding_address_gets_429_and_nobody_else_is_hurt() -> anyhow::Result
     assert_eq!(health.status(), 200);
     Ok(())
 }
+
+/// Known gap, reported to the lead: the limiter runs before routing, so page loads, health
+/// checks and `/metrics` scrapes take from an address's signaling budget. Un-ignore once only
+/// signaling requests count.
+#[tokio::test]
+#[ignore = "known gap: every request, not only signaling, takes from the per-address budget"]
+async fn pages_and_health_checks_leave_the_signaling_budget_alone() -> anyhow::Result<()> {
+    let server = server(&["--max-requests-per-minute", "5"]).await?;
+    let _publisher = Publisher::connect_whip(
+        &http_client_from(IpAddr::from([127, 0, 0, 2])),
+        &server.whip_url("show"),
+        Some(server.publish_key()),
+        PublisherConfig::default(),
+    )
+    .await?;
+    let browser = http_client_from(IpAddr::from([127, 0, 0, 5]));
+    for path in ["", "watch/show", "healthz", "metrics", "api/streams"]
+        .iter()
+        .cycle()
+        .take(20)
+    {
+        browser.get(server.url(path)).send().await?;
+    }
+    let viewer =
+        Viewer::connect_whep(&browser, &server.whep_url("show"), ViewerConfig::default()).await?;
+    viewer.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
+    Ok(())
+}
