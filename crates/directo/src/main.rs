@@ -69,6 +69,11 @@ fn token(args: cli::TokenArgs) -> anyhow::Result<()> {
 fn recover(file: &std::path::Path) -> anyhow::Result<()> {
     let info = directo_recorder::recover(file)
         .with_context(|| format!("recovering {}", file.display()))?;
+    anyhow::ensure!(
+        info.seekable,
+        "{}: nothing recoverable (no complete cluster before the cut)",
+        file.display()
+    );
     println!(
         "{}: {:.3} s, seekable",
         file.display(),

@@ -5,6 +5,7 @@ use signaling_proto::ErrorCode;
 use warp::Filter;
 use warp::reply::Reply;
 
+use crate::auth::{Access, bearer};
 use crate::chat::ChatHandle;
 use crate::error::ApiError;
 use crate::whip::check_stream_name;
@@ -25,8 +26,15 @@ async fn one(stream: String, engine: EngineHandle) -> Result<warp::reply::Respon
     }
 }
 
-async fn chat_export(stream: String, chat: ChatHandle) -> Result<warp::reply::Response, ApiError> {
+async fn chat_export(
+    stream: String,
+    chat: ChatHandle,
+    access: Access,
+    authorization: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
     check_stream_name(&stream)?;
+    // A private stream's chat is for those who may watch it.
+    access.authorize_view(&stream, bearer(authorization.as_deref()))?;
     let messages = chat
         .export(&stream)
         .await
@@ -39,13 +47,15 @@ async fn chat_export(stream: String, chat: ChatHandle) -> Result<warp::reply::Re
 pub fn routes(
     engine: EngineHandle,
     chat: ChatHandle,
+    access: Access,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    let with_chat = warp::any().map(move || chat.clone());
+    let with_chat = warp::any().map(move || (chat.clone(), access.clone()));
     let export = warp::path!("api" / "streams" / String / "chat")
         .and(warp::get())
         .and(with_chat)
-        .then(|stream, chat| async move {
-            chat_export(stream, chat)
+        .and(warp::header::optional::<String>("authorization"))
+        .then(|stream, (chat, access), auth| async move {
+            chat_export(stream, chat, access, auth)
                 .await
                 .unwrap_or_else(Reply::into_response)
         });

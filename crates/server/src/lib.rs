@@ -119,7 +119,7 @@ pub fn routes(
     rate_limiter
         .filter()
         .and(signaling)
-        .or(api::routes(engine.clone(), chat).boxed())
+        .or(api::routes(engine.clone(), chat, access.clone()).boxed())
         .unify()
         .or(metrics.boxed())
         .unify()

@@ -58,26 +58,41 @@ impl RateLimiter {
     }
 
     /// A filter that passes requests within the limit and rejects the others with `429`.
+    /// Only requests that create work count: anything but GET/HEAD/OPTIONS, and `/ws`
+    /// upgrades. Pages, health checks, metrics scrapes and polls never use up the budget.
     pub fn filter(&self) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone + use<> {
         let limiter = self.clone();
         client_ip()
-            .and_then(move |remote: Option<IpAddr>| {
-                let limiter = limiter.clone();
-                async move {
-                    let Some(remote) = remote else {
-                        return Ok(());
-                    };
-                    limiter.check(remote, Instant::now()).map_err(|retry| {
-                        warp::reject::custom(
-                            ApiError::new(
-                                ErrorCode::RateLimited,
-                                "too many requests from your address",
+            .and(warp::method())
+            .and(warp::path::full())
+            .and_then(
+                move |remote: Option<IpAddr>,
+                      method: warp::http::Method,
+                      path: warp::path::FullPath| {
+                    let limiter = limiter.clone();
+                    async move {
+                        let reads = matches!(
+                            method,
+                            warp::http::Method::GET
+                                | warp::http::Method::HEAD
+                                | warp::http::Method::OPTIONS
+                        );
+                        let counted = !reads || path.as_str() == "/ws";
+                        let Some(remote) = remote.filter(|_| counted) else {
+                            return Ok(());
+                        };
+                        limiter.check(remote, Instant::now()).map_err(|retry| {
+                            warp::reject::custom(
+                                ApiError::new(
+                                    ErrorCode::RateLimited,
+                                    "too many requests from your address",
+                                )
+                                .retry_after(retry),
                             )
-                            .retry_after(retry),
-                        )
-                    })
-                }
-            })
+                        })
+                    }
+                },
+            )
             .untuple_one()
     }
 }

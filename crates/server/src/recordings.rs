@@ -50,7 +50,15 @@ fn check_file_name(file: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn list(dir: PathBuf) -> Result<warp::reply::Response, ApiError> {
+async fn list(
+    dir: PathBuf,
+    access: Access,
+    authorization: Option<String>,
+) -> Result<warp::reply::Response, ApiError> {
+    // Private streams' recordings are listed to admins only.
+    let admin = access
+        .authorize_admin(bearer(authorization.as_deref()))
+        .is_ok();
     let infos = tokio::task::spawn_blocking(move || {
         if !dir.exists() {
             return Ok(Vec::new());
@@ -62,6 +70,7 @@ async fn list(dir: PathBuf) -> Result<warp::reply::Response, ApiError> {
     .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let entries: Vec<RecordingEntry> = infos
         .into_iter()
+        .filter(|info| admin || access.settings.get(&info.stream).public)
         .map(|info| {
             let file = info
                 .path
@@ -157,17 +166,57 @@ pub fn routes(
         let dir = dir.clone();
         warp::any().map(move || dir.clone())
     };
-    let with_access = warp::any().map(move || access.clone());
+    let with_access = {
+        let access = access.clone();
+        warp::any().map(move || access.clone())
+    };
     let with_engine = warp::any().map(move || engine.clone());
     let list = warp::path!("api" / "recordings")
         .and(warp::get())
         .and(with_dir.clone())
-        .then(|dir| async move { list(dir).await.unwrap_or_else(Reply::into_response) });
-    // warp's file server answers Range requests and refuses paths that leave `dir`.
+        .and(with_access.clone())
+        .and(warp::header::optional::<String>("authorization"))
+        .then(|dir, access, auth| async move {
+            list(dir, access, auth)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
+    // Who may download: anyone for a public stream; a viewer token (header, or `?token=` for
+    // a <video src>) for a private one. warp's file server answers Range requests and refuses
+    // paths that leave `dir`.
+    let refused = {
+        let access = access.clone();
+        warp::path("api")
+            .and(warp::path("recordings"))
+            .and(warp::get())
+            .and(warp::path::peek())
+            .and(warp::header::optional::<String>("authorization"))
+            .and(warp::query::<std::collections::HashMap<String, String>>())
+            .and_then(
+                move |path: warp::path::Peek,
+                      auth: Option<String>,
+                      query: std::collections::HashMap<String, String>| {
+                    let access = access.clone();
+                    async move {
+                        let stream = path.segments().next().unwrap_or_default().to_owned();
+                        let credential = bearer(auth.as_deref())
+                            .map(str::to_owned)
+                            .or_else(|| query.get("token").cloned());
+                        match access.authorize_view(&stream, credential.as_deref()) {
+                            // Allowed: fall through to the file server.
+                            Ok(_) => Err(warp::reject::not_found()),
+                            Err(e) => Ok(e.into_response()),
+                        }
+                    }
+                },
+            )
+    };
     let download = warp::path("api")
         .and(warp::path("recordings"))
+        .and(warp::get())
         .and(warp::fs::dir(dir))
         .map(Reply::into_response);
+    let download = refused.or(download).unify();
     let remove = warp::path!("api" / "recordings" / String / String)
         .and(warp::delete())
         .and(with_dir)
