@@ -982,10 +982,19 @@ impl Engine {
         while let Some(output) = entry.sfu.poll_output() {
             match output {
                 Output::Rtp {
-                    subscriber, packet, ..
+                    subscriber,
+                    packet,
+                    kind,
                 } => {
                     self.metrics.packets_out.increment(1);
                     if let Some(peer) = self.peers.get_mut(&subscriber) {
+                        if kind == MediaKind::Video && !peer.joined {
+                            // Join time: WHEP/WS offer to the first video packet (a keyframe).
+                            peer.joined = true;
+                            self.metrics
+                                .join_seconds
+                                .record(now.duration_since(peer.created).as_secs_f64());
+                        }
                         let msg = TaggedRTCMessage {
                             now,
                             message: RTCMessage::RtpPacket(String::new(), packet),
@@ -1314,6 +1323,7 @@ impl Engine {
                 published: Vec::new(),
                 expected_tracks: 0,
                 identity: Identity::default(),
+                joined: false,
                 chat_channel: None,
                 live_deadline: None,
                 senders: Vec::new(),

@@ -20,6 +20,7 @@ pub(crate) struct EngineMetrics {
     pub(crate) publishers: Gauge,
     pub(crate) viewers: Gauge,
     pub(crate) connect_seconds: Histogram,
+    pub(crate) join_seconds: Histogram,
 }
 
 impl EngineMetrics {
@@ -60,6 +61,10 @@ impl EngineMetrics {
             "directo_connect_seconds",
             "session creation to ICE+DTLS connected"
         );
+        describe_histogram!(
+            "directo_join_seconds",
+            "viewer session creation to its first video packet (a keyframe)"
+        );
         EngineMetrics {
             packets_in: counter!("directo_packets_in_total"),
             bytes_in: counter!("directo_bytes_in_total"),
@@ -73,6 +78,7 @@ impl EngineMetrics {
             publishers: gauge!("directo_publishers"),
             viewers: gauge!("directo_viewers"),
             connect_seconds: histogram!("directo_connect_seconds"),
+            join_seconds: histogram!("directo_join_seconds"),
         }
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Peer {
     pub(crate) expected_tracks: usize,
     /// Publisher: when to go live with the tracks opened so far.
     pub(crate) live_deadline: Option<Instant>,
+    /// Viewer: whether its first video packet (a keyframe) was sent.
+    pub(crate) joined: bool,
     /// Who the peer said it is.
     pub(crate) identity: Identity,
     /// The peer's open `chat` data channel.
