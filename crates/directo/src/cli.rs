@@ -90,7 +90,8 @@ pub struct ServeArgs {
     /// Sessions open from one client address; more are refused with 429.
     #[arg(long, env = "DIRECTO_MAX_SESSIONS_PER_IP", default_value_t = 50)]
     pub max_sessions_per_ip: usize,
-    /// Signaling requests (WHIP, WHEP, /ws, admin) per minute from one address; more get 429.
+    /// Requests that create work (POST/PUT/DELETE/PATCH, `/ws` upgrades) per minute from one
+    /// address; more get 429. Pages, polls and health checks are not counted.
     #[arg(long, env = "DIRECTO_MAX_REQUESTS_PER_MINUTE", default_value_t = 600)]
     pub max_requests_per_minute: u32,
     /// Seconds without any packet after which a connected peer is dropped.
