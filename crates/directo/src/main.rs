@@ -175,9 +175,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::new(move || prometheus.render()),
         series: series.clone(),
         cors_origins: args.cors_origin.clone(),
+        // Bursts of up to ten seconds' worth: a page opening many sessions at once is fine,
+        // a sustained flood is not.
         rate_limiter: RateLimiter::new(
             args.max_requests_per_minute,
-            args.max_requests_per_minute.clamp(1, 60),
+            (args.max_requests_per_minute / 6).max(10),
         ),
     };
     // Per-stream recording switches set through the admin API survive restarts.
