@@ -29,7 +29,7 @@ cargo build -p directo
 cargo test --workspace
 
 echo "==> interop with an independent WebRTC stack (aiortc, from PyPI)"
-DIRECTO_BIN=target/debug/directo tests/interop/run.sh
+DIRECTO_BIN="$PWD/target/debug/directo" tests/interop/run.sh
 
 echo "==> browser tests (Debian Chromium driven by playwright-core)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)
