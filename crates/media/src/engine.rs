@@ -242,10 +242,6 @@ struct Engine {
     record_overrides: HashMap<String, bool>,
     /// Recordings being finished on their own threads.
     finishing: Vec<std::thread::JoinHandle<()>>,
-    /// Chat messages the chat service could not take (it was behind).
-    chat_in_dropped: u64,
-    /// Chat messages not sent because the member's channel was backed up.
-    chat_out_dropped: u64,
 }
 
 impl Engine {
@@ -282,8 +278,6 @@ impl Engine {
             tcp_writers: HashMap::new(),
             record_overrides: HashMap::new(),
             finishing: Vec::new(),
-            chat_in_dropped: 0,
-            chat_out_dropped: 0,
         }
     }
 
@@ -487,7 +481,6 @@ impl Engine {
                     return;
                 };
                 if dc.outstanding_bytes() > MAX_CHAT_BUFFERED {
-                    self.chat_out_dropped += 1;
                     self.metrics.chat_dropped.increment(1);
                     return;
                 }
@@ -510,7 +503,6 @@ impl Engine {
         if let Some(tx) = &self.chat_tx
             && tx.try_send(msg).is_err()
         {
-            self.chat_in_dropped += 1;
             self.metrics.chat_dropped.increment(1);
         }
     }
@@ -648,6 +640,9 @@ impl Engine {
         while let Some(ev) = peer.pc.poll_event() {
             events.push(ev);
         }
+        // Whether this pass gave the stream's forwarding core anything (which may have
+        // produced outputs). Most passes of a viewer only flush what was written to it.
+        let mut fed = !events.is_empty();
         for ev in events {
             self.on_peer_event(id, ev, now);
         }
@@ -671,6 +666,7 @@ impl Engine {
                     });
                 }
                 RTCMessage::RtpPacket(_, packet) if role == PeerRole::Publisher => {
+                    fed = true;
                     self.metrics.packets_in.increment(1);
                     self.metrics
                         .bytes_in
@@ -681,6 +677,7 @@ impl Engine {
                     entry.sfu.on_rtp(id, packet, now);
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
+                    fed = true;
                     for packet in packets {
                         let any = packet.as_any();
                         if let Some(sr) = any.downcast_ref::<SenderReport>() {
@@ -716,11 +713,13 @@ impl Engine {
                 _ => {}
             }
         }
-        let stream = peer.stream.clone();
+        let stream = fed.then(|| peer.stream.clone());
         for msg in chat_in {
             self.offer_to_chat(msg);
         }
-        self.drain_stream(&stream, now);
+        if let Some(stream) = stream {
+            self.drain_stream(&stream, now);
+        }
     }
 
     fn on_peer_event(&mut self, id: PeerId, ev: RTCPeerConnectionEvent, now: Instant) {
