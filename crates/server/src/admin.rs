@@ -8,7 +8,7 @@ use warp::reply::Reply;
 
 use crate::auth::{Access, bearer};
 use crate::chat::ChatHandle;
-use crate::error::ApiError;
+use crate::error::{ApiError, parse_json};
 use crate::settings::StreamSettings;
 use crate::token::{TokenRole, parse_ttl};
 use crate::whip::{check_stream_name, limited_body};
@@ -27,11 +27,6 @@ struct TokenRequest {
     /// Lifetime such as `2h` (default `1h`).
     #[serde(default)]
     ttl: Option<String>,
-}
-
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")))
 }
 
 async fn mint(
@@ -80,8 +75,7 @@ async fn put_settings(
     authorization: Option<String>,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<warp::reply::Response, ApiError> {
-    access.authorize_admin(bearer(authorization.as_deref()))?;
-    check_stream_name(&stream)?;
+    access.admin_on_stream(authorization.as_deref(), &stream)?;
     let settings: StreamSettings = parse_json(&body?)?;
     if let Some(color) = &settings.accent_color {
         let ok = color.len() == 7
@@ -132,8 +126,7 @@ async fn kick(
     session: String,
     authorization: Option<String>,
 ) -> Result<warp::reply::Response, ApiError> {
-    access.authorize_admin(bearer(authorization.as_deref()))?;
-    check_stream_name(&stream)?;
+    access.admin_on_stream(authorization.as_deref(), &stream)?;
     let belongs = engine
         .sessions(&stream)
         .await?
@@ -156,8 +149,7 @@ async fn end(
     stream: String,
     authorization: Option<String>,
 ) -> Result<warp::reply::Response, ApiError> {
-    access.authorize_admin(bearer(authorization.as_deref()))?;
-    check_stream_name(&stream)?;
+    access.admin_on_stream(authorization.as_deref(), &stream)?;
     let closed = engine.end_stream(&stream).await?;
     Ok(
         warp::reply::json(&serde_json::json!({ "stream": stream, "closed": closed }))
@@ -173,8 +165,7 @@ async fn moderate(
     authorization: Option<String>,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<warp::reply::Response, ApiError> {
-    access.authorize_admin(bearer(authorization.as_deref()))?;
-    check_stream_name(&stream)?;
+    access.admin_on_stream(authorization.as_deref(), &stream)?;
     let body = body?;
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::BadRequest, "the body is not UTF-8 JSON"))?;
@@ -191,8 +182,7 @@ async fn stats(
     stream: String,
     authorization: Option<String>,
 ) -> Result<warp::reply::Response, ApiError> {
-    access.authorize_admin(bearer(authorization.as_deref()))?;
-    check_stream_name(&stream)?;
+    access.admin_on_stream(authorization.as_deref(), &stream)?;
     let audience = engine.audience(&stream).await?.unwrap_or_default();
     let chat = chat.stats(&stream).await;
     let live = engine.stream(&stream).await?.is_some_and(|s| s.live);

@@ -120,6 +120,17 @@ impl Access {
         })
     }
 
+    /// The admin-API check for a request about one stream: an admin token in the
+    /// `Authorization` header, then a valid stream name.
+    pub fn admin_on_stream(
+        &self,
+        authorization: Option<&str>,
+        stream: &str,
+    ) -> Result<(), ApiError> {
+        self.authorize_admin(bearer(authorization))?;
+        crate::whip::check_stream_name(stream)
+    }
+
     /// May the bearer of `credential` use the admin API?
     pub fn authorize_admin(&self, credential: Option<&str>) -> Result<(), ApiError> {
         if self.dev {

@@ -75,3 +75,9 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
     };
     Ok(error.into_response())
 }
+
+/// Parse a JSON request body, or say what is wrong with it.
+pub(crate) fn parse_json<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")))
+}

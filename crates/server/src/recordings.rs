@@ -12,8 +12,8 @@ use warp::Filter;
 use warp::reply::Reply;
 
 use crate::auth::{Access, bearer};
-use crate::error::ApiError;
-use crate::whip::{check_stream_name, limited_body};
+use crate::error::{ApiError, parse_json};
+use crate::whip::limited_body;
 
 /// One recording as the API shows it.
 #[derive(Debug, Serialize)]
@@ -107,8 +107,7 @@ async fn delete(
     file: String,
     authorization: Option<String>,
 ) -> Result<warp::reply::Response, ApiError> {
-    access.authorize_admin(bearer(authorization.as_deref()))?;
-    check_stream_name(&stream)?;
+    access.admin_on_stream(authorization.as_deref(), &stream)?;
     check_file_name(&file)?;
     let path = dir.join(&stream).join(&file);
     match tokio::fs::remove_file(&path).await {
@@ -135,14 +134,8 @@ async fn switch(
     authorization: Option<String>,
     body: Result<bytes::Bytes, ApiError>,
 ) -> Result<warp::reply::Response, ApiError> {
-    access.authorize_admin(bearer(authorization.as_deref()))?;
-    check_stream_name(&stream)?;
-    let request: RecordingSwitch = serde_json::from_slice(&body?).map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("expected {{\"enabled\": true|false}}: {e}"),
-        )
-    })?;
+    access.admin_on_stream(authorization.as_deref(), &stream)?;
+    let request: RecordingSwitch = parse_json(&body?)?;
     let mut settings = access.settings.get(&stream);
     settings.record = Some(request.enabled);
     access
