@@ -22,7 +22,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Logs go to stderr, so stdout carries only what a command prints (`directo token`).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 // rtc's DTLS logs every unknown TLS extension a browser offers; not news.
