@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Do not record streams (the admin API can still switch recording on per stream).
     #[arg(long, env = "DIRECTO_NO_RECORD")]
     pub no_record: bool,
+    /// Threads that encrypt and send a stream's forwarded packets (viewers are sharded over
+    /// them; the media thread is one). 0: one per core the process may use.
+    #[arg(long, env = "DIRECTO_FANOUT_THREADS", default_value_t = 0)]
+    pub fanout_threads: usize,
     /// Open local mode: publishing needs no key.
     #[arg(long, env = "DIRECTO_DEV")]
     pub dev: bool,

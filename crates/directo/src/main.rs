@@ -140,6 +140,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_viewers_per_stream: args.max_viewers_per_stream,
             max_sessions_per_ip: args.max_sessions_per_ip,
         },
+        fanout_threads: args.fanout_threads,
         ..MediaConfig::default()
     };
     let (chat_port, chat_service) = directo_media::chat_channels(16 * 1024);

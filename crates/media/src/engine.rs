@@ -40,6 +40,7 @@ use crate::chat_port::{
 };
 use crate::demux::Demuxer;
 use crate::error::MediaError;
+use crate::fanout::{Destination, Fanout, Leg};
 use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig, SessionAnswer, SessionInfo};
 use crate::metrics::EngineMetrics;
 use crate::offer::{OfferSummary, check_offer};
@@ -134,7 +135,18 @@ pub fn start(config: MediaConfig, chat: Option<ChatPort>) -> std::io::Result<Eng
                             false
                         }
                     };
-                let mut engine = Engine::new(config, socket, local_addr, events);
+                let shards = match config.fanout_threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
+                };
+                let fanout = match Fanout::new(shards, &socket) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut engine = Engine::new(config, socket, local_addr, events, fanout);
                 engine.chat_tx = chat_tx;
                 engine.tcp_enabled = tcp_enabled;
                 let _ = ready_tx.send(Ok(local_addr));
@@ -242,6 +254,8 @@ struct Engine {
     record_overrides: HashMap<String, bool>,
     /// Recordings being finished on their own threads.
     finishing: Vec<std::thread::JoinHandle<()>>,
+    /// Connected viewers' send legs: forwarded RTP is protected and sent there, sharded.
+    fanout: Fanout,
 }
 
 impl Engine {
@@ -250,9 +264,10 @@ impl Engine {
         socket: MediaSocket,
         local_addr: SocketAddr,
         events: broadcast::Sender<EngineEvent>,
+        fanout: Fanout,
     ) -> Self {
         let ips = candidate_ips(&config);
-        tracing::info!(port = local_addr.port(), candidates = ?ips, "media engine listening");
+        tracing::info!(port = local_addr.port(), candidates = ?ips, fanout_threads = fanout.shards(), "media engine listening");
         Engine {
             config,
             socket,
@@ -278,6 +293,7 @@ impl Engine {
             tcp_writers: HashMap::new(),
             record_overrides: HashMap::new(),
             finishing: Vec::new(),
+            fanout,
         }
     }
 
@@ -540,6 +556,7 @@ impl Engine {
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_INTERVAL;
             self.sweep(now);
+            self.retarget_legs();
         }
     }
 
@@ -624,6 +641,9 @@ impl Engine {
             let batch = std::mem::take(&mut self.dirty);
             for id in &batch {
                 self.process_peer(*id, now);
+            }
+            for out in self.fanout.outgoing.drain(..) {
+                self.socket.send(out.to, out.from, &out.data).await;
             }
             for id in batch {
                 self.send_peer(id).await;
@@ -748,6 +768,7 @@ impl Engine {
                                 ),
                             };
                             self.analytics.viewer_connected(&stream, id, who, now);
+                            self.open_leg(id);
                             if let Some(entry) = self.streams.get_mut(&stream) {
                                 entry.sfu.add_subscriber(id, tracks, now);
                             }
@@ -994,6 +1015,10 @@ impl Engine {
                                 .join_seconds
                                 .record(now.duration_since(peer.created).as_secs_f64());
                         }
+                        if self.fanout.has(subscriber) {
+                            self.fanout.push(subscriber, packet);
+                            continue;
+                        }
                         let msg = TaggedRTCMessage {
                             now,
                             message: RTCMessage::RtpPacket(String::new(), packet),
@@ -1063,6 +1088,65 @@ impl Engine {
                         });
                     }
                 }
+            }
+        }
+        self.fanout.dispatch();
+    }
+
+    /// Where a viewer's forwarded packets go, given its connection's selected transport.
+    fn destination(&self, transport: &TransportContext) -> Option<Destination> {
+        match transport.transport_protocol {
+            TransportProtocol::UDP => {
+                // Pin the source address only where it is one of ours (not a NAT 1:1 address).
+                let local_ip = transport.local_addr.ip();
+                Some(Destination::Udp {
+                    to: transport.peer_addr,
+                    from: self.interface_ips.contains(&local_ip).then_some(local_ip),
+                })
+            }
+            TransportProtocol::TCP => self
+                .tcp_writers
+                .get(&transport.peer_addr)
+                .map(|(_, writer)| Destination::Tcp(writer.clone())),
+            _ => None,
+        }
+    }
+
+    /// Give a connected viewer its send leg (forwarded RTP then bypasses its `rtc` pipeline).
+    fn open_leg(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(transport) = peer.pc.selected_transport() else {
+            return;
+        };
+        let Some(srtp) = peer.pc.take_send_srtp_context() else {
+            return;
+        };
+        peer.sending_to = Some(transport);
+        if let Some(destination) = self.destination(&transport) {
+            self.fanout.add(id, Leg::new(srtp, destination));
+        }
+    }
+
+    /// Follow viewers whose ICE-selected address changed (a new network, a nominated pair).
+    fn retarget_legs(&mut self) {
+        let mut moved = Vec::new();
+        for (id, peer) in &self.peers {
+            if let Some(current) = peer.sending_to
+                && let Some(selected) = peer.pc.selected_transport()
+                && selected != current
+            {
+                moved.push((*id, selected));
+            }
+        }
+        for (id, transport) in moved {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.sending_to = Some(transport);
+            }
+            match self.destination(&transport) {
+                Some(destination) => self.fanout.retarget(id, destination),
+                None => self.fanout.remove(id),
             }
         }
     }
@@ -1326,6 +1410,7 @@ impl Engine {
                 chat_channel: None,
                 live_deadline: None,
                 senders: Vec::new(),
+                sending_to: None,
             },
         ))
     }
@@ -1515,6 +1600,7 @@ impl Engine {
             return;
         }
         peer.closing = true;
+        self.fanout.remove(id);
         // Queues the DTLS close_notify; send_peer delivers it and then forgets the peer.
         let _ = peer.pc.close();
         if !peer.dirty {

@@ -28,6 +28,9 @@ pub struct MediaConfig {
     pub record_by_default: bool,
     /// Capacity limits.
     pub limits: Limits,
+    /// Threads a stream's fan-out is sharded over, the engine thread included; 0 means one
+    /// per core the process may run on.
+    pub fanout_threads: usize,
 }
 
 /// Capacity limits; over one, a request is refused and nobody else is affected.
@@ -61,6 +64,7 @@ impl Default for MediaConfig {
             recordings: None,
             record_by_default: true,
             limits: Limits::default(),
+            fanout_threads: 0,
         }
     }
 }

@@ -10,6 +10,7 @@ mod chat_port;
 mod demux;
 mod engine;
 mod error;
+mod fanout;
 mod handle;
 mod metrics;
 mod offer;

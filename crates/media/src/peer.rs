@@ -3,6 +3,7 @@
 use directo_sfu::{Codec, DownTrackConfig, MediaKind, PublishedTrack};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::shared::TransportContext;
 use std::time::Instant;
 
 use crate::chat_port::Identity;
@@ -49,6 +50,8 @@ pub(crate) struct Peer {
     pub(crate) chat_channel: Option<RTCDataChannelId>,
     /// Viewer: one sender per kind offered.
     pub(crate) senders: Vec<Sender>,
+    /// Viewer: the transport its send leg uses (see `fanout`), once it has one.
+    pub(crate) sending_to: Option<TransportContext>,
 }
 
 impl Peer {

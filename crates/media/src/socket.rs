@@ -48,6 +48,12 @@ impl MediaSocket {
         })
     }
 
+    /// A second, blocking-capable handle on the same socket (same port and options), for a
+    /// thread that sends without the engine's runtime.
+    pub(crate) fn try_clone_std(&self) -> io::Result<std::net::UdpSocket> {
+        Ok(socket2::SockRef::from(&self.io).try_clone()?.into())
+    }
+
     /// The bound address.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.local_addr()

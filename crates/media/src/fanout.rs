@@ -1,0 +1,337 @@
+//! The forwarding fast path: every forwarded RTP packet is SRTP-protected once per viewer and
+//! sent straight to the viewer's ICE-selected address, outside the viewer's `rtc` handler
+//! pipeline, and a stream's viewers are sharded over every core.
+//!
+//! After a viewer's DTLS handshake, its connection hands over a send-only SRTP context
+//! (`take_send_srtp_context`, the one addition in `vendor/rtc`). The viewer's *leg* (that
+//! context, where to send) lives in one *shard*: shard 0 on the engine thread itself, one more
+//! per extra core on its own thread. The engine rewrites each packet per viewer in
+//! `directo-sfu` (header only; the payload is shared `Bytes`) and hands a shard's share of a
+//! fan-out over in one batch, once per incoming packet. Each shard marshals into one scratch
+//! buffer, encrypts (AES-GCM) and sends from the shared socket.
+//!
+//! Everything else a viewer's connection sends (sender reports, DTLS, ICE, SCTP) still goes
+//! through `rtc`, whose own SRTP context protects all RTCP; the leg's context only ever
+//! protects the forwarded SSRCs, which `rtc` never sends, so no nonce is used twice.
+
+use bytes::BytesMut;
+use quinn_udp::{Transmit, UdpSocketState};
+use rtc::rtp::packet::Packet;
+use rtc::shared::marshal::{Marshal, MarshalSize};
+use rtc::srtp::context::Context;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use tokio::sync::mpsc;
+
+use crate::peer::PeerId;
+use crate::socket::MediaSocket;
+
+/// Batches a worker may have queued before new ones are dropped (never waited on).
+const WORKER_QUEUE: usize = 4096;
+/// How long a worker waits for room in the socket's send buffer before dropping a packet.
+const SEND_WAIT_MS: i32 = 20;
+
+/// Where a viewer's forwarded packets go.
+#[derive(Clone, Debug)]
+pub(crate) enum Destination {
+    /// UDP to `to`, from `from` where the source address must be pinned.
+    Udp {
+        to: SocketAddr,
+        from: Option<IpAddr>,
+    },
+    /// The viewer's ICE-TCP connection (framing is done by its writer).
+    Tcp(mpsc::Sender<Vec<u8>>),
+}
+
+/// One viewer's send state.
+pub(crate) struct Leg {
+    srtp: Context,
+    destination: Destination,
+}
+
+impl Leg {
+    pub(crate) fn new(srtp: Context, destination: Destination) -> Self {
+        Leg { srtp, destination }
+    }
+}
+
+/// A datagram protected on the engine thread, waiting for the engine's socket.
+pub(crate) struct Outgoing {
+    pub(crate) to: SocketAddr,
+    pub(crate) from: Option<IpAddr>,
+    pub(crate) data: BytesMut,
+}
+
+/// The legs of one shard and the buffer they marshal into.
+#[derive(Default)]
+struct Shard {
+    legs: HashMap<PeerId, Leg>,
+    scratch: Vec<u8>,
+}
+
+impl Shard {
+    /// Protect `packet` for viewer `id`: the datagram and where it goes.
+    fn protect(&mut self, id: PeerId, packet: &Packet) -> Option<(&Destination, BytesMut)> {
+        let leg = self.legs.get_mut(&id)?;
+        let len = packet.marshal_size();
+        self.scratch.resize(len, 0);
+        let n = packet.marshal_to(&mut self.scratch).ok()?;
+        match leg
+            .srtp
+            .encrypt_rtp_with_header(&self.scratch[..n], &packet.header)
+        {
+            Ok(data) => Some((&leg.destination, data)),
+            Err(e) => {
+                tracing::debug!(viewer = id, error = %e, "srtp protect failed");
+                None
+            }
+        }
+    }
+}
+
+/// What a worker thread is told.
+enum Job {
+    Add(PeerId, Leg),
+    Remove(PeerId),
+    Retarget(PeerId, Destination),
+    Packets(Vec<(PeerId, Packet)>),
+}
+
+struct Worker {
+    jobs: std_mpsc::SyncSender<Job>,
+    thread: Option<JoinHandle<()>>,
+    legs: usize,
+}
+
+/// Every viewer's leg, sharded over the engine thread and the worker threads.
+pub(crate) struct Fanout {
+    local: Shard,
+    /// Datagrams protected on the engine thread, sent by the engine's next flush.
+    pub(crate) outgoing: Vec<Outgoing>,
+    workers: Vec<Worker>,
+    /// Which shard holds each leg: 0 is the engine thread, `i` is `workers[i - 1]`.
+    placement: HashMap<PeerId, usize>,
+    /// Each worker's share of the fan-out being built.
+    pending: Vec<Vec<(PeerId, Packet)>>,
+    /// Packets a full worker queue made us drop.
+    pub(crate) dropped: u64,
+}
+
+impl Fanout {
+    /// A fan-out over `shards` shards (the engine thread plus `shards - 1` workers), each
+    /// worker sending from its own handle on `socket`.
+    pub(crate) fn new(shards: usize, socket: &MediaSocket) -> io::Result<Self> {
+        let mut workers = Vec::new();
+        for index in 1..shards.max(1) {
+            let udp = socket.try_clone_std()?;
+            let state = UdpSocketState::new((&udp).into())?;
+            let (jobs, rx) = std_mpsc::sync_channel(WORKER_QUEUE);
+            let thread = std::thread::Builder::new()
+                .name(format!("directo-fanout-{index}"))
+                .spawn(move || run_worker(rx, udp, state))?;
+            workers.push(Worker {
+                jobs,
+                thread: Some(thread),
+                legs: 0,
+            });
+        }
+        let pending = workers.iter().map(|_| Vec::new()).collect();
+        Ok(Fanout {
+            local: Shard::default(),
+            outgoing: Vec::new(),
+            workers,
+            placement: HashMap::new(),
+            pending,
+            dropped: 0,
+        })
+    }
+
+    /// How many shards forward (the engine thread included).
+    pub(crate) fn shards(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Whether viewer `id` has a leg (its packets take the fast path).
+    pub(crate) fn has(&self, id: PeerId) -> bool {
+        self.placement.contains_key(&id)
+    }
+
+    /// Give viewer `id` a leg, on the least loaded shard (ICE-TCP legs stay on the engine
+    /// thread, which owns the TCP writers' order).
+    pub(crate) fn add(&mut self, id: PeerId, leg: Leg) {
+        self.remove(id);
+        let local_legs = self.local.legs.len();
+        let shard = match leg.destination {
+            Destination::Tcp(_) => 0,
+            Destination::Udp { .. } => self
+                .workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.legs < local_legs)
+                .min_by_key(|(_, w)| w.legs)
+                .map_or(0, |(i, _)| i + 1),
+        };
+        if shard == 0 {
+            self.local.legs.insert(id, leg);
+        } else {
+            let worker = &mut self.workers[shard - 1];
+            if worker.jobs.try_send(Job::Add(id, leg)).is_err() {
+                return;
+            }
+            worker.legs += 1;
+        }
+        self.placement.insert(id, shard);
+    }
+
+    /// Forget viewer `id`'s leg.
+    pub(crate) fn remove(&mut self, id: PeerId) {
+        match self.placement.remove(&id) {
+            Some(0) => {
+                self.local.legs.remove(&id);
+            }
+            Some(shard) => {
+                let worker = &mut self.workers[shard - 1];
+                worker.legs -= 1;
+                // Job order keeps this after the leg's packets; a full queue drops them anyway.
+                let _ = worker.jobs.send(Job::Remove(id));
+            }
+            None => {}
+        }
+    }
+
+    /// Viewer `id`'s ICE-selected address changed.
+    pub(crate) fn retarget(&mut self, id: PeerId, destination: Destination) {
+        match self.placement.get(&id) {
+            Some(0) => {
+                if let Some(leg) = self.local.legs.get_mut(&id) {
+                    leg.destination = destination;
+                }
+            }
+            Some(&shard) => {
+                let _ = self.workers[shard - 1]
+                    .jobs
+                    .send(Job::Retarget(id, destination));
+            }
+            None => {}
+        }
+    }
+
+    /// Forward `packet` (already rewritten for viewer `id`). On the engine thread's shard it is
+    /// protected now and queued in `outgoing` (or handed to the TCP writer); on a worker's
+    /// shard it joins that worker's batch, handed over by [`Fanout::dispatch`].
+    pub(crate) fn push(&mut self, id: PeerId, packet: Packet) {
+        match self.placement.get(&id) {
+            Some(0) => {
+                if let Some((destination, data)) = self.local.protect(id, &packet) {
+                    match destination {
+                        Destination::Udp { to, from } => self.outgoing.push(Outgoing {
+                            to: *to,
+                            from: *from,
+                            data,
+                        }),
+                        // A full queue means a slow TCP path: drop, as UDP would.
+                        Destination::Tcp(writer) => {
+                            let _ = writer.try_send(data.to_vec());
+                        }
+                    }
+                }
+            }
+            Some(&shard) => self.pending[shard - 1].push((id, packet)),
+            None => {}
+        }
+    }
+
+    /// Hand every worker its share of the fan-out built since the last call.
+    pub(crate) fn dispatch(&mut self) {
+        for (worker, batch) in self.workers.iter().zip(self.pending.iter_mut()) {
+            if batch.is_empty() {
+                continue;
+            }
+            let n = batch.len() as u64;
+            let batch = std::mem::replace(batch, Vec::with_capacity(worker.legs));
+            if worker.jobs.try_send(Job::Packets(batch)).is_err() {
+                self.dropped += n;
+            }
+        }
+    }
+}
+
+impl Drop for Fanout {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            // Closing the queue ends the thread once it sent what it had.
+            let (closed, _) = std_mpsc::sync_channel(1);
+            drop(std::mem::replace(&mut worker.jobs, closed));
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: std::net::UdpSocket, state: UdpSocketState) {
+    let mut shard = Shard::default();
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Add(id, leg) => {
+                shard.legs.insert(id, leg);
+            }
+            Job::Remove(id) => {
+                shard.legs.remove(&id);
+            }
+            Job::Retarget(id, destination) => {
+                if let Some(leg) = shard.legs.get_mut(&id) {
+                    leg.destination = destination;
+                }
+            }
+            Job::Packets(batch) => {
+                for (id, packet) in batch {
+                    if let Some((Destination::Udp { to, from }, data)) = shard.protect(id, &packet)
+                    {
+                        send_waiting(&socket, &state, *to, *from, &data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Send one datagram from a worker; waits (briefly) only while the send buffer is full.
+fn send_waiting(
+    socket: &std::net::UdpSocket,
+    state: &UdpSocketState,
+    to: SocketAddr,
+    from: Option<IpAddr>,
+    data: &[u8],
+) {
+    let transmit = Transmit {
+        destination: to,
+        ecn: None,
+        contents: data,
+        segment_size: None,
+        src_ip: from.filter(|ip| !ip.is_unspecified()),
+    };
+    for _ in 0..3 {
+        match state.try_send(socket.into(), &transmit) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut pfd = libc::pollfd {
+                    fd: socket.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut pfd, 1, SEND_WAIT_MS) };
+            }
+            Err(e) => {
+                // A viewer that went away (ICMP unreachable) must not stop the others.
+                tracing::trace!(%to, error = %e, "udp send failed");
+                return;
+            }
+        }
+    }
+}
