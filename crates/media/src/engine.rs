@@ -642,8 +642,9 @@ impl Engine {
             for id in &batch {
                 self.process_peer(*id, now);
             }
-            for out in self.fanout.outgoing.drain(..) {
-                self.socket.send(out.to, out.from, &out.data).await;
+            if !self.fanout.outgoing.is_empty() {
+                self.socket.send_many(&self.fanout.outgoing).await;
+                self.fanout.outgoing.clear();
             }
             for id in batch {
                 self.send_peer(id).await;
@@ -1097,11 +1098,14 @@ impl Engine {
     fn destination(&self, transport: &TransportContext) -> Option<Destination> {
         match transport.transport_protocol {
             TransportProtocol::UDP => {
-                // Pin the source address only where it is one of ours (not a NAT 1:1 address).
+                // Pin the source address only on a socket bound to every address, and only where
+                // it is one of ours (not a NAT 1:1 address).
                 let local_ip = transport.local_addr.ip();
+                let pin = self.config.bind.ip().is_unspecified()
+                    && self.interface_ips.contains(&local_ip);
                 Some(Destination::Udp {
                     to: transport.peer_addr,
-                    from: self.interface_ips.contains(&local_ip).then_some(local_ip),
+                    from: pin.then_some(local_ip),
                 })
             }
             TransportProtocol::TCP => self

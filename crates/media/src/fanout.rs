@@ -15,25 +15,22 @@
 //! protects the forwarded SSRCs, which `rtc` never sends, so no nonce is used twice.
 
 use bytes::BytesMut;
-use quinn_udp::{Transmit, UdpSocketState};
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtc::srtp::context::Context;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::peer::PeerId;
-use crate::socket::MediaSocket;
+use crate::socket::{MediaSocket, Outgoing, SendBatch};
 
 /// Batches a worker may have queued before new ones are dropped (never waited on).
 const WORKER_QUEUE: usize = 4096;
-/// How long a worker waits for room in the socket's send buffer before dropping a packet.
-const SEND_WAIT_MS: i32 = 20;
 
 /// Where a viewer's forwarded packets go.
 #[derive(Clone, Debug)]
@@ -57,13 +54,6 @@ impl Leg {
     pub(crate) fn new(srtp: Context, destination: Destination) -> Self {
         Leg { srtp, destination }
     }
-}
-
-/// A datagram protected on the engine thread, waiting for the engine's socket.
-pub(crate) struct Outgoing {
-    pub(crate) to: SocketAddr,
-    pub(crate) from: Option<IpAddr>,
-    pub(crate) data: BytesMut,
 }
 
 /// The legs of one shard and the buffer they marshal into.
@@ -127,12 +117,11 @@ impl Fanout {
     pub(crate) fn new(shards: usize, socket: &MediaSocket) -> io::Result<Self> {
         let mut workers = Vec::new();
         for index in 1..shards.max(1) {
-            let udp = socket.try_clone_std()?;
-            let state = UdpSocketState::new((&udp).into())?;
+            let fd = socket.try_clone_fd()?;
             let (jobs, rx) = std_mpsc::sync_channel(WORKER_QUEUE);
             let thread = std::thread::Builder::new()
                 .name(format!("directo-fanout-{index}"))
-                .spawn(move || run_worker(rx, udp, state))?;
+                .spawn(move || run_worker(rx, fd))?;
             workers.push(Worker {
                 jobs,
                 thread: Some(thread),
@@ -273,8 +262,10 @@ impl Drop for Fanout {
     }
 }
 
-fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: std::net::UdpSocket, state: UdpSocketState) {
+fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: OwnedFd) {
     let mut shard = Shard::default();
+    let mut sender = SendBatch::default();
+    let mut out = Vec::new();
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Add(id, leg) => {
@@ -292,45 +283,15 @@ fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: std::net::UdpSocket, state:
                 for (id, packet) in batch {
                     if let Some((Destination::Udp { to, from }, data)) = shard.protect(id, &packet)
                     {
-                        send_waiting(&socket, &state, *to, *from, &data);
+                        out.push(Outgoing {
+                            to: *to,
+                            from: *from,
+                            data,
+                        });
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Send one datagram from a worker; waits (briefly) only while the send buffer is full.
-fn send_waiting(
-    socket: &std::net::UdpSocket,
-    state: &UdpSocketState,
-    to: SocketAddr,
-    from: Option<IpAddr>,
-    data: &[u8],
-) {
-    let transmit = Transmit {
-        destination: to,
-        ecn: None,
-        contents: data,
-        segment_size: None,
-        src_ip: from.filter(|ip| !ip.is_unspecified()),
-    };
-    for _ in 0..3 {
-        match state.try_send(socket.into(), &transmit) {
-            Ok(()) => return,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut pfd = libc::pollfd {
-                    fd: socket.as_raw_fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd for the duration of the call.
-                unsafe { libc::poll(&mut pfd, 1, SEND_WAIT_MS) };
-            }
-            Err(e) => {
-                // A viewer that went away (ICMP unreachable) must not stop the others.
-                tracing::trace!(%to, error = %e, "udp send failed");
-                return;
+                sender.send_all_waiting(socket.as_raw_fd(), &out);
+                out.clear();
             }
         }
     }
