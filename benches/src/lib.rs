@@ -22,6 +22,7 @@ pub mod peer;
 pub mod proc_stats;
 pub mod publisher;
 pub mod report;
+pub mod rx_stamp;
 pub mod stamp;
 pub mod summary;
 pub mod synth;

@@ -292,6 +292,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             target: target_name.to_owned(),
             bitrate_kbps: config.shape.bitrate_kbps,
             fps: config.shape.fps,
+            pace_factor: config.shape.pace_factor,
             publisher,
             window: (packets_end - packets_start, window),
             server,

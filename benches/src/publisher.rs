@@ -3,6 +3,7 @@
 //! mountpoint's ports. Either way it answers keyframe requests (PLI/FIR) with a keyframe on
 //! the next frame, as a browser does.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,13 +23,13 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use rtc::shared::marshal::Marshal;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use tokio::net::UdpSocket;
 
 use crate::error::{LoadError, Result};
 use crate::keyframe_tap::is_keyframe_request;
 use crate::peer::{Peer, PeerApp, Role, drive, opus_codec, vp8_codec};
-use crate::stamp::SendTimes;
+use crate::stamp::{SendTimes, read_stamp};
 use crate::synth::{
     AUDIO_FRAME, AudioSource, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, VideoShape, VideoSource,
 };
@@ -58,6 +59,12 @@ struct MediaClock {
     next_video: Instant,
     next_audio: Instant,
     stats: PublisherStats,
+    /// Video packets made but not yet sent, when pacing.
+    paced: VecDeque<Packet>,
+    /// Pacing rate in bytes a second (0: no pacing).
+    pace_bytes_per_s: f64,
+    /// When the pacer may send its next packet.
+    next_paced: Instant,
 }
 
 impl MediaClock {
@@ -69,11 +76,19 @@ impl MediaClock {
             next_video: start,
             next_audio: start,
             stats: PublisherStats::default(),
+            paced: VecDeque::new(),
+            pace_bytes_per_s: shape.pace_factor.max(0.0) * f64::from(shape.bitrate_kbps) * 125.0,
+            next_paced: start,
         }
     }
 
     fn next_due(&self) -> Instant {
-        self.next_video.min(self.next_audio)
+        let media = self.next_video.min(self.next_audio);
+        if self.paced.is_empty() {
+            media
+        } else {
+            media.min(self.next_paced)
+        }
     }
 
     fn due(&mut self, now: Instant, times: &SendTimes) -> Vec<Packet> {
@@ -84,14 +99,37 @@ impl MediaClock {
         if now.saturating_duration_since(self.next_audio) > MAX_CATCH_UP {
             self.next_audio = now;
         }
+        let pacing = self.pace_bytes_per_s > 0.0;
         while self.next_video <= now {
-            out.extend(self.video.next_frame(now, times));
+            let frame = self.video.next_frame(now, times);
+            if pacing {
+                self.paced.extend(frame);
+            } else {
+                out.extend(frame);
+            }
             self.next_video += self.frame_interval;
             self.stats.frames_sent += 1;
         }
+        // Audio is small and goes first, as a browser's pacer gives it priority.
         while self.next_audio <= now {
             out.push(self.audio.next_packet(now, times));
             self.next_audio += AUDIO_FRAME;
+        }
+        while pacing && self.next_paced <= now {
+            let Some(packet) = self.paced.pop_front() else {
+                break;
+            };
+            if let Some(index) = read_stamp(&packet.payload) {
+                times.restamp(index, now);
+            }
+            // No credit for idle time: after a pause the next packet leaves at once, the ones
+            // behind it at the pacing rate.
+            let spacing = Duration::from_secs_f64(
+                (packet.header.marshal_size() + packet.payload.len()) as f64
+                    / self.pace_bytes_per_s,
+            );
+            self.next_paced = self.next_paced.max(now) + spacing;
+            out.push(packet);
         }
         self.stats.packets_sent += out.len() as u64;
         out

@@ -73,6 +73,9 @@ pub struct Report {
     pub bitrate_kbps: u32,
     /// Video frames a second.
     pub fps: u32,
+    /// The publisher's pacing rate as a multiple of the bitrate (0: each frame in one burst).
+    #[serde(default)]
+    pub pace_factor: f64,
     /// Length of the server measurement window, seconds.
     pub window_s: f64,
     /// RTP packets the publisher sent.
@@ -154,6 +157,8 @@ pub struct RunFacts {
     pub bitrate_kbps: u32,
     /// Frames a second.
     pub fps: u32,
+    /// Pacing rate as a multiple of the bitrate (0: bursts).
+    pub pace_factor: f64,
     /// The publisher's figures.
     pub publisher: PublisherStats,
     /// Packets all viewers received during the window, and its length.
@@ -218,6 +223,7 @@ impl Report {
             receiving: viewers.iter().filter(|v| v.join.is_some()).count(),
             bitrate_kbps: facts.bitrate_kbps,
             fps: facts.fps,
+            pace_factor: facts.pace_factor,
             window_s,
             publisher_packets: facts.publisher.packets_sent,
             publisher_keyframe_requests: facts.publisher.keyframe_requests,
@@ -275,7 +281,17 @@ impl fmt::Display for Report {
         row(
             f,
             "video",
-            format!("{} kbit/s at {} fps", self.bitrate_kbps, self.fps),
+            if self.pace_factor > 0.0 {
+                format!(
+                    "{} kbit/s at {} fps, paced at {}x",
+                    self.bitrate_kbps, self.fps, self.pace_factor
+                )
+            } else {
+                format!(
+                    "{} kbit/s at {} fps, frames in bursts",
+                    self.bitrate_kbps, self.fps
+                )
+            },
         )?;
         row(f, "publisher packets", self.publisher_packets.to_string())?;
         row(

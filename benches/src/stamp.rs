@@ -44,6 +44,13 @@ impl SendTimes {
         index
     }
 
+    /// Records `now` as the send instant of the packet stamped `index` (a paced packet leaves
+    /// after its frame was made).
+    pub fn restamp(&self, index: u32, now: Instant) {
+        let nanos = now.saturating_duration_since(self.base).as_nanos() as u64;
+        self.slots[index as usize % SLOTS].store(nanos + 1, Ordering::Release);
+    }
+
     /// When the packet with `index` was sent, if it was.
     pub fn sent_at(&self, index: u32) -> Option<Instant> {
         match self.slots[index as usize % SLOTS].load(Ordering::Acquire) {

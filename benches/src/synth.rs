@@ -47,6 +47,9 @@ pub struct VideoShape {
     pub keyframe_interval: Duration,
     /// RTP payload size in bytes (the last packet of a frame may be shorter).
     pub packet_size: usize,
+    /// Video packets leave at this multiple of the bitrate, spread over time as a browser's
+    /// pacer spreads them; 0 sends each frame's packets at once.
+    pub pace_factor: f64,
 }
 
 impl VideoShape {
@@ -242,6 +245,7 @@ mod tests {
             fps: 25,
             keyframe_interval: Duration::from_secs(2),
             packet_size: 1100,
+            pace_factor: 0.0,
         }
     }
 

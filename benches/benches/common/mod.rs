@@ -34,6 +34,7 @@ fn video_shape() -> VideoShape {
         fps: 30,
         keyframe_interval: Duration::from_secs(2),
         packet_size: 1100,
+        pace_factor: 0.0,
     }
 }
 

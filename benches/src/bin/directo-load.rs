@@ -49,6 +49,10 @@ struct Cli {
     /// RTP payload size of video packets, bytes.
     #[arg(long, default_value_t = 1100)]
     packet_size: usize,
+    /// Pace video packets at this multiple of the bitrate, as a browser's sender does
+    /// (libwebrtc paces at 2.5x); 0 sends each frame's packets in one burst.
+    #[arg(long, default_value_t = 2.5)]
+    pace_factor: f64,
     /// The server's pid, for its CPU time and resident memory (read from /proc).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -141,6 +145,7 @@ fn main() -> anyhow::Result<()> {
             fps: cli.fps,
             keyframe_interval: Duration::from_secs_f64(cli.keyframe_interval_s),
             packet_size: cli.packet_size,
+            pace_factor: cli.pace_factor,
         },
         server_pid: cli.server_pid,
         threads,

@@ -1,6 +1,7 @@
 //! Directo patch (the only change to rtc 0.21.1 in this vendored copy): lets an application
 //! protect RTP it sends outside the connection's handler pipeline, with its own SRTP context,
-//! on its own thread, straight to the ICE-selected address.
+//! on its own thread, straight to the ICE-selected address — and, for the load generator's
+//! viewers, unprotect RTP the same way.
 
 use crate::peer_connection::RTCPeerConnection;
 use shared::TransportContext;
@@ -15,6 +16,13 @@ impl RTCPeerConnection {
     /// all RTCP), so no SRTP nonce is ever used twice under the key.
     pub fn take_send_srtp_context(&mut self) -> Option<srtp::context::Context> {
         self.dtls_transport_mut().send_srtp_context.take()
+    }
+
+    /// Takes, once, a receive SRTP context (with replay protection) derived from the DTLS
+    /// handshake, for an application that reads RTP off its socket without the handler
+    /// pipeline (RTCP and everything else still go to `handle_read`).
+    pub fn take_recv_srtp_context(&mut self) -> Option<srtp::context::Context> {
+        self.dtls_transport_mut().recv_srtp_context.take()
     }
 
     /// Where the connection's own writes go now: the ICE-selected candidate pair as a transport

@@ -258,14 +258,14 @@ impl<'a>
                                 )?;
                             srtp_contexts = Some((local_srtp_context, remote_srtp_context));
                             // Directo patch: see `take_send_srtp_context`.
-                            self.ctx.dtls_transport.send_srtp_context =
-                                DtlsHandler::update_srtp_contexts(
-                                    state,
-                                    &self.ctx.dtls_transport.replay_protection,
-                                    &self.ctx.dtls_transport.crypto_provider,
-                                )
-                                .ok()
-                                .map(|(local, _)| local);
+                            if let Ok((local, remote)) = DtlsHandler::update_srtp_contexts(
+                                state,
+                                &self.ctx.dtls_transport.replay_protection,
+                                &self.ctx.dtls_transport.crypto_provider,
+                            ) {
+                                self.ctx.dtls_transport.send_srtp_context = Some(local);
+                                self.ctx.dtls_transport.recv_srtp_context = Some(remote);
+                            }
                         } else {
                             warn!(
                                 "Unable to find connection state for {}",

@@ -63,9 +63,11 @@ pub(crate) struct DtlsTransport {
     pub(crate) disable_certificate_fingerprint_verification: bool,
     pub(crate) replay_protection: ReplayProtection,
 
-    // Directo patch: a second local (send) SRTP context from the same keys, handed to the
-    // application once through `RTCPeerConnection::take_send_srtp_context`.
+    // Directo patch: a second local (send) and remote (receive) SRTP context from the same
+    // keys, handed to the application once through `RTCPeerConnection::take_send_srtp_context`
+    // and `take_recv_srtp_context`.
     pub(crate) send_srtp_context: Option<::srtp::context::Context>,
+    pub(crate) recv_srtp_context: Option<::srtp::context::Context>,
 }
 
 pub(crate) struct RTCDtlsTransportConfig {
@@ -131,6 +133,7 @@ impl DtlsTransport {
             replay_protection,
             crypto_provider,
             send_srtp_context: None,
+            recv_srtp_context: None,
         })
     }
 
