@@ -234,7 +234,9 @@ struct Engine {
     /// This machine's own addresses (a source address may only be one of these).
     interface_ips: Vec<IpAddr>,
     demux: Demuxer,
-    peers: HashMap<PeerId, Peer>,
+    /// Boxed: a peer connection is several KiB, and a table of them inline would carry that
+    /// for every empty slot and copy it all on each growth.
+    peers: HashMap<PeerId, Box<Peer>>,
     sessions: HashMap<String, PeerId>,
     streams: HashMap<String, StreamEntry>,
     timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
@@ -753,6 +755,12 @@ impl Engine {
                 match state {
                     RTCPeerConnectionState::Connected if !peer.connected => {
                         peer.connected = true;
+                        // Of the application's SRTP contexts only a viewer's send one is used
+                        // (`open_leg`); free the others' key schedules now.
+                        let _ = peer.pc.take_recv_srtp_context();
+                        if peer.role == PeerRole::Publisher {
+                            let _ = peer.pc.take_send_srtp_context();
+                        }
                         self.metrics
                             .connect_seconds
                             .record(now.duration_since(peer.created).as_secs_f64());
@@ -1475,7 +1483,7 @@ impl Engine {
             session: peer.session.clone(),
             sdp,
         };
-        self.peers.insert(id, peer);
+        self.peers.insert(id, Box::new(peer));
         self.mark_dirty(id);
         answer
     }

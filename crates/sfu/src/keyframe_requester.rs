@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use crate::codec::KeyframeRequestKind;
 
-/// The shortest time between two keyframe requests for one track.
-pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+/// The shortest time between two keyframe requests for one track: libwebrtc's own floor
+/// (a browser encoder ignores requests within 300 ms of its last keyframe), so every request
+/// sent can be honoured and a viewer joining during a crowd's arrival waits at most this long
+/// for the next keyframe.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 
 /// One request to send, as decided by [`KeyframeRequester::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
