@@ -12,29 +12,29 @@ use rtc::stun::textattrs::Username;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::peer::PeerId;
+use directo_sfu::PeerId;
 
 /// Routes datagrams to peers by remote address, learned from STUN usernames.
 #[derive(Debug, Default)]
-pub(crate) struct Demuxer {
+pub struct Demuxer {
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
 }
 
 impl Demuxer {
     /// Register the local ufrag issued to `peer`.
-    pub(crate) fn add_peer(&mut self, ufrag: &str, peer: PeerId) {
+    pub fn add_peer(&mut self, ufrag: &str, peer: PeerId) {
         self.by_ufrag.insert(ufrag.to_owned(), peer);
     }
 
     /// Forget `peer`: its ufrag and every address it used.
-    pub(crate) fn remove_peer(&mut self, ufrag: &str, peer: PeerId) {
+    pub fn remove_peer(&mut self, ufrag: &str, peer: PeerId) {
         self.by_ufrag.remove(ufrag);
         self.by_addr.retain(|_, p| *p != peer);
     }
 
     /// The peer a datagram from `from` belongs to, if any.
-    pub(crate) fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<PeerId> {
+    pub fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<PeerId> {
         if is_stun_message(datagram)
             && let Some(peer) = self.route_stun(datagram)
         {

@@ -26,6 +26,7 @@ pub use chat_port::{
     CHAT_LABEL, ChatIn, ChatOut, ChatPort, ChatRole, ChatService, Identity, MAX_CHAT_BUFFERED,
     chat_channels,
 };
+pub use demux::Demuxer;
 pub use engine::start;
 pub use error::MediaError;
 pub use handle::{EngineEvent, EngineHandle, Limits, MediaConfig, SessionAnswer, SessionInfo};
