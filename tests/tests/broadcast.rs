@@ -1,9 +1,12 @@
 //! One publisher, twenty viewers: every viewer gets audio and video, its first video packet
-//! starts a keyframe, and its sequence numbers have no holes (on loopback nothing is lost).
+//! starts a keyframe, and its sequence numbers have no holes (on loopback nothing is lost) —
+//! with the default fan-out (one shard per core) and with the viewers spread over four
+//! fan-out threads, each encrypting and sending for its own share of them.
 
 use anyhow::Context;
 use directo_tests::{
-    CONNECT_TIMEOUT, MEDIA_TIMEOUT, MediaKind, PublisherConfig, TestServer, ViewerConfig,
+    CONNECT_TIMEOUT, MEDIA_TIMEOUT, MediaKind, PublisherConfig, ServerOptions, TestServer,
+    ViewerConfig,
 };
 
 const STREAM: &str = "broadcast";
@@ -11,7 +14,20 @@ const VIEWERS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_viewers_receive_the_publishers_audio_and_video() -> anyhow::Result<()> {
-    let server = TestServer::start().await?;
+    broadcast(TestServer::start().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_sharded_over_four_fanout_threads_all_get_continuous_media() -> anyhow::Result<()> {
+    let server = TestServer::start_with(ServerOptions {
+        extra_args: vec!["--fanout-threads".into(), "4".into()],
+        ..ServerOptions::default()
+    })
+    .await?;
+    broadcast(server).await
+}
+
+async fn broadcast(server: TestServer) -> anyhow::Result<()> {
     let publisher = server.publish(STREAM, PublisherConfig::default()).await?;
     publisher.wait_connected(CONNECT_TIMEOUT).await?;
 

@@ -1,5 +1,5 @@
 //! Keyframe requests to the publisher: every viewer's need collapses into one request per
-//! 500 ms for the track, repeated while a viewer still waits for its first keyframe, and
+//! [`KEYFRAME_REQUEST_INTERVAL`] for the track, repeated while a viewer still waits for its first keyframe, and
 //! stopped once a keyframe arrives.
 
 mod common;
@@ -24,28 +24,36 @@ fn twenty_joining_viewers_cause_one_pli() {
         "nobody watches yet"
     );
 
+    // Twenty viewers arrive within one interval.
+    let interval = KEYFRAME_REQUEST_INTERVAL;
+    let step = interval / 40;
     let mut outputs = Vec::new();
-    for i in 0..20u64 {
+    for i in 0..20u32 {
         stream.add_subscriber(
-            100 + i,
-            viewer_tracks(i as u32, 1000 + i as u32),
-            t0 + ms(20 * i),
+            100 + u64::from(i),
+            viewer_tracks(i, 1000 + i),
+            t0 + step * i,
         );
         outputs.extend(drain(&mut stream));
     }
-    outputs.extend(run_timers(&mut stream, t0 + ms(380), t0 + ms(490)));
+    outputs.extend(run_timers(
+        &mut stream,
+        t0 + step * 20,
+        t0 + interval - ms(10),
+    ));
     let requests = keyframe_requests(&outputs);
     assert_eq!(requests, vec![(1, 0x1111, KeyframeRequestKind::Pli, 0)]);
 
     // Still nobody has a keyframe: the request repeats, once per interval.
-    assert_eq!(stream.poll_timeout(), Some(t0 + KEYFRAME_REQUEST_INTERVAL));
-    let repeated = run_timers(&mut stream, t0 + ms(500), t0 + ms(990));
+    assert_eq!(stream.poll_timeout(), Some(t0 + interval));
+    let repeated = run_timers(&mut stream, t0 + interval, t0 + 2 * interval - ms(10));
     assert_eq!(keyframe_requests(&repeated).len(), 1);
 
     // The keyframe arrives: every viewer starts and the requests stop.
-    let outputs = feed(&mut stream, 1, publisher.video_frame(true, 2), t0 + ms(995));
+    let arrival = t0 + 2 * interval - ms(5);
+    let outputs = feed(&mut stream, 1, publisher.video_frame(true, 2), arrival);
     assert_eq!(outputs.len(), 40);
-    assert!(keyframe_requests(&run_timers(&mut stream, t0 + ms(1000), t0 + ms(3000))).is_empty());
+    assert!(keyframe_requests(&run_timers(&mut stream, arrival, arrival + ms(3000))).is_empty());
     assert_eq!(stream.poll_timeout(), None);
     assert_eq!(stream.stats().keyframe_requests_sent, 2);
 }
@@ -100,7 +108,12 @@ fn fir_requests_carry_increasing_sequence_numbers() {
     stream.set_publisher(1, publisher.tracks_with(KeyframeRequestKind::Fir), t0);
     stream.add_subscriber(10, viewer_tracks(1, 2), t0);
     let mut outputs = drain(&mut stream);
-    outputs.extend(run_timers(&mut stream, t0, t0 + ms(1200)));
+    // Requests at 0, 1 and 2 intervals while the viewer waits.
+    outputs.extend(run_timers(
+        &mut stream,
+        t0,
+        t0 + KEYFRAME_REQUEST_INTERVAL * 5 / 2,
+    ));
     let requests = keyframe_requests(&outputs);
     assert_eq!(requests.len(), 3);
     for (i, (publisher, ssrc, kind, fir_seq)) in requests.into_iter().enumerate() {
@@ -139,7 +152,11 @@ fn internal_requests_share_the_throttle_and_stop_at_the_keyframe() {
     stream.request_keyframe(t0);
     stream.request_keyframe(t0 + ms(10));
     stream.on_keyframe_request(7, t0 + ms(20)); // an unknown viewer changes nothing
-    let outputs = run_timers(&mut stream, t0 + ms(30), t0 + ms(490));
+    let outputs = run_timers(
+        &mut stream,
+        t0 + ms(30),
+        t0 + KEYFRAME_REQUEST_INTERVAL - ms(10),
+    );
     let mut all = drain(&mut stream);
     all.extend(outputs);
     assert_eq!(
@@ -148,8 +165,9 @@ fn internal_requests_share_the_throttle_and_stop_at_the_keyframe() {
         "one request for three asks"
     );
 
-    stream.request_keyframe(t0 + ms(600));
-    let later = run_timers(&mut stream, t0 + ms(600), t0 + ms(700));
+    let after = t0 + KEYFRAME_REQUEST_INTERVAL + ms(100);
+    stream.request_keyframe(after);
+    let later = run_timers(&mut stream, after, after + ms(100));
     let mut later_all = drain(&mut stream);
     later_all.extend(later);
     assert_eq!(
@@ -158,6 +176,13 @@ fn internal_requests_share_the_throttle_and_stop_at_the_keyframe() {
         "a new ask after the interval"
     );
 
-    feed(&mut stream, 1, publisher.video_frame(true, 2), t0 + ms(750));
-    assert!(keyframe_requests(&run_timers(&mut stream, t0 + ms(800), t0 + ms(3000))).is_empty());
+    feed(
+        &mut stream,
+        1,
+        publisher.video_frame(true, 2),
+        after + ms(150),
+    );
+    assert!(
+        keyframe_requests(&run_timers(&mut stream, after + ms(200), after + ms(3000))).is_empty()
+    );
 }
