@@ -14,7 +14,7 @@
 #
 #   VIEWERS="20 100" SECONDS_PER_RUN=10 benches/compare-janus.sh
 #
-# Knobs: VIEWERS, SECONDS_PER_RUN, RAMP, BITRATE_KBPS, FPS, RECORD=1, SKIP_BUILD=1, OUT_DIR,
+# Knobs: VIEWERS, SECONDS_PER_RUN, RAMP, BITRATE_KBPS, FPS, PACE_FACTOR, RECORD=1, SKIP_BUILD=1, OUT_DIR,
 # DIRECTO=<path> (another server binary, e.g. target/debug/directo; implies no server build).
 set -euo pipefail
 
@@ -22,7 +22,8 @@ cd "$(dirname "$0")/.."
 VIEWERS="${VIEWERS:-20 100 200}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 RAMP="${RAMP:-50}"
-BITRATE_KBPS="${BITRATE_KBPS:-1000}"
+BITRATE_KBPS="${BITRATE_KBPS:-1500}"
+PACE_FACTOR="${PACE_FACTOR:-2.5}"
 FPS="${FPS:-30}"
 JANUS_HTTP=18088
 AUDIO_PORT=15002
@@ -165,7 +166,7 @@ run_load() {
     local out="$1" n="$2"; shift 2
     local limit=$(( SECONDS_PER_RUN + n / RAMP + 90 ))
     if ! timeout "$limit" ip netns exec "$NS" taskset -c 1 "$LOAD" --viewers "$n" \
-        --seconds "$SECONDS_PER_RUN" --ramp-per-s "$RAMP" --bitrate-kbps "$BITRATE_KBPS" \
+        --seconds "$SECONDS_PER_RUN" --ramp-per-s "$RAMP" --bitrate-kbps "$BITRATE_KBPS" --pace-factor "$PACE_FACTOR" \
         --fps "$FPS" --server-pid "$SERVER_PID" --json "$@" >> "$out"; then
         echo "  run with $n viewers failed or timed out" >&2
     fi

@@ -6,6 +6,7 @@
 #   VIEWERS="20 100" SECONDS_PER_RUN=10 benches/run-load.sh
 #
 # Knobs (environment): VIEWERS, SECONDS_PER_RUN, RAMP (viewers/s), BITRATE_KBPS, FPS,
+# PACE_FACTOR (publisher pacing as a multiple of the bitrate, 0 = frames in bursts),
 # HTTP_PORT, MEDIA_PORT, RECORD=1 (keep recording on), SKIP_BUILD=1 (use the existing target/release binaries),
 # DIRECTO=<path> (another server binary, e.g. target/debug/directo; implies no server build),
 # OUT (where the JSON lines go; default a temp file).
@@ -16,7 +17,8 @@ cd "$(dirname "$0")/.."
 VIEWERS="${VIEWERS:-50 200 500 1000}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-15}"
 RAMP="${RAMP:-100}"
-BITRATE_KBPS="${BITRATE_KBPS:-1000}"
+BITRATE_KBPS="${BITRATE_KBPS:-1500}"
+PACE_FACTOR="${PACE_FACTOR:-2.5}"
 FPS="${FPS:-30}"
 HTTP_PORT="${HTTP_PORT:-18480}"
 MEDIA_PORT="${MEDIA_PORT:-18481}"
@@ -83,7 +85,7 @@ for n in $VIEWERS; do
     echo "directo: $n viewers for ${SECONDS_PER_RUN}s (ramp ${RAMP}/s)..." >&2
     if ! timeout "$limit" taskset -c 1 "$LOAD" --server "http://127.0.0.1:$HTTP_PORT" \
         --stream "load-$n" --key "$KEY" --viewers "$n" --seconds "$SECONDS_PER_RUN" \
-        --ramp-per-s "$RAMP" --bitrate-kbps "$BITRATE_KBPS" --fps "$FPS" \
+        --ramp-per-s "$RAMP" --bitrate-kbps "$BITRATE_KBPS" --pace-factor "$PACE_FACTOR" --fps "$FPS" \
         --server-pid "$SERVER_PID" --json >> "$OUT"; then
         echo "  run with $n viewers failed or timed out; server log: $WORK/directo.log" >&2
     fi

@@ -68,8 +68,10 @@ impl Shard {
     fn protect(&mut self, id: PeerId, packet: &Packet) -> Option<(&Destination, BytesMut)> {
         let leg = self.legs.get_mut(&id)?;
         let len = packet.marshal_size();
-        self.scratch.resize(len, 0);
-        let n = packet.marshal_to(&mut self.scratch).ok()?;
+        if self.scratch.len() < len {
+            self.scratch.resize(len, 0);
+        }
+        let n = packet.marshal_to(&mut self.scratch[..len]).ok()?;
         match leg
             .srtp
             .encrypt_rtp_with_header(&self.scratch[..n], &packet.header)
