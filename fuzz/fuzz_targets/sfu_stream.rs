@@ -8,7 +8,7 @@ mod common;
 
 use common::Input;
 use directo_sfu::{
-    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PublishedTrack, Stream,
+    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PublishedTrack, Quality, Stream,
     is_keyframe_start,
 };
 use libfuzzer_sys::fuzz_target;
@@ -29,6 +29,7 @@ fn publisher_tracks(video: Codec, generation: u32) -> Vec<PublishedTrack> {
             ssrc: AUDIO_SSRC + generation,
             keyframe_request: KeyframeRequestKind::Pli,
             extensions: vec![(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level".into())],
+            rid: None,
         },
         PublishedTrack {
             kind: MediaKind::Video,
@@ -40,6 +41,7 @@ fn publisher_tracks(video: Codec, generation: u32) -> Vec<PublishedTrack> {
                 KeyframeRequestKind::Fir
             },
             extensions: vec![(3, "urn:ietf:params:rtp-hdrext:sdes:mid".into())],
+            rid: None,
         },
     ]
 }
@@ -51,12 +53,14 @@ fn viewer_tracks(base: u32) -> Vec<DownTrackConfig> {
             ssrc: base,
             payload_types: vec![(Codec::Opus, 111)],
             extensions: vec![(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level".into())],
+            quality: Quality::Auto,
         },
         DownTrackConfig {
             kind: MediaKind::Video,
             ssrc: base + 1,
             payload_types: vec![(Codec::Vp8, 96), (Codec::Vp9, 98), (Codec::H264, 102)],
             extensions: vec![(4, "urn:ietf:params:rtp-hdrext:sdes:mid".into())],
+            quality: Quality::Auto,
         },
     ]
 }

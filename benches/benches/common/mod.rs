@@ -9,7 +9,7 @@ use criterion::Criterion;
 use directo_benches::stamp::SendTimes;
 use directo_benches::synth::{VP8_PAYLOAD_TYPE, VideoShape, VideoSource};
 use directo_sfu::{
-    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack, Stream,
+    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack, Quality, Stream,
 };
 use rtc::rtp::Packet;
 
@@ -79,6 +79,7 @@ pub fn stream_with_viewers(viewers: u64, now: Instant) -> (Stream, PacketSource)
                 ssrc: VIDEO_SSRC,
                 keyframe_request: KeyframeRequestKind::Pli,
                 extensions: vec![],
+                rid: None,
             },
             PublishedTrack {
                 kind: MediaKind::Audio,
@@ -86,6 +87,7 @@ pub fn stream_with_viewers(viewers: u64, now: Instant) -> (Stream, PacketSource)
                 ssrc: VIDEO_SSRC + 1,
                 keyframe_request: KeyframeRequestKind::Pli,
                 extensions: vec![],
+                rid: None,
             },
         ],
         now,
@@ -100,12 +102,14 @@ pub fn stream_with_viewers(viewers: u64, now: Instant) -> (Stream, PacketSource)
                     ssrc: 0x2000_0000 + index as u32,
                     payload_types: vec![(Codec::Vp8, 96)],
                     extensions: vec![],
+                    quality: Quality::Auto,
                 },
                 DownTrackConfig {
                     kind: MediaKind::Audio,
                     ssrc: 0x3000_0000 + index as u32,
                     payload_types: vec![(Codec::Opus, 111)],
                     extensions: vec![],
+                    quality: Quality::Auto,
                 },
             ],
             now,

@@ -891,6 +891,7 @@ impl Engine {
             ssrc,
             keyframe_request,
             extensions,
+            rid: None,
         });
         tracing::info!(session = %peer.session, stream = %peer.stream, ?kind, codec = codec.mime_type(), ssrc, "publisher track open");
         if peer.published.len() >= peer.expected_tracks {

@@ -1,6 +1,6 @@
 //! One peer connection the engine drives: a publisher or a viewer of one stream.
 
-use directo_sfu::{Codec, DownTrackConfig, MediaKind, PublishedTrack};
+use directo_sfu::{Codec, DownTrackConfig, MediaKind, PublishedTrack, Quality};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::shared::TransportContext;
@@ -80,6 +80,7 @@ impl Peer {
                 ssrc: sender.ssrc,
                 payload_types,
                 extensions,
+                quality: Quality::Auto,
             });
         }
         tracks

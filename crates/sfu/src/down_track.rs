@@ -15,6 +15,7 @@ use rtc::rtp::header::Header;
 
 use crate::codec::{Codec, MediaKind};
 use crate::extensions::ExtensionMap;
+use crate::layers::{BandwidthEstimator, Quality};
 use crate::munger::{Munged, RtpMunger};
 use crate::nack_cache::NackCache;
 use crate::sender_report::ClockMapping;
@@ -38,6 +39,8 @@ pub struct DownTrackConfig {
     pub payload_types: Vec<(Codec, u8)>,
     /// The viewer's negotiated header extensions: id -> URI.
     pub extensions: Vec<(u8, String)>,
+    /// The simulcast layer the viewer wants (video; ignored without simulcast).
+    pub quality: Quality,
 }
 
 /// Per-viewer forwarding state of one track.
@@ -56,12 +59,22 @@ pub(crate) struct DownTrack {
     /// Compacted sequence number and time of recent retransmissions, allocated on the
     /// first NACK.
     resent: Vec<Option<(u64, Instant)>>,
+    /// The stream's track (index) this down track is bound to: for simulcast video, the
+    /// layer the viewer is getting.
+    pub(crate) layer: Option<usize>,
+    /// The layer the viewer switches to at that layer's next keyframe.
+    pub(crate) target: Option<usize>,
+    /// The viewer's quality choice.
+    pub(crate) quality: Quality,
+    /// The viewer's bandwidth estimate.
+    pub(crate) bwe: BandwidthEstimator,
 }
 
 impl DownTrack {
     /// A down track with no source yet.
     pub(crate) fn new(config: DownTrackConfig) -> Self {
         Self {
+            quality: config.quality,
             config,
             payload_type: None,
             clock_rate: 0,
@@ -71,6 +84,9 @@ impl DownTrack {
             packets_sent: 0,
             octets_sent: 0,
             resent: Vec::new(),
+            layer: None,
+            target: None,
+            bwe: BandwidthEstimator::default(),
         }
     }
 
@@ -84,11 +100,15 @@ impl DownTrack {
         self.config.ssrc
     }
 
-    /// Binds to a new publisher generation's track (or to none). Returns the codec to
-    /// report as a mismatch the first time the viewer cannot receive it.
-    pub(crate) fn bind(&mut self, source: Option<&PublishedTrack>) -> Option<Codec> {
+    /// Binds to a new publisher generation's track, or to another simulcast layer, given as
+    /// its index in the stream and the track (or to none). The viewer's numbering resumes at
+    /// the new source's next start packet. Returns the codec to report as a mismatch the
+    /// first time the viewer cannot receive it.
+    pub(crate) fn bind(&mut self, source: Option<(usize, &PublishedTrack)>) -> Option<Codec> {
         self.munger.new_source();
-        let Some(track) = source else {
+        self.target = None;
+        self.layer = source.map(|(index, _)| index);
+        let Some((_, track)) = source else {
             self.payload_type = None;
             return None;
         };
@@ -116,6 +136,12 @@ impl DownTrack {
     /// Whether this viewer can receive the source but has not had its start packet yet.
     pub(crate) fn is_waiting(&self) -> bool {
         self.can_receive() && !self.munger.is_started()
+    }
+
+    /// Whether this down track needs a keyframe of the stream's track `index`: to start on
+    /// it, or to switch to it.
+    pub(crate) fn needs_keyframe_of(&self, index: usize) -> bool {
+        (self.layer == Some(index) && self.is_waiting()) || self.target == Some(index)
     }
 
     /// Rewrites a live packet for this viewer, or `None` if it is not for this viewer

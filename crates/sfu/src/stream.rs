@@ -1,5 +1,5 @@
-//! A stream: one publisher (at most one audio and one video track at a time) fanned out to
-//! any number of subscribers. This is the sans-IO state machine the media engine drives:
+//! A stream: one publisher (at most one audio track and one video track, the video possibly
+//! as two or three simulcast layers) fanned out to any number of subscribers. This is the sans-IO state machine the media engine drives:
 //! it feeds decrypted RTP and RTCP in with the current time, calls `handle_timeout` when
 //! `poll_timeout` says so, and drains `poll_output` after every call.
 //!
@@ -17,6 +17,7 @@ use rtc::shared::marshal::MarshalSize;
 use crate::codec::{Codec, KeyframeRequestKind, MediaKind};
 use crate::down_track::{DownTrack, DownTrackConfig};
 use crate::keyframe::is_keyframe_start;
+use crate::layers::{Quality, choose_layer, rid_rank};
 use crate::sender_report::SENDER_REPORT_INTERVAL;
 use crate::stats::{RateWindow, StreamStats};
 use crate::track::{PublishedTrack, UpTrack};
@@ -84,10 +85,6 @@ impl Subscriber {
     fn tracks_mut(&mut self) -> impl Iterator<Item = &mut DownTrack> {
         self.audio.iter_mut().chain(self.video.iter_mut())
     }
-
-    fn is_waiting_for_video(&self) -> bool {
-        self.video.as_ref().is_some_and(DownTrack::is_waiting)
-    }
 }
 
 /// One published stream and its viewers.
@@ -101,8 +98,9 @@ pub struct Stream {
     /// Subscriber id -> index in `subscribers`, for control-path lookups (NACK, PLI,
     /// removal); the packet path walks the Vec.
     index: HashMap<PeerId, usize>,
-    /// Video down tracks that can receive the source but have not had a keyframe yet.
-    waiting_video: usize,
+    /// Per track (same index as `tracks`): whether some viewer waits for one of its
+    /// keyframes (to start, or to switch layers). Recomputed on every change of who gets what.
+    waiting: Vec<bool>,
     next_sender_report: Option<Instant>,
     outputs: VecDeque<Output>,
     stats: StreamStats,
@@ -133,7 +131,7 @@ impl Stream {
                     ?track,
                     "ignoring track whose codec is not of its kind"
                 );
-            } else if kept.iter().any(|other| other.kind == track.kind) {
+            } else if !accepts(&kept, &track) {
                 tracing::warn!(
                     publisher,
                     ?track,
@@ -148,11 +146,32 @@ impl Stream {
         self.publisher = Some(publisher);
         self.next_sender_report = None;
         self.rebind_subscribers();
-        if self.waiting_video > 0
-            && let Some(video) = self.track_index(MediaKind::Video)
+        self.request_awaited_keyframes();
+        self.run_timers(now);
+    }
+
+    /// Adds one track to the current publisher's, without disturbing the others: a simulcast
+    /// layer whose first packet came after the stream went live. Viewers on `Auto` may move
+    /// to it. Ignored like in [`Self::set_publisher`] when it does not fit.
+    pub fn add_track(&mut self, publisher: PeerId, track: PublishedTrack, now: Instant) {
+        self.last_now = Some(now);
+        if self.publisher != Some(publisher)
+            || track.codec.kind() != track.kind
+            || !accepts(&self.tracks, &track)
         {
-            self.up_tracks[video].keyframes.request();
+            return;
         }
+        let index = self.tracks.len();
+        self.up_tracks.push(UpTrack::new(&track));
+        self.tracks.push(track);
+        if self.tracks[index].kind == MediaKind::Video {
+            for position in 0..self.subscribers.len() {
+                self.select_layer(position);
+            }
+        } else {
+            self.rebind_subscribers();
+        }
+        self.request_awaited_keyframes();
         self.run_timers(now);
     }
 
@@ -178,6 +197,104 @@ impl Stream {
     /// The current publisher's tracks.
     pub fn tracks(&self) -> &[PublishedTrack] {
         &self.tracks
+    }
+
+    /// The video layers, smallest first: `(rid, ssrc, incoming bitrate)`. One entry without a
+    /// RID when the publisher does not simulcast.
+    pub fn video_layers(&self) -> Vec<(Option<String>, u32, u64)> {
+        let now = self.last_now.unwrap_or_else(Instant::now);
+        self.ranked_layers()
+            .into_iter()
+            .map(|index| {
+                let track = &self.tracks[index];
+                (
+                    track.rid.clone(),
+                    track.ssrc,
+                    self.up_tracks[index].rate.bitrate_bps(now),
+                )
+            })
+            .collect()
+    }
+
+    /// The SSRC of the largest video layer (what a recording keeps).
+    pub fn top_video_ssrc(&self) -> Option<u32> {
+        self.ranked_layers()
+            .last()
+            .map(|&index| self.tracks[index].ssrc)
+    }
+
+    /// The simulcast layer a subscriber is getting (0 = smallest) and how many there are.
+    pub fn subscriber_layer(&self, subscriber: PeerId) -> Option<(usize, usize)> {
+        let position = *self.index.get(&subscriber)?;
+        let layer = self.subscribers[position].video.as_ref()?.layer?;
+        let ranked = self.ranked_layers();
+        let rank = ranked.iter().position(|&index| index == layer)?;
+        Some((rank, ranked.len()))
+    }
+
+    /// The viewer's quality choice (a pinned layer, or `Auto`); switches at the next keyframe
+    /// of the layer it now gets.
+    pub fn set_quality(&mut self, subscriber: PeerId, quality: Quality, now: Instant) {
+        self.last_now = Some(now);
+        let Some(&position) = self.index.get(&subscriber) else {
+            return;
+        };
+        let Some(video) = self.subscribers[position].video.as_mut() else {
+            return;
+        };
+        video.quality = quality;
+        self.select_layer(position);
+        self.request_awaited_keyframes();
+        self.run_timers(now);
+    }
+
+    /// A viewer's receiver report for its down track `media_ssrc`: its loss feeds the
+    /// viewer's bandwidth estimate, which may move it to another layer.
+    pub fn on_receiver_report(
+        &mut self,
+        subscriber: PeerId,
+        media_ssrc: u32,
+        fraction_lost: u8,
+        now: Instant,
+    ) {
+        self.last_now = Some(now);
+        let Some(&position) = self.index.get(&subscriber) else {
+            return;
+        };
+        let ceiling = self.layer_ceiling(now);
+        let Some(video) = self.subscribers[position].video.as_mut() else {
+            return;
+        };
+        if video.ssrc() != media_ssrc {
+            return;
+        }
+        let sending = video
+            .layer
+            .map_or(0, |index| self.up_tracks[index].rate.bitrate_bps(now));
+        if video
+            .bwe
+            .on_receiver_report(fraction_lost, sending, ceiling, now)
+        {
+            self.select_layer(position);
+            self.request_awaited_keyframes();
+            self.run_timers(now);
+        }
+    }
+
+    /// A viewer's REMB (its own estimate of what it can receive, all tracks together).
+    pub fn on_remb(&mut self, subscriber: PeerId, bitrate_bps: u64, now: Instant) {
+        self.last_now = Some(now);
+        let Some(&position) = self.index.get(&subscriber) else {
+            return;
+        };
+        let Some(video) = self.subscribers[position].video.as_mut() else {
+            return;
+        };
+        if video.bwe.on_remb(bitrate_bps) {
+            self.select_layer(position);
+            self.request_awaited_keyframes();
+            self.run_timers(now);
+        }
     }
 
     /// Adds a viewer whose transport is connected (DTLS up), with its down tracks (at most
@@ -209,22 +326,13 @@ impl Stream {
                 );
                 continue;
             }
-            let mut down_track = DownTrack::new(config);
-            let source = self.tracks.iter().find(|t| t.kind == down_track.kind());
-            if let Some(codec) = down_track.bind(source) {
-                self.outputs
-                    .push_back(Output::CodecMismatch { subscriber, codec });
-            }
-            *slot = Some(down_track);
-        }
-        if entry.is_waiting_for_video() {
-            self.waiting_video += 1;
-            if let Some(video) = self.track_index(MediaKind::Video) {
-                self.up_tracks[video].keyframes.request();
-            }
+            *slot = Some(DownTrack::new(config));
         }
         self.index.insert(subscriber, self.subscribers.len());
         self.subscribers.push(entry);
+        self.bind_subscriber(self.subscribers.len() - 1);
+        self.refresh_waiting();
+        self.request_awaited_keyframes();
         self.run_timers(now);
     }
 
@@ -233,13 +341,11 @@ impl Stream {
         let Some(position) = self.index.remove(&subscriber) else {
             return;
         };
-        let removed = self.subscribers.swap_remove(position);
-        if removed.is_waiting_for_video() {
-            self.waiting_video = self.waiting_video.saturating_sub(1);
-        }
+        self.subscribers.swap_remove(position);
         if let Some(moved) = self.subscribers.get(position) {
             self.index.insert(moved.id, position);
         }
+        self.refresh_waiting();
     }
 
     /// How many viewers the stream has.
@@ -274,6 +380,7 @@ impl Stream {
 
         let track = &self.tracks[index];
         let up = &mut self.up_tracks[index];
+        up.rate.add(now, bytes);
         let Some(at) = up.unwrapper.unwrap(packet.header.sequence_number) else {
             tracing::trace!(
                 publisher,
@@ -295,15 +402,22 @@ impl Stream {
         if can_start && kind == MediaKind::Video {
             up.keyframes.on_keyframe();
         }
+        // Whether a viewer started or switched layers here (who waits for what changed).
+        let mut moved = false;
         for subscriber in &mut self.subscribers {
             let Some(down_track) = subscriber.track_mut(kind) else {
                 continue;
             };
+            if down_track.layer != Some(index) {
+                // Another layer's packet: for this viewer only if it switches here.
+                if !(can_start && down_track.target == Some(index)) {
+                    continue;
+                }
+                down_track.bind(Some((index, track)));
+            }
             let was_waiting = kind == MediaKind::Video && down_track.is_waiting();
             if let Some(out) = down_track.forward(compacted, &packet, can_start, now) {
-                if was_waiting {
-                    self.waiting_video = self.waiting_video.saturating_sub(1);
-                }
+                moved |= was_waiting;
                 self.stats.packets_out += 1;
                 self.outputs.push_back(Output::Rtp {
                     subscriber: subscriber.id,
@@ -313,6 +427,9 @@ impl Stream {
             }
         }
         up.cache.insert(compacted, packet);
+        if moved {
+            self.refresh_waiting();
+        }
         self.run_timers(now);
     }
 
@@ -352,7 +469,7 @@ impl Stream {
             return;
         };
         let kind = down_track.kind();
-        let Some(index) = self.tracks.iter().position(|track| track.kind == kind) else {
+        let Some(index) = down_track.layer else {
             return;
         };
         let cache = &self.up_tracks[index].cache;
@@ -373,8 +490,8 @@ impl Stream {
     /// collapsed and throttled with the viewers' requests.
     pub fn request_keyframe(&mut self, now: Instant) {
         self.last_now = Some(now);
-        if let Some(video) = self.track_index(MediaKind::Video) {
-            self.up_tracks[video].keyframes.request();
+        if let Some(&top) = self.ranked_layers().last() {
+            self.up_tracks[top].keyframes.request();
         }
         self.run_timers(now);
     }
@@ -386,15 +503,15 @@ impl Stream {
             return;
         };
         // A viewer that cannot receive the publisher's video has nothing to repair.
-        if !self.subscribers[position]
+        let Some(video) = self.subscribers[position]
             .video
             .as_ref()
-            .is_some_and(DownTrack::can_receive)
-        {
+            .filter(|video| video.can_receive())
+        else {
             return;
-        }
-        if let Some(video) = self.track_index(MediaKind::Video) {
-            self.up_tracks[video].keyframes.request();
+        };
+        if let Some(layer) = video.target.or(video.layer) {
+            self.up_tracks[layer].keyframes.request();
         }
         self.run_timers(now);
     }
@@ -407,11 +524,12 @@ impl Stream {
 
     /// When [`Self::handle_timeout`] should next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let keyframe = self.track_index(MediaKind::Video).and_then(|video| {
-            self.up_tracks[video]
-                .keyframes
-                .poll_timeout(self.waiting_video > 0)
-        });
+        let keyframe = self
+            .up_tracks
+            .iter()
+            .zip(&self.waiting)
+            .filter_map(|(up, &waiting)| up.keyframes.poll_timeout(waiting))
+            .min();
         [keyframe, self.next_sender_report]
             .into_iter()
             .flatten()
@@ -432,56 +550,155 @@ impl Stream {
         }
     }
 
-    fn track_index(&self, kind: MediaKind) -> Option<usize> {
-        self.tracks.iter().position(|track| track.kind == kind)
+    /// The video tracks (simulcast layers) as indices into `tracks`, smallest first: by
+    /// measured bitrate, then by RID convention, then in the order they were published.
+    fn ranked_layers(&self) -> Vec<usize> {
+        let now = self.last_now.unwrap_or_else(Instant::now);
+        let mut layers: Vec<(u64, u8, usize)> = self
+            .tracks
+            .iter()
+            .enumerate()
+            .filter(|(_, track)| track.kind == MediaKind::Video)
+            .map(|(index, track)| {
+                (
+                    self.up_tracks[index].rate.bitrate_bps(now),
+                    track.rid.as_deref().map_or(1, rid_rank),
+                    index,
+                )
+            })
+            .collect();
+        // Until every layer has been measured, the names decide.
+        if layers.iter().any(|(bps, _, _)| *bps == 0) {
+            layers.sort_by_key(|&(_, rank, index)| (rank, index));
+        } else {
+            layers.sort_by_key(|&(bps, rank, index)| (bps, rank, index));
+        }
+        layers.into_iter().map(|(_, _, index)| index).collect()
     }
 
-    /// Points every down track at the current publisher's track of its kind (a new
-    /// generation), reporting codec mismatches and recounting who waits for a keyframe.
-    fn rebind_subscribers(&mut self) {
-        let mut waiting = 0;
-        for subscriber in &mut self.subscribers {
-            let id = subscriber.id;
-            for down_track in subscriber.tracks_mut() {
-                let source = self.tracks.iter().find(|t| t.kind == down_track.kind());
-                if let Some(codec) = down_track.bind(source) {
-                    self.outputs.push_back(Output::CodecMismatch {
-                        subscriber: id,
-                        codec,
-                    });
-                }
-            }
-            if subscriber.is_waiting_for_video() {
-                waiting += 1;
+    /// The most any viewer can use: the top layer's bitrate and a margin.
+    fn layer_ceiling(&self, now: Instant) -> u64 {
+        self.ranked_layers()
+            .last()
+            .map_or(0, |&top| self.up_tracks[top].rate.bitrate_bps(now) * 3 / 2)
+    }
+
+    /// Binds a subscriber's down tracks to the current publisher's tracks: audio to the audio
+    /// track, video to the layer it should get. Reports codec mismatches.
+    fn bind_subscriber(&mut self, position: usize) {
+        let audio = self.tracks.iter().position(|t| t.kind == MediaKind::Audio);
+        let video = self.choose_layer(position);
+        let subscriber = &mut self.subscribers[position];
+        let id = subscriber.id;
+        for down_track in subscriber.tracks_mut() {
+            let index = match down_track.kind() {
+                MediaKind::Audio => audio,
+                MediaKind::Video => video,
+            };
+            if let Some(codec) = down_track.bind(index.map(|i| (i, &self.tracks[i]))) {
+                self.outputs.push_back(Output::CodecMismatch {
+                    subscriber: id,
+                    codec,
+                });
             }
         }
-        self.waiting_video = waiting;
+    }
+
+    /// The video track (index) a subscriber should get now, if there is video.
+    fn choose_layer(&self, position: usize) -> Option<usize> {
+        let ranked = self.ranked_layers();
+        let video = self.subscribers[position].video.as_ref()?;
+        let now = self.last_now.unwrap_or_else(Instant::now);
+        let bitrates: Vec<u64> = ranked
+            .iter()
+            .map(|&index| self.up_tracks[index].rate.bitrate_bps(now))
+            .collect();
+        let rank = choose_layer(video.quality, &bitrates, video.bwe.estimate());
+        ranked.get(rank).copied()
+    }
+
+    /// Re-decides a subscriber's layer: a viewer not started yet is simply bound to the new
+    /// choice; one already watching keeps its layer until the new one's next keyframe.
+    fn select_layer(&mut self, position: usize) {
+        let choice = self.choose_layer(position);
+        let subscriber = &mut self.subscribers[position];
+        let id = subscriber.id;
+        let Some(video) = subscriber.video.as_mut() else {
+            return;
+        };
+        if video.layer == choice {
+            video.target = None;
+        } else if video.layer.is_none() || video.is_waiting() {
+            if let Some(codec) = video.bind(choice.map(|i| (i, &self.tracks[i]))) {
+                self.outputs.push_back(Output::CodecMismatch {
+                    subscriber: id,
+                    codec,
+                });
+            }
+        } else {
+            video.target = choice;
+        }
+        self.refresh_waiting();
+    }
+
+    /// Points every down track at the current publisher's tracks (a new generation).
+    fn rebind_subscribers(&mut self) {
+        for position in 0..self.subscribers.len() {
+            self.bind_subscriber(position);
+        }
+        self.refresh_waiting();
+    }
+
+    /// Recomputes which tracks some viewer waits for a keyframe of.
+    fn refresh_waiting(&mut self) {
+        self.waiting.clear();
+        self.waiting.resize(self.tracks.len(), false);
+        for subscriber in &self.subscribers {
+            if let Some(video) = &subscriber.video {
+                for (index, waiting) in self.waiting.iter_mut().enumerate() {
+                    *waiting |= video.needs_keyframe_of(index);
+                }
+            }
+        }
+    }
+
+    /// Asks for a keyframe on every track some viewer waits for.
+    fn request_awaited_keyframes(&mut self) {
+        for (up, &waiting) in self.up_tracks.iter_mut().zip(&self.waiting) {
+            if waiting {
+                up.keyframes.request();
+            }
+        }
     }
 
     fn run_timers(&mut self, now: Instant) {
-        if let (Some(publisher), Some(video)) = (self.publisher, self.track_index(MediaKind::Video))
-            && let Some(request) = self.up_tracks[video]
-                .keyframes
-                .poll(now, self.waiting_video > 0)
-        {
-            self.stats.keyframe_requests_sent += 1;
-            self.outputs.push_back(Output::KeyframeRequest {
-                publisher,
-                ssrc: self.tracks[video].ssrc,
-                kind: request.kind,
-                fir_seq: request.fir_seq,
-            });
+        if let Some(publisher) = self.publisher {
+            for (index, up) in self.up_tracks.iter_mut().enumerate() {
+                let waiting = self.waiting.get(index).copied().unwrap_or(false);
+                if let Some(request) = up.keyframes.poll(now, waiting) {
+                    self.stats.keyframe_requests_sent += 1;
+                    self.outputs.push_back(Output::KeyframeRequest {
+                        publisher,
+                        ssrc: self.tracks[index].ssrc,
+                        kind: request.kind,
+                        fir_seq: request.fir_seq,
+                    });
+                }
+            }
         }
         if let Some(due) = self.next_sender_report
             && now >= due
         {
             self.next_sender_report = Some(now + SENDER_REPORT_INTERVAL);
-            for (track, up) in self.tracks.iter().zip(&self.up_tracks) {
+            for (index, (track, up)) in self.tracks.iter().zip(&self.up_tracks).enumerate() {
                 let Some(clock) = &up.clock else {
                     continue;
                 };
                 for subscriber in &mut self.subscribers {
-                    let Some(down_track) = subscriber.track_mut(track.kind) else {
+                    let Some(down_track) = subscriber
+                        .track_mut(track.kind)
+                        .filter(|down_track| down_track.layer == Some(index))
+                    else {
                         continue;
                     };
                     if let Some(report) = down_track.sender_report(clock, now) {
@@ -495,3 +712,21 @@ impl Stream {
         }
     }
 }
+
+/// Whether `track` may join `kept`: one audio track; one video track, or up to three
+/// simulcast layers with distinct RIDs.
+fn accepts(kept: &[PublishedTrack], track: &PublishedTrack) -> bool {
+    let same_kind: Vec<&PublishedTrack> = kept.iter().filter(|t| t.kind == track.kind).collect();
+    if same_kind.is_empty() {
+        return true;
+    }
+    track.kind == MediaKind::Video
+        && same_kind.len() < MAX_LAYERS
+        && track.rid.is_some()
+        && same_kind
+            .iter()
+            .all(|t| t.rid.is_some() && t.rid != track.rid && t.codec == track.codec)
+}
+
+/// Simulcast layers kept at most.
+const MAX_LAYERS: usize = 3;

@@ -10,6 +10,7 @@ use crate::keyframe_requester::KeyframeRequester;
 use crate::nack_cache::NackCache;
 use crate::sender_report::ClockMapping;
 use crate::sequence::{PaddingCompactor, SeqUnwrapper};
+use crate::stats::RateWindow;
 
 /// One track a publisher sends, as negotiated with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct PublishedTrack {
     pub keyframe_request: KeyframeRequestKind,
     /// The publisher's negotiated header extensions: id -> URI.
     pub extensions: Vec<(u8, String)>,
+    /// The simulcast layer's RID (`a=rid`), when the video is one of several encodings.
+    pub rid: Option<String>,
 }
 
 /// Shared per-track state of the current publisher generation.
@@ -34,6 +37,8 @@ pub(crate) struct UpTrack {
     pub(crate) cache: NackCache,
     pub(crate) keyframes: KeyframeRequester,
     pub(crate) clock: Option<ClockMapping>,
+    /// The track's incoming bitrate (ranks simulcast layers).
+    pub(crate) rate: RateWindow,
 }
 
 impl UpTrack {
@@ -45,6 +50,7 @@ impl UpTrack {
             cache: NackCache::new(),
             keyframes: KeyframeRequester::new(track.keyframe_request),
             clock: None,
+            rate: RateWindow::default(),
         }
     }
 

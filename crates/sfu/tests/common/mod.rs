@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use directo_sfu::{
-    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, Output, PeerId, PublishedTrack, Stream,
+    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, Output, PeerId, PublishedTrack,
+    Quality, Stream,
 };
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::Packet;
@@ -90,6 +91,7 @@ impl Publisher {
                 ssrc: self.audio_ssrc,
                 keyframe_request,
                 extensions: self.extensions.clone(),
+                rid: None,
             },
             PublishedTrack {
                 kind: MediaKind::Video,
@@ -97,6 +99,7 @@ impl Publisher {
                 ssrc: self.video_ssrc,
                 keyframe_request,
                 extensions: self.extensions.clone(),
+                rid: None,
             },
         ]
     }
@@ -192,12 +195,14 @@ pub fn viewer_tracks(audio_ssrc: u32, video_ssrc: u32) -> Vec<DownTrackConfig> {
             ssrc: audio_ssrc,
             payload_types: vec![(Codec::Opus, VIEWER_OPUS_PT)],
             extensions: extensions.clone(),
+            quality: Quality::Auto,
         },
         DownTrackConfig {
             kind: MediaKind::Video,
             ssrc: video_ssrc,
             payload_types: vec![(Codec::H264, 102), (Codec::Vp8, VIEWER_VP8_PT)],
             extensions,
+            quality: Quality::Auto,
         },
     ]
 }

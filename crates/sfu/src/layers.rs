@@ -1,0 +1,224 @@
+//! Simulcast: which of a publisher's video layers each viewer gets.
+//!
+//! A simulcast publisher sends two or three encodings of its video, each on its own SSRC and
+//! named by a RID. Layers are ranked from the smallest picture to the largest by their measured
+//! bitrate (by the usual RID names, `q`/`h`/`f`, `l`/`m`/`h`, `low`/`mid`/`high`, until bitrates
+//! are known). A viewer gets one layer: the one it pinned ([`Quality`]), or with
+//! [`Quality::Auto`] the highest whose bitrate fits its bandwidth estimate
+//! ([`BandwidthEstimator`]).
+//!
+//! The estimate is loss based (RFC 3550 receiver reports: the viewer's fraction lost), capped by
+//! the viewer's REMB when it sends one: down fast on loss, up slowly while the link is clean, as
+//! the loss-based half of Google congestion control does.
+
+use std::time::{Duration, Instant};
+
+/// The picture a viewer asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quality {
+    /// The best layer the viewer's network carries (bandwidth estimation).
+    #[default]
+    Auto,
+    /// The smallest layer.
+    Low,
+    /// The middle layer (the higher of two when there are only two).
+    Medium,
+    /// The largest layer.
+    High,
+}
+
+impl Quality {
+    /// Parses `auto`, `low`, `medium` or `high` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Some(Quality::Auto),
+            "low" => Some(Quality::Low),
+            "medium" => Some(Quality::Medium),
+            "high" => Some(Quality::High),
+            _ => None,
+        }
+    }
+
+    /// The name [`Quality::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Auto => "auto",
+            Quality::Low => "low",
+            Quality::Medium => "medium",
+            Quality::High => "high",
+        }
+    }
+}
+
+/// A RID's rank by naming convention (smaller picture first), for ranking layers before their
+/// bitrates are measured.
+pub(crate) fn rid_rank(rid: &str) -> u8 {
+    match rid.to_ascii_lowercase().as_str() {
+        "q" | "l" | "lo" | "low" | "quarter" => 0,
+        "h" | "m" | "mid" | "medium" | "half" => 1,
+        "f" | "hi" | "high" | "full" => 2,
+        _ => 1,
+    }
+}
+
+/// The layer (0 = smallest) a viewer with `quality` and `estimate_bps` gets, out of layers
+/// whose bitrates are `bitrates` (ranked smallest first).
+pub(crate) fn choose_layer(quality: Quality, bitrates: &[u64], estimate_bps: Option<u64>) -> usize {
+    let Some(top) = bitrates.len().checked_sub(1) else {
+        return 0;
+    };
+    match quality {
+        Quality::Low => 0,
+        Quality::Medium => top.min(1),
+        Quality::High => top,
+        Quality::Auto => match estimate_bps {
+            None => top,
+            Some(estimate) => (0..=top)
+                .rev()
+                .find(|&layer| bitrates[layer] <= estimate)
+                .unwrap_or(0),
+        },
+    }
+}
+
+/// Loss above which the estimate goes down.
+const LOSS_HIGH: f64 = 0.10;
+/// Loss below which the estimate may go up.
+const LOSS_LOW: f64 = 0.02;
+/// Growth per increase while the link is clean.
+const INCREASE: f64 = 1.08;
+/// At most one increase per this long ("up slowly").
+const INCREASE_INTERVAL: Duration = Duration::from_millis(1000);
+/// The estimate never goes below this (a viewer always gets the lowest layer).
+const MIN_ESTIMATE_BPS: u64 = 50_000;
+
+/// One viewer's bandwidth estimate, fed with its receiver reports and REMBs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BandwidthEstimator {
+    /// The loss-based estimate; `None` until the first report says anything.
+    loss_based: Option<u64>,
+    /// The viewer's own estimate (REMB), if it sends one.
+    remb: Option<u64>,
+    last_increase: Option<Instant>,
+}
+
+impl BandwidthEstimator {
+    /// The current estimate, if there is one.
+    pub(crate) fn estimate(&self) -> Option<u64> {
+        match (self.loss_based, self.remb) {
+            (Some(loss), Some(remb)) => Some(loss.min(remb)),
+            (one, other) => one.or(other),
+        }
+    }
+
+    /// A receiver report: `fraction_lost` (0–255, RFC 3550) since the previous one, while the
+    /// viewer was being sent `sending_bps`. Returns whether the estimate changed.
+    pub(crate) fn on_receiver_report(
+        &mut self,
+        fraction_lost: u8,
+        sending_bps: u64,
+        ceiling_bps: u64,
+        now: Instant,
+    ) -> bool {
+        let loss = f64::from(fraction_lost) / 256.0;
+        let before = self.loss_based;
+        let current = self.loss_based.unwrap_or(sending_bps.max(MIN_ESTIMATE_BPS));
+        let next = if loss > LOSS_HIGH {
+            // What actually got through, and a little less: down fast.
+            let base = current.min(sending_bps.max(MIN_ESTIMATE_BPS)) as f64;
+            Some((base * (1.0 - 0.5 * loss)) as u64)
+        } else if loss < LOSS_LOW {
+            if self.loss_based.is_none() {
+                // A clean link says nothing about its limit yet.
+                None
+            } else if self
+                .last_increase
+                .is_none_or(|at| now >= at + INCREASE_INTERVAL)
+            {
+                self.last_increase = Some(now);
+                Some(((current as f64 * INCREASE) as u64).min(ceiling_bps.max(current)))
+            } else {
+                Some(current)
+            }
+        } else {
+            Some(current)
+        };
+        self.loss_based = next.map(|bps| bps.max(MIN_ESTIMATE_BPS));
+        // Once the clean link's estimate passes every layer, it no longer limits anything.
+        if self.loss_based.is_some_and(|bps| bps >= ceiling_bps) && loss < LOSS_LOW {
+            self.loss_based = None;
+        }
+        self.loss_based != before
+    }
+
+    /// The viewer's REMB. Returns whether the estimate changed.
+    pub(crate) fn on_remb(&mut self, bitrate_bps: u64) -> bool {
+        let before = self.remb;
+        self.remb = Some(bitrate_bps.max(MIN_ESTIMATE_BPS));
+        self.remb != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAYERS: [u64; 3] = [150_000, 500_000, 1_500_000];
+
+    #[test]
+    fn pinned_quality_ignores_the_estimate() {
+        assert_eq!(choose_layer(Quality::Low, &LAYERS, None), 0);
+        assert_eq!(choose_layer(Quality::Medium, &LAYERS, Some(10)), 1);
+        assert_eq!(choose_layer(Quality::High, &LAYERS, Some(10)), 2);
+        assert_eq!(choose_layer(Quality::Medium, &LAYERS[..2], None), 1);
+        assert_eq!(choose_layer(Quality::High, &[], None), 0);
+    }
+
+    #[test]
+    fn auto_takes_the_highest_layer_that_fits() {
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, None), 2);
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(2_000_000)), 2);
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(700_000)), 1);
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(100_000)), 0);
+    }
+
+    #[test]
+    fn loss_brings_the_estimate_down_fast_and_a_clean_link_up_slowly() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::default();
+        assert!(!bwe.on_receiver_report(0, 1_500_000, 2_250_000, t0));
+        assert_eq!(bwe.estimate(), None, "a clean link sets no limit");
+        // 30 % loss while sending 1.5 Mbit/s: down at once, below what got through.
+        assert!(bwe.on_receiver_report(77, 1_500_000, 2_250_000, t0));
+        let low = bwe.estimate().unwrap();
+        assert!(low < 1_300_000, "{low}");
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(low)), 1);
+        // Clean again: at most one 8 % step a second.
+        let mut now = t0;
+        let mut steps = 0;
+        for _ in 0..10 {
+            now += Duration::from_millis(250);
+            if bwe.on_receiver_report(0, 500_000, 2_250_000, now) {
+                steps += 1;
+            }
+        }
+        assert!((2..=3).contains(&steps), "{steps}");
+        assert!(bwe.estimate().unwrap() < low * 13 / 10);
+    }
+
+    #[test]
+    fn remb_caps_the_estimate() {
+        let mut bwe = BandwidthEstimator::default();
+        assert!(bwe.on_remb(300_000));
+        assert_eq!(bwe.estimate(), Some(300_000));
+        assert!(!bwe.on_remb(300_000));
+    }
+
+    #[test]
+    fn quality_names_round_trip() {
+        for q in [Quality::Auto, Quality::Low, Quality::Medium, Quality::High] {
+            assert_eq!(Quality::parse(q.as_str()), Some(q));
+        }
+        assert_eq!(Quality::parse("ultra"), None);
+    }
+}
