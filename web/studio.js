@@ -125,7 +125,8 @@ async function start() {
   rememberName(name, PRESENTER_NAME_KEY);
   show('connecting', `Connecting “${stream}”…`);
   try {
-    const started = await publish({ stream, key: keyInput.value, name, media });
+    // Simulcast: viewers on weak networks get a smaller layer instead of stalls.
+    const started = await publish({ stream, key: keyInput.value, name, media, simulcast: true });
     if (mine !== attempt) {
       await started.close();
       return;

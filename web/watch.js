@@ -42,7 +42,13 @@ function show(state, text, overlayText = text) {
 async function connect() {
   show('connecting', `Connecting to “${stream}”…`, 'Connecting…');
   try {
-    viewer = await watch({ stream, name, token: fragmentParam('token') || undefined, video: player });
+    viewer = await watch({
+      stream,
+      name,
+      token: fragmentParam('token') || undefined,
+      video: player,
+      quality: $('quality').value,
+    });
   } catch (error) {
     const again = error.retryable;
     show('error', `Error: ${error.message}${again ? ' (retrying)' : ''}`);
@@ -64,6 +70,9 @@ async function connect() {
     else show('waiting', `Waiting for the presenter of “${stream}”…`, 'Waiting for the presenter…');
   });
   viewer.on('viewers', ({ count }) => ($('viewers').textContent = String(count)));
+  $('quality').onchange = () => {
+    viewer.setQuality($('quality').value).catch((error) => setState('error', `Error: ${error.message}`));
+  };
   viewer.on('reconnecting', () => show('reconnecting', 'Connection lost, reconnecting…', 'Reconnecting…'));
   viewer.on('reconnected', () => {
     show('waiting', 'Reconnected, waiting for pictures…', 'Starting…');

@@ -166,11 +166,12 @@ export class Harness {
   }
 }
 
-/** Polls `check` until it returns true, failing with `what` after the timeout. */
+/** Polls `check` until it returns something truthy (returned), failing with `what` after the timeout. */
 export async function waitFor(what, check) {
   const deadline = Date.now() + TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (await check()) return;
+    const value = await check();
+    if (value) return value;
     await sleep(200);
   }
   assert.fail(`timed out after ${TIMEOUT_MS} ms waiting until ${what}`);

@@ -465,6 +465,14 @@ var Session = class extends Emitter {
     return this.#pc;
   }
   /** The current session's URL (WHIP/WHEP `Location`). */
+  /** @internal The WHIP/WHEP endpoint to post the offer to (a subclass may add query parameters). */
+  endpoint(url) {
+    return url;
+  }
+  /** @internal The `fetch` the session uses. */
+  get fetcher() {
+    return this.#fetch;
+  }
   get location() {
     return this.#location;
   }
@@ -505,7 +513,7 @@ var Session = class extends Emitter {
     const channel = pc.createDataChannel("chat");
     this.preparePeer(pc);
     const headers = authHeaders(this.credential());
-    const url = endpointUrl(this.server, this.kind, this.stream, this.#options.name);
+    const url = this.endpoint(endpointUrl(this.server, this.kind, this.stream, this.#options.name));
     let negotiated;
     try {
       negotiated = await negotiate(pc, url, headers, this.#fetch);
@@ -696,12 +704,18 @@ var Session = class extends Emitter {
 };
 
 // src/publish.ts
+var SIMULCAST_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 15e4 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 5e5 },
+  { rid: "f", maxBitrate: 15e5 }
+];
 var Publisher = class extends Session {
   kind = "whip";
   /** The media being sent. */
   media;
   #key;
   #ownsMedia;
+  #simulcast;
   #lastStats = null;
   /** @internal Use `publish()`. */
   constructor(options, media, ownsMedia) {
@@ -709,6 +723,7 @@ var Publisher = class extends Session {
     this.#key = options.key;
     this.media = media;
     this.#ownsMedia = ownsMedia;
+    this.#simulcast = options.simulcast ?? false;
   }
   /** Ends the publication; stops the tracks the SDK captured itself. Same as `close()`. */
   stop() {
@@ -745,7 +760,9 @@ var Publisher = class extends Session {
   }
   preparePeer(pc) {
     for (const track of this.media.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [this.media] });
+      const init = { direction: "sendonly", streams: [this.media] };
+      if (this.#simulcast && track.kind === "video") init.sendEncodings = SIMULCAST_LAYERS.map((layer) => ({ ...layer }));
+      pc.addTransceiver(track, init);
     }
   }
   stopped() {
@@ -769,11 +786,39 @@ var Viewer = class extends Session {
   #media = null;
   #pending = null;
   #lastStats = null;
+  #quality;
   /** @internal Use `watch()`. */
   constructor(options) {
     super(options);
     this.#token = options.token;
     this.video = options.video ?? null;
+    this.#quality = options.quality ?? "auto";
+  }
+  /** The simulcast layer choice in effect. */
+  get quality() {
+    return this.#quality;
+  }
+  /**
+   * Switches to another simulcast layer (or back to `auto`); the picture changes at that
+   * layer's next keyframe. Kept across reconnects. Rejects with a `DirectoError` if refused.
+   */
+  async setQuality(quality) {
+    this.#quality = quality;
+    const location = this.location;
+    if (!location) return;
+    const url = new URL(`${location}/quality`, this.server || globalThis.location?.origin);
+    const response = await this.fetcher(url.href, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ quality })
+    });
+    if (!response.ok) throw await errorFromResponse(response);
+  }
+  endpoint(url) {
+    if (this.#quality === "auto") return url;
+    const withQuality = new URL(url);
+    withQuality.searchParams.set("quality", this.#quality);
+    return withQuality.href;
   }
   /** The received audio and video (a new stream after each reconnect; see the `media` event). */
   get mediaStream() {
@@ -834,6 +879,7 @@ export {
   Chat,
   DirectoError,
   Publisher,
+  SIMULCAST_LAYERS,
   Session,
   Viewer,
   backoffDelay,

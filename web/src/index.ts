@@ -1,8 +1,8 @@
 // directo-client: publish to and watch a Directo server from the browser, with chat and
 // moderation. See web/README.md for the API.
 
-export { publish, Publisher, type PublishOptions } from './publish.js';
-export { watch, Viewer, type WatchOptions } from './watch.js';
+export { publish, Publisher, SIMULCAST_LAYERS, type PublishOptions } from './publish.js';
+export { watch, Viewer, type Quality, type WatchOptions } from './watch.js';
 export {
   Session,
   type SessionEvents,

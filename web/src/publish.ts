@@ -13,7 +13,19 @@ export interface PublishOptions extends SessionOptions {
   media?: MediaStream | MediaSourceKind | MediaSourceKind[];
   /** The devices to capture from, when `media` names sources. */
   devices?: DeviceChoice;
+  /**
+   * Send the video as three simulcast layers (RIDs `q`, `h`, `f`: a quarter, half and full
+   * resolution), so each viewer gets the one its network carries. Default `false`.
+   */
+  simulcast?: boolean;
 }
+
+/** The simulcast layers `publish({ simulcast: true })` sends, smallest first. */
+export const SIMULCAST_LAYERS: RTCRtpEncodingParameters[] = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
 
 /** A live publication. `close()` (or `stop()`) ends it. */
 export class Publisher extends Session {
@@ -22,6 +34,7 @@ export class Publisher extends Session {
   readonly media: MediaStream;
   #key: string | undefined;
   #ownsMedia: boolean;
+  #simulcast: boolean;
   #lastStats: { pc: RTCPeerConnection; sample: ConnectionStats } | null = null;
 
   /** @internal Use `publish()`. */
@@ -30,6 +43,7 @@ export class Publisher extends Session {
     this.#key = options.key;
     this.media = media;
     this.#ownsMedia = ownsMedia;
+    this.#simulcast = options.simulcast ?? false;
   }
 
   /** Ends the publication; stops the tracks the SDK captured itself. Same as `close()`. */
@@ -71,7 +85,9 @@ export class Publisher extends Session {
 
   protected preparePeer(pc: RTCPeerConnection): void {
     for (const track of this.media.getTracks()) {
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [this.media] });
+      const init: RTCRtpTransceiverInit = { direction: 'sendonly', streams: [this.media] };
+      if (this.#simulcast && track.kind === 'video') init.sendEncodings = SIMULCAST_LAYERS.map((layer) => ({ ...layer }));
+      pc.addTransceiver(track, init);
     }
   }
 

@@ -137,6 +137,16 @@ export abstract class Session extends Emitter<SessionEvents> {
   }
 
   /** The current session's URL (WHIP/WHEP `Location`). */
+  /** @internal The WHIP/WHEP endpoint to post the offer to (a subclass may add query parameters). */
+  protected endpoint(url: string): string {
+    return url;
+  }
+
+  /** @internal The `fetch` the session uses. */
+  protected get fetcher(): typeof fetch {
+    return this.#fetch;
+  }
+
   get location(): string | null {
     return this.#location;
   }
@@ -193,7 +203,7 @@ export abstract class Session extends Emitter<SessionEvents> {
     const channel = pc.createDataChannel('chat');
     this.preparePeer(pc);
     const headers = authHeaders(this.credential());
-    const url = endpointUrl(this.server, this.kind, this.stream, this.#options.name);
+    const url = this.endpoint(endpointUrl(this.server, this.kind, this.stream, this.#options.name));
     let negotiated;
     try {
       negotiated = await negotiate(pc, url, headers, this.#fetch);

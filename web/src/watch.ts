@@ -3,6 +3,7 @@
 // after a drop, with a new session and the same video element.
 
 import { connectionStats, type ConnectionStats } from './stats.js';
+import { errorFromResponse } from './errors.js';
 import { Session, type SessionOptions } from './session.js';
 
 /** Options of `watch`. */
@@ -11,7 +12,15 @@ export interface WatchOptions extends SessionOptions {
   token?: string;
   /** A `<video>` (or `<audio>`) element to play the stream in; it is kept across reconnects. */
   video?: HTMLMediaElement | null;
+  /**
+   * Which simulcast layer to get: `auto` (default; the best the network carries), or pinned
+   * to `low`, `medium` or `high`. Without simulcast there is one layer and this changes nothing.
+   */
+  quality?: Quality;
 }
+
+/** A viewer's simulcast layer choice. */
+export type Quality = 'auto' | 'low' | 'medium' | 'high';
 
 /** A viewer of a stream. `close()` ends it. */
 export class Viewer extends Session {
@@ -22,12 +31,43 @@ export class Viewer extends Session {
   #media: MediaStream | null = null;
   #pending: MediaStream | null = null;
   #lastStats: { pc: RTCPeerConnection; sample: ConnectionStats } | null = null;
+  #quality: Quality;
 
   /** @internal Use `watch()`. */
   constructor(options: WatchOptions) {
     super(options);
     this.#token = options.token;
     this.video = options.video ?? null;
+    this.#quality = options.quality ?? 'auto';
+  }
+
+  /** The simulcast layer choice in effect. */
+  get quality(): Quality {
+    return this.#quality;
+  }
+
+  /**
+   * Switches to another simulcast layer (or back to `auto`); the picture changes at that
+   * layer's next keyframe. Kept across reconnects. Rejects with a `DirectoError` if refused.
+   */
+  async setQuality(quality: Quality): Promise<void> {
+    this.#quality = quality;
+    const location = this.location;
+    if (!location) return;
+    const url = new URL(`${location}/quality`, this.server || globalThis.location?.origin);
+    const response = await this.fetcher(url.href, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ quality }),
+    });
+    if (!response.ok) throw await errorFromResponse(response);
+  }
+
+  protected override endpoint(url: string): string {
+    if (this.#quality === 'auto') return url;
+    const withQuality = new URL(url);
+    withQuality.searchParams.set('quality', this.#quality);
+    return withQuality.href;
   }
 
   /** The received audio and video (a new stream after each reconnect; see the `media` event). */

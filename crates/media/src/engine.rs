@@ -6,7 +6,7 @@
 //! the stream emits into the viewers' peer connections (encrypt once per viewer) and sends the
 //! result. Timers of all peers live in one heap.
 
-use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, Output, PublishedTrack, Stream};
+use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, Output, PublishedTrack, Quality, Stream};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::media_stream::MediaStreamTrack;
@@ -19,6 +19,8 @@ use rtc::peer_connection::transport::{
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -730,6 +732,22 @@ impl Engine {
                             && role == PeerRole::Viewer
                         {
                             entry.sfu.on_keyframe_request(id, now);
+                        } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                            if role == PeerRole::Viewer {
+                                for report in &rr.reports {
+                                    entry.sfu.on_receiver_report(
+                                        id,
+                                        report.ssrc,
+                                        report.fraction_lost,
+                                        now,
+                                    );
+                                }
+                            }
+                        } else if let Some(remb) =
+                            any.downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                            && role == PeerRole::Viewer
+                        {
+                            entry.sfu.on_remb(id, remb.bitrate as u64, now);
                         }
                     }
                 }
@@ -790,7 +808,7 @@ impl Engine {
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                self.on_track_open(id, init.receiver_id, init.ssrc, now);
+                self.on_track_open(id, init.receiver_id, init.ssrc, init.rid, now);
             }
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(channel)) => {
                 let Some(peer) = self.peers.get_mut(&id) else {
@@ -840,6 +858,7 @@ impl Engine {
         id: PeerId,
         receiver_id: rtc::rtp_transceiver::RTCRtpReceiverId,
         ssrc: u32,
+        rid: Option<String>,
         now: Instant,
     ) {
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -884,16 +903,34 @@ impl Engine {
         } else {
             KeyframeRequestKind::Pli
         };
-        peer.published.retain(|t| t.kind != kind);
-        peer.published.push(PublishedTrack {
+        // A simulcast layer replaces only the layer of the same RID.
+        let rid = rid.filter(|rid| !rid.is_empty() && kind == MediaKind::Video);
+        peer.published
+            .retain(|t| t.kind != kind || (rid.is_some() && t.rid.is_some() && t.rid != rid));
+        let track = PublishedTrack {
             kind,
             codec,
             ssrc,
             keyframe_request,
             extensions,
-            rid: None,
-        });
-        tracing::info!(session = %peer.session, stream = %peer.stream, ?kind, codec = codec.mime_type(), ssrc, "publisher track open");
+            rid,
+        };
+        peer.published.push(track.clone());
+        tracing::info!(session = %peer.session, stream = %peer.stream, ?kind, codec = codec.mime_type(), ssrc, rid = ?track.rid, "publisher track open");
+        let stream = peer.stream.clone();
+        if let Some(entry) = self.streams.get_mut(&stream)
+            && entry.publisher == Some(id)
+            && entry.live_announced
+            && track.rid.is_some()
+        {
+            // A layer that started after the stream went live joins without disturbing anyone.
+            entry.sfu.add_track(id, track, now);
+            self.drain_stream(&stream, now);
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         if peer.published.len() >= peer.expected_tracks {
             self.go_live(id, now);
         } else {
@@ -916,15 +953,16 @@ impl Engine {
         {
             entry.sfu.set_publisher(id, tracks.clone(), now);
             entry.live_announced = true;
+            let recorded = recorded_tracks(&tracks, entry.sfu.top_video_ssrc());
             let record = self
                 .record_overrides
                 .get(&stream)
                 .copied()
                 .unwrap_or(self.config.record_by_default);
             match (&mut entry.recording, &self.config.recordings) {
-                (Some(recording), _) => recording.publisher_changed(&tracks, now),
+                (Some(recording), _) => recording.publisher_changed(&recorded, now),
                 (None, Some(dir)) if record => {
-                    match StreamRecording::start(dir, &stream, &tracks, now) {
+                    match StreamRecording::start(dir, &stream, &recorded, now) {
                         Ok(recording) => entry.recording = Some(recording),
                         Err(e) => tracing::error!(%stream, error = %e, "cannot start recording"),
                     }
@@ -945,10 +983,12 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let missing: Vec<&PublishedTrack> = tracks
+        let mut missing: Vec<&PublishedTrack> = tracks
             .iter()
             .filter(|t| !peer.senders.iter().any(|s| s.kind == t.kind))
             .collect();
+        // One sender per kind, whatever the number of simulcast layers.
+        missing.dedup_by_key(|t| t.kind);
         if missing.is_empty() || peer.closing {
             return;
         }
@@ -1213,9 +1253,33 @@ impl Engine {
                 stream,
                 offer,
                 identity,
+                quality,
                 reply,
             } => {
-                let result = self.watch(stream, &offer, identity, now);
+                let result = self.watch(stream, &offer, identity, quality, now);
+                let _ = reply.send(result);
+            }
+            Command::SetQuality {
+                session,
+                quality,
+                reply,
+            } => {
+                let result = match self.sessions.get(&session).copied() {
+                    Some(id) => {
+                        let stream = self.peers.get_mut(&id).map(|peer| {
+                            peer.quality = quality;
+                            peer.stream.clone()
+                        });
+                        if let Some(stream) = stream
+                            && let Some(entry) = self.streams.get_mut(&stream)
+                        {
+                            entry.sfu.set_quality(id, quality, now);
+                            self.drain_stream(&stream, now);
+                        }
+                        Ok(())
+                    }
+                    None => Err(MediaError::SessionNotFound(session)),
+                };
                 let _ = reply.send(result);
             }
             Command::Close { session, reply } => {
@@ -1331,6 +1395,7 @@ impl Engine {
         if tracks.is_empty() {
             return;
         }
+        let tracks = recorded_tracks(&tracks, entry.sfu.top_video_ssrc());
         match StreamRecording::start(dir, stream, &tracks, now) {
             Ok(recording) => {
                 entry.recording = Some(recording);
@@ -1424,6 +1489,7 @@ impl Engine {
                 live_deadline: None,
                 senders: Vec::new(),
                 sending_to: None,
+                quality: Quality::Auto,
             },
         ))
     }
@@ -1518,8 +1584,12 @@ impl Engine {
         }
         let (id, mut peer) = self.new_peer(PeerRole::Publisher, &stream, now)?;
         peer.identity = identity;
-        peer.expected_tracks =
-            usize::from(summary.audio.is_some()) + usize::from(summary.video.is_some());
+        peer.expected_tracks = usize::from(summary.audio.is_some())
+            + if summary.video.is_some() {
+                summary.video_layers.max(1)
+            } else {
+                0
+            };
         let sdp = self.negotiate(&mut peer, offer, now)?;
         tracing::info!(session = %peer.session, %stream, "publisher session created");
         let answer = self.register(id, peer, sdp);
@@ -1535,6 +1605,7 @@ impl Engine {
         stream: String,
         offer: &str,
         identity: Identity,
+        quality: Quality,
         now: Instant,
     ) -> Result<SessionAnswer, MediaError> {
         if self.shutting_down {
@@ -1551,6 +1622,7 @@ impl Engine {
             .unwrap_or_default();
         let (id, mut peer) = self.new_peer(PeerRole::Viewer, &stream, now)?;
         peer.identity = identity;
+        peer.quality = quality;
         self.add_viewer_tracks(&mut peer, &summary, &published)?;
         let sdp = self.negotiate(&mut peer, offer, now)?;
         tracing::info!(session = %peer.session, %stream, "viewer session created");
@@ -1674,6 +1746,15 @@ impl Engine {
             });
         }
     }
+}
+
+/// What a recording keeps of the publisher's tracks: audio and the largest video layer.
+fn recorded_tracks(published: &[PublishedTrack], top_video: Option<u32>) -> Vec<PublishedTrack> {
+    published
+        .iter()
+        .filter(|t| t.kind == MediaKind::Audio || top_video.is_none_or(|ssrc| t.ssrc == ssrc))
+        .cloned()
+        .collect()
 }
 
 /// Add one send-only track of `kind` in `codec` to a viewer's peer connection.

@@ -1,6 +1,7 @@
 //! The media engine as the rest of the server sees it: a cloneable handle that sends commands
 //! to the engine's thread and awaits the replies, plus a feed of stream events.
 
+pub use directo_sfu::Quality;
 use signaling_proto::StreamInfo;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -133,7 +134,13 @@ pub(crate) enum Command {
         stream: String,
         offer: String,
         identity: Identity,
+        quality: Quality,
         reply: Reply<Result<SessionAnswer, MediaError>>,
+    },
+    SetQuality {
+        session: String,
+        quality: Quality,
+        reply: Reply<Result<(), MediaError>>,
     },
     Close {
         session: String,
@@ -228,11 +235,35 @@ impl EngineHandle {
         offer: String,
         identity: Identity,
     ) -> Result<SessionAnswer, MediaError> {
+        self.watch_with_quality(stream, offer, identity, Quality::Auto)
+            .await
+    }
+
+    /// Create a viewer session that starts on the simulcast layer `quality` asks for.
+    pub async fn watch_with_quality(
+        &self,
+        stream: &str,
+        offer: String,
+        identity: Identity,
+        quality: Quality,
+    ) -> Result<SessionAnswer, MediaError> {
         let stream = stream.to_owned();
         self.ask(|reply| Command::Watch {
             stream,
             offer,
             identity,
+            quality,
+            reply,
+        })
+        .await?
+    }
+
+    /// Change a viewer's simulcast layer choice (it switches at the layer's next keyframe).
+    pub async fn set_quality(&self, session: &str, quality: Quality) -> Result<(), MediaError> {
+        let session = session.to_owned();
+        self.ask(|reply| Command::SetQuality {
+            session,
+            quality,
             reply,
         })
         .await?

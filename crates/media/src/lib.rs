@@ -29,4 +29,6 @@ pub use chat_port::{
 pub use demux::Demuxer;
 pub use engine::start;
 pub use error::MediaError;
-pub use handle::{EngineEvent, EngineHandle, Limits, MediaConfig, SessionAnswer, SessionInfo};
+pub use handle::{
+    EngineEvent, EngineHandle, Limits, MediaConfig, Quality, SessionAnswer, SessionInfo,
+};

@@ -17,6 +17,8 @@ pub(crate) struct OfferSummary {
     pub(crate) video: Option<Vec<Codec>>,
     /// Whether the offer carries a data channel section.
     pub(crate) data: bool,
+    /// Simulcast layers the video section sends (`a=rid:<id> send`); 0 without simulcast.
+    pub(crate) video_layers: usize,
 }
 
 impl OfferSummary {
@@ -57,7 +59,16 @@ pub(crate) fn check_offer(sdp: &str) -> Result<OfferSummary, MediaError> {
             .collect();
         match media.media_name.media.as_str() {
             "audio" => summary.audio.get_or_insert_with(Vec::new).extend(codecs),
-            "video" => summary.video.get_or_insert_with(Vec::new).extend(codecs),
+            "video" => {
+                summary.video.get_or_insert_with(Vec::new).extend(codecs);
+                summary.video_layers += media
+                    .attributes
+                    .iter()
+                    .filter(|a| a.key == "rid")
+                    .filter_map(|a| a.value.as_deref())
+                    .filter(|v| v.split_whitespace().nth(1) == Some("send"))
+                    .count();
+            }
             "application" => summary.data = true,
             _ => {}
         }

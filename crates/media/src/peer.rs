@@ -52,6 +52,8 @@ pub(crate) struct Peer {
     pub(crate) senders: Vec<Sender>,
     /// Viewer: the transport its send leg uses (see `fanout`), once it has one.
     pub(crate) sending_to: Option<TransportContext>,
+    /// Viewer: the simulcast layer it asked for.
+    pub(crate) quality: Quality,
 }
 
 impl Peer {
@@ -80,7 +82,7 @@ impl Peer {
                 ssrc: sender.ssrc,
                 payload_types,
                 extensions,
-                quality: Quality::Auto,
+                quality: self.quality,
             });
         }
         tracks

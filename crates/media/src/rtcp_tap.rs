@@ -1,13 +1,16 @@
 //! An interceptor that hands the RTCP Directo acts on to the application.
 //!
 //! The `rtc` chain consumes inbound RTCP; the SFU needs a viewer's keyframe requests and NACKs
-//! (answered from the shared cache, or collapsed into one request to the publisher) and a
+//! (answered from the shared cache, or collapsed into one request to the publisher), their
+//! receiver reports and REMBs (their bandwidth estimate picks their simulcast layer), and a
 //! publisher's sender reports (the NTP↔RTP mapping viewers need for lip sync). Everything else
 //! stays inside the chain.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
@@ -28,6 +31,8 @@ fn wanted(packet: &dyn rtc::rtcp::Packet) -> bool {
         || any.is::<FullIntraRequest>()
         || any.is::<TransportLayerNack>()
         || any.is::<SenderReport>()
+        || any.is::<ReceiverReport>()
+        || any.is::<ReceiverEstimatedMaximumBitrate>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {

@@ -129,6 +129,15 @@ const PUBLISHER_EXTENSIONS: &[(&str, RtpCodecKind)] = &[
     ),
     ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Audio),
     ("urn:ietf:params:rtp-hdrext:sdes:mid", RtpCodecKind::Video),
+    // Simulcast: which layer (RID) a packet of a new SSRC belongs to.
+    (
+        "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+        RtpCodecKind::Video,
+    ),
+    (
+        "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+        RtpCodecKind::Video,
+    ),
 ];
 
 /// ICE credentials and the certificate-independent settings of one peer connection.

@@ -14,11 +14,13 @@ use warp::reply::Reply;
 use crate::auth::{Access, bearer, check_name};
 use crate::chat::ChatHandle;
 use crate::error::ApiError;
-use directo_media::Identity;
+use directo_media::{Identity, Quality};
 use std::collections::HashMap;
 
 /// The largest SDP offer accepted.
 pub const MAX_OFFER_BYTES: u64 = 64 * 1024;
+/// Largest quality-change body (`{"quality": "medium"}` and some room).
+const MAX_QUALITY_BYTES: u64 = 1024;
 
 /// Which side of WHIP/WHEP a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +123,15 @@ async fn create_session(
         .map_err(|_| ApiError::new(ErrorCode::InvalidSdp, "the SDP offer is not UTF-8 text"))?;
     let answer = match side {
         Side::Publish => engine.publish(&stream, offer, identity).await?,
-        Side::Watch => engine.watch(&stream, offer, identity).await?,
+        Side::Watch => {
+            let quality = match query.get("quality") {
+                Some(text) => parse_quality(text)?,
+                None => Quality::Auto,
+            };
+            engine
+                .watch_with_quality(&stream, offer, identity, quality)
+                .await?
+        }
     };
     let location = format!("/{}/{}/{}", side.prefix(), stream, answer.session);
     Response::builder()
@@ -131,6 +141,53 @@ async fn create_session(
         .body(answer.sdp)
         .map(Reply::into_response)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+}
+
+fn parse_quality(text: &str) -> Result<Quality, ApiError> {
+    Quality::parse(text).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("quality `{text}` is not one of auto, low, medium, high"),
+        )
+    })
+}
+
+/// The body of `POST /whep/{stream}/{session}/quality`.
+#[derive(serde::Deserialize)]
+struct QualityRequest {
+    quality: String,
+}
+
+/// Switch a viewer's simulcast layer: the session id in the URL is the authority, as for
+/// DELETE.
+async fn set_quality(
+    stream: String,
+    session: String,
+    body: Result<Bytes, ApiError>,
+    engine: EngineHandle,
+) -> Result<warp::reply::Response, ApiError> {
+    check_stream_name(&stream)?;
+    let body = body?;
+    let request: QualityRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("the body must be {{\"quality\": \"auto|low|medium|high\"}}: {e}"),
+        )
+    })?;
+    let quality = parse_quality(&request.quality)?;
+    let known = engine
+        .sessions(&stream)
+        .await?
+        .iter()
+        .any(|s| s.session == session && s.role == "viewer");
+    if !known {
+        return Err(ApiError::new(
+            ErrorCode::SessionNotFound,
+            format!("no viewer session {session} at /whep/{stream}"),
+        ));
+    }
+    engine.set_quality(&session, quality).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_session(
@@ -266,6 +323,26 @@ pub fn routes(
             into_reply(delete_session(side, stream, session, engine).await)
         });
 
+    let quality_engine = engine.clone();
+    let quality = base
+        .and(warp::path::param::<String>())
+        .and(warp::path::param::<String>())
+        .and(warp::path("quality"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(limited_body(MAX_QUALITY_BYTES))
+        .and(warp::any().map(move || quality_engine.clone()))
+        .then(move |stream, session, body, engine| async move {
+            match side {
+                Side::Watch => into_reply(set_quality(stream, session, body, engine).await),
+                Side::Publish => ApiError::new(
+                    ErrorCode::MethodNotAllowed,
+                    "quality is chosen per viewer, at /whep/{stream}/{session}/quality",
+                )
+                .into_response(),
+            }
+        });
+
     let patch = base
         .and(warp::path::param::<String>())
         .and(warp::path::param::<String>())
@@ -282,6 +359,8 @@ pub fn routes(
     post.or(options)
         .unify()
         .or(delete)
+        .unify()
+        .or(quality)
         .unify()
         .or(patch)
         .unify()
