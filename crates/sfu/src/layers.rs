@@ -91,6 +91,11 @@ const INCREASE: f64 = 1.08;
 const INCREASE_INTERVAL: Duration = Duration::from_millis(1000);
 /// The estimate never goes below this (a viewer always gets the lowest layer).
 const MIN_ESTIMATE_BPS: u64 = 50_000;
+/// After loss at some rate, the estimate stays below it for this long (doubling with every
+/// further loss at that level, up to [`MAX_HOLD`]) before trying it again: a viewer whose link
+/// cannot carry a layer is not moved back onto it every few seconds.
+const FIRST_HOLD: Duration = Duration::from_secs(10);
+const MAX_HOLD: Duration = Duration::from_secs(60);
 
 /// One viewer's bandwidth estimate, fed with its receiver reports and REMBs.
 #[derive(Debug, Clone, Default)]
@@ -100,6 +105,9 @@ pub(crate) struct BandwidthEstimator {
     /// The viewer's own estimate (REMB), if it sends one.
     remb: Option<u64>,
     last_increase: Option<Instant>,
+    /// The rate at which loss was last seen, until when the estimate stays below it, and
+    /// the hold the next loss gets.
+    congested: Option<(u64, Instant, Duration)>,
 }
 
 impl BandwidthEstimator {
@@ -126,6 +134,12 @@ impl BandwidthEstimator {
         let next = if loss > LOSS_HIGH {
             // What actually got through, and a little less: down fast.
             let base = current.min(sending_bps.max(MIN_ESTIMATE_BPS)) as f64;
+            let hold = self
+                .congested
+                .map_or(FIRST_HOLD, |(_, _, next)| next)
+                .min(MAX_HOLD);
+            let rate = sending_bps.max(MIN_ESTIMATE_BPS);
+            self.congested = Some((rate, now + hold, (hold * 2).min(MAX_HOLD)));
             Some((base * (1.0 - 0.5 * loss)) as u64)
         } else if loss < LOSS_LOW {
             if self.loss_based.is_none() {
@@ -136,7 +150,13 @@ impl BandwidthEstimator {
                 .is_none_or(|at| now >= at + INCREASE_INTERVAL)
             {
                 self.last_increase = Some(now);
-                Some(((current as f64 * INCREASE) as u64).min(ceiling_bps.max(current)))
+                let mut next = ((current as f64 * INCREASE) as u64).min(ceiling_bps.max(current));
+                if let Some((rate, until, _)) = self.congested
+                    && now < until
+                {
+                    next = next.min(rate * 9 / 10).max(current);
+                }
+                Some(next)
             } else {
                 Some(current)
             }
@@ -193,7 +213,7 @@ mod tests {
         let low = bwe.estimate().unwrap();
         assert!(low < 1_300_000, "{low}");
         assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(low)), 1);
-        // Clean again: at most one 8 % step a second.
+        // Clean again: at most one 8 % step a second (and not past 90 % of the congested rate).
         let mut now = t0;
         let mut steps = 0;
         for _ in 0..10 {
@@ -202,8 +222,35 @@ mod tests {
                 steps += 1;
             }
         }
-        assert!((2..=3).contains(&steps), "{steps}");
+        assert!((1..=3).contains(&steps), "{steps}");
         assert!(bwe.estimate().unwrap() < low * 13 / 10);
+    }
+
+    #[test]
+    fn after_loss_the_estimate_stays_below_the_congested_rate_for_a_while() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::default();
+        // Loss while sending the top layer: down to the middle one.
+        bwe.on_receiver_report(77, 1_500_000, 2_250_000, t0);
+        // A clean link for 8 s: the estimate grows, but not back past 90 % of 1.5 Mbit/s.
+        let mut now = t0;
+        for _ in 0..8 {
+            now += Duration::from_secs(1);
+            bwe.on_receiver_report(0, 500_000, 2_250_000, now);
+        }
+        let held = bwe.estimate().unwrap();
+        assert!(held <= 1_350_000, "{held}");
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(held)), 1);
+        // Once the hold is over it may try the top layer again.
+        for _ in 0..10 {
+            now += Duration::from_secs(1);
+            bwe.on_receiver_report(0, 500_000, 2_250_000, now);
+        }
+        assert!(
+            bwe.estimate().is_none_or(|bps| bps > 1_500_000),
+            "{:?}",
+            bwe.estimate()
+        );
     }
 
     #[test]
