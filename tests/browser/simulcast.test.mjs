@@ -4,10 +4,18 @@
 // the larger one, and back to low — each switch at a keyframe of the new layer, with video
 // flowing throughout.
 //
+// Then bandwidth estimation: of two `auto` viewers, one gets a link too thin for the top
+// layer — `tc` on the loopback interface (an HTB class with a short queue, matched on that
+// viewer's UDP port; this kernel has no netem) — and must end up on the low layer while the
+// other keeps the top layer without loss. Needs root and `tc` (iproute2); the shaping is
+// removed when the test ends.
+//
 // Run with the other browser tests (`npm test` in tests/browser, after `cargo build -p directo`).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Harness, TIMEOUT_MS, waitFor, waitForState } from './harness.mjs';
 
 const PUBLISH_KEY = 'simulcast-test-key';
@@ -76,6 +84,113 @@ test('a watch page switches between the simulcast layers the studio publishes', 
   }
 });
 
+test('a viewer on a thin link gets the low layer, the others keep the top one', async (t) => {
+  const stream = 'simulcast-bwe';
+  const studio = await harness.openPage('bwe-studio');
+  const fast = await harness.openPage('bwe-fast');
+  const thin = await harness.openPage('bwe-thin');
+  let shaped = false;
+  try {
+    await studio.goto(`${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
+    await waitForState(studio, ['idle']);
+    await studio.waitForFunction(() => !document.getElementById('golive').disabled);
+    await studio.click('#golive');
+    await waitForState(studio, ['live']);
+    const layers = await waitFor('two simulcast layers with their bitrates', async () => {
+      const first = await outboundLayers(studio);
+      await sleep(2_000);
+      const second = await outboundLayers(studio);
+      const rates = second
+        .map((layer) => {
+          const before = first.find((l) => l.rid === layer.rid);
+          return before ? { ...layer, bps: ((layer.bytes - before.bytes) * 8) / 2 } : null;
+        })
+        .filter((layer) => layer && layer.bps > 0)
+        .sort((a, b) => a.width - b.width);
+      return rates.length >= 2 ? rates : null;
+    });
+    const low = layers[0];
+    const top = layers[layers.length - 1];
+    t.diagnostic(`layers: ${layers.map((l) => `${l.rid} ${l.width}px ${Math.round(l.bps / 1000)} kbit/s`).join(', ')}`);
+
+    for (const page of [fast, thin]) {
+      await page.goto(`${baseUrl}/watch/${stream}`);
+      await waitForState(page, ['live']);
+      await waitFor('an auto viewer to get the top layer', async () => (await decodedWidth(page)) === top.width);
+    }
+
+    // Room for the low layer and audio, not for the top layer.
+    const rate = Math.round(Math.min(low.bps * 2 + 64_000, (low.bps + top.bps) / 2));
+    assert.ok(rate < top.bps, `a thin link (${rate} bit/s) below the top layer (${top.bps} bit/s)`);
+    const port = await localPort(thin);
+    t.diagnostic(`shaping the thin viewer's port ${port} to ${Math.round(rate / 1000)} kbit/s`);
+    shape(port, rate);
+    shaped = true;
+
+    const switched = Date.now();
+    await waitFor('the thin viewer to move to the low layer', async () => (await decodedWidth(thin)) === low.width);
+    t.diagnostic(`the thin viewer was on the low layer ${Date.now() - switched} ms after its link narrowed`);
+    // It stays there, and the other viewer never noticed.
+    const fastBefore = await inbound(fast);
+    await sleep(4_000);
+    assert.equal(await decodedWidth(thin), low.width, 'the thin viewer stays on the low layer');
+    const fastAfter = await inbound(fast);
+    assert.equal(fastAfter.width, top.width, 'the other viewer keeps the top layer');
+    assert.ok(fastAfter.framesDecoded > fastBefore.framesDecoded, 'the other viewer keeps decoding');
+    assert.ok(fastAfter.packetsLost - fastBefore.packetsLost <= 2, `the other viewer lost nothing: ${JSON.stringify(fastAfter)}`);
+    await harness.snapshot(thin, 'simulcast-thin-viewer');
+  } finally {
+    if (shaped) unshape();
+    await thin.close();
+    await fast.close();
+    await studio.close();
+  }
+});
+
+/** Limits UDP traffic to `port` on the loopback interface to `rate` bit/s, dropping beyond a short queue. */
+function shape(port, rate) {
+  const tc = (...args) => execFileSync('tc', args, { stdio: 'pipe' });
+  unshape();
+  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', `${rate}bit`, 'ceil', `${rate}bit`);
+  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '10');
+  tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', String(port), '0xffff', 'flowid', '1:20');
+}
+
+function unshape() {
+  try {
+    execFileSync('tc', ['qdisc', 'del', 'dev', 'lo', 'root'], { stdio: 'pipe' });
+  } catch {
+    // Nothing was installed.
+  }
+}
+
+/** The UDP port of the page's selected local ICE candidate. */
+function localPort(page) {
+  return page.evaluate(async () => {
+    const stats = await window.directoSession.pc.getStats();
+    for (const report of stats.values()) {
+      if (report.type === 'candidate-pair' && report.nominated && report.state === 'succeeded') {
+        return stats.get(report.localCandidateId).port;
+      }
+    }
+    return 0;
+  });
+}
+
+/** The page's inbound video: width, frames decoded, packets lost. */
+function inbound(page) {
+  return page.evaluate(async () => {
+    for (const report of (await window.directoSession.pc.getStats()).values()) {
+      if (report.type === 'inbound-rtp' && report.kind === 'video') {
+        return { width: report.frameWidth ?? 0, framesDecoded: report.framesDecoded ?? 0, packetsLost: report.packetsLost ?? 0 };
+      }
+    }
+    return { width: 0, framesDecoded: 0, packetsLost: 0 };
+  });
+}
+
 /** The studio's active outbound video layers: `{ rid, width, height }`, sending now. */
 function outboundLayers(page) {
   return page.evaluate(async () => {
@@ -84,7 +199,7 @@ function outboundLayers(page) {
     const layers = [];
     for (const report of (await pc.getStats()).values()) {
       if (report.type === 'outbound-rtp' && report.kind === 'video' && report.frameWidth && report.active !== false) {
-        layers.push({ rid: report.rid, width: report.frameWidth, height: report.frameHeight });
+        layers.push({ rid: report.rid, width: report.frameWidth, height: report.frameHeight, bytes: report.bytesSent });
       }
     }
     return layers;

@@ -61,9 +61,21 @@ pub(crate) fn rid_rank(rid: &str) -> u8 {
     }
 }
 
+/// A viewer keeps its layer (or one below it) while its estimate is at least this share of the
+/// layer's bitrate, and moves up only when the estimate is this much above the new layer's:
+/// estimates (a receiver's REMB follows what it gets) hover around the bitrate of the layer
+/// being received, and must not bounce it between layers.
+const KEEP_SHARE: f64 = 0.8;
+const UP_SHARE: f64 = 1.15;
+
 /// The layer (0 = smallest) a viewer with `quality` and `estimate_bps` gets, out of layers
-/// whose bitrates are `bitrates` (ranked smallest first).
-pub(crate) fn choose_layer(quality: Quality, bitrates: &[u64], estimate_bps: Option<u64>) -> usize {
+/// whose bitrates are `bitrates` (ranked smallest first), when it is on layer `current` now.
+pub(crate) fn choose_layer(
+    quality: Quality,
+    bitrates: &[u64],
+    estimate_bps: Option<u64>,
+    current: Option<usize>,
+) -> usize {
     let Some(top) = bitrates.len().checked_sub(1) else {
         return 0;
     };
@@ -75,7 +87,14 @@ pub(crate) fn choose_layer(quality: Quality, bitrates: &[u64], estimate_bps: Opt
             None => top,
             Some(estimate) => (0..=top)
                 .rev()
-                .find(|&layer| bitrates[layer] <= estimate)
+                .find(|&layer| {
+                    let share = if current.is_some_and(|current| layer <= current) {
+                        KEEP_SHARE
+                    } else {
+                        UP_SHARE
+                    };
+                    bitrates[layer] as f64 * share <= estimate as f64
+                })
                 .unwrap_or(0),
         },
     }
@@ -140,7 +159,9 @@ impl BandwidthEstimator {
                 .min(MAX_HOLD);
             let rate = sending_bps.max(MIN_ESTIMATE_BPS);
             self.congested = Some((rate, now + hold, (hold * 2).min(MAX_HOLD)));
-            Some((base * (1.0 - 0.5 * loss)) as u64)
+            // Below what got through, and below the share that keeps a layer: a link that
+            // loses over 10 % of a layer cannot carry it.
+            Some((base * (1.0 - loss) * 0.9) as u64)
         } else if loss < LOSS_LOW {
             if self.loss_based.is_none() {
                 // A clean link says nothing about its limit yet.
@@ -187,19 +208,45 @@ mod tests {
 
     #[test]
     fn pinned_quality_ignores_the_estimate() {
-        assert_eq!(choose_layer(Quality::Low, &LAYERS, None), 0);
-        assert_eq!(choose_layer(Quality::Medium, &LAYERS, Some(10)), 1);
-        assert_eq!(choose_layer(Quality::High, &LAYERS, Some(10)), 2);
-        assert_eq!(choose_layer(Quality::Medium, &LAYERS[..2], None), 1);
-        assert_eq!(choose_layer(Quality::High, &[], None), 0);
+        assert_eq!(choose_layer(Quality::Low, &LAYERS, None, None), 0);
+        assert_eq!(choose_layer(Quality::Medium, &LAYERS, Some(10), None), 1);
+        assert_eq!(choose_layer(Quality::High, &LAYERS, Some(10), None), 2);
+        assert_eq!(choose_layer(Quality::Medium, &LAYERS[..2], None, None), 1);
+        assert_eq!(choose_layer(Quality::High, &[], None, None), 0);
     }
 
     #[test]
     fn auto_takes_the_highest_layer_that_fits() {
-        assert_eq!(choose_layer(Quality::Auto, &LAYERS, None), 2);
-        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(2_000_000)), 2);
-        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(700_000)), 1);
-        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(100_000)), 0);
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, None, None), 2);
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, Some(2_000_000), None),
+            2
+        );
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(700_000), None), 1);
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(100_000), None), 0);
+    }
+
+    #[test]
+    fn an_estimate_near_the_layers_bitrate_neither_drops_nor_raises_it() {
+        // Receiving the middle layer with an estimate just under its bitrate: it stays.
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, Some(450_000), Some(1)),
+            1
+        );
+        // Well under it: down.
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, Some(350_000), Some(1)),
+            0
+        );
+        // On the low layer, just enough for the middle one is not enough to move up.
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, Some(520_000), Some(0)),
+            0
+        );
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, Some(600_000), Some(0)),
+            1
+        );
     }
 
     #[test]
@@ -212,7 +259,7 @@ mod tests {
         assert!(bwe.on_receiver_report(77, 1_500_000, 2_250_000, t0));
         let low = bwe.estimate().unwrap();
         assert!(low < 1_300_000, "{low}");
-        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(low)), 1);
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(low), None), 1);
         // Clean again: at most one 8 % step a second (and not past 90 % of the congested rate).
         let mut now = t0;
         let mut steps = 0;
@@ -240,7 +287,7 @@ mod tests {
         }
         let held = bwe.estimate().unwrap();
         assert!(held <= 1_350_000, "{held}");
-        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(held)), 1);
+        assert_eq!(choose_layer(Quality::Auto, &LAYERS, Some(held), None), 1);
         // Once the hold is over it may try the top layer again.
         for _ in 0..10 {
             now += Duration::from_secs(1);

@@ -275,6 +275,13 @@ impl Stream {
             .bwe
             .on_receiver_report(fraction_lost, sending, ceiling, now)
         {
+            tracing::debug!(
+                subscriber,
+                fraction_lost,
+                sending,
+                estimate = ?video.bwe.estimate(),
+                "viewer bandwidth estimate"
+            );
             self.select_layer(position);
             self.request_awaited_keyframes();
             self.run_timers(now);
@@ -291,6 +298,7 @@ impl Stream {
             return;
         };
         if video.bwe.on_remb(bitrate_bps) {
+            tracing::debug!(subscriber, bitrate_bps, "viewer REMB");
             self.select_layer(position);
             self.request_awaited_keyframes();
             self.run_timers(now);
@@ -613,7 +621,10 @@ impl Stream {
             .iter()
             .map(|&index| self.up_tracks[index].rate.bitrate_bps(now))
             .collect();
-        let rank = choose_layer(video.quality, &bitrates, video.bwe.estimate());
+        let current = video
+            .layer
+            .and_then(|layer| ranked.iter().position(|&index| index == layer));
+        let rank = choose_layer(video.quality, &bitrates, video.bwe.estimate(), current);
         ranked.get(rank).copied()
     }
 
@@ -636,6 +647,9 @@ impl Stream {
                 });
             }
         } else {
+            if video.target != choice {
+                tracing::debug!(subscriber = id, from = ?video.layer, to = ?choice, "switching layers at the next keyframe");
+            }
             video.target = choice;
         }
         self.refresh_waiting();
