@@ -27,6 +27,9 @@ pub struct TrackInfo {
     pub kind: String,
     /// The codec's MIME type, e.g. `video/VP8`.
     pub codec: String,
+    /// Simulcast: the layers' RIDs, smallest picture first (absent without simulcast).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
 }
 
 /// Whether `name` is a valid stream name: `[A-Za-z0-9_-]{1,64}`.

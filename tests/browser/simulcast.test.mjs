@@ -48,6 +48,17 @@ test('a watch page switches between the simulcast layers the studio publishes', 
     });
     t.diagnostic(`layers sent: ${layers.map((l) => `${l.rid} ${l.width}x${l.height}`).join(', ')}`);
 
+    // The API shows one video track with its layers, smallest first.
+    const info = await waitFor('the API to list the layers', async () => {
+      const body = await (await fetch(`${baseUrl}/api/streams/${STREAM}`)).json();
+      const video = body.tracks.find((track) => track.kind === 'video');
+      return video?.layers?.length >= 2 ? body : null;
+    });
+    const videoTracks = info.tracks.filter((track) => track.kind === 'video');
+    assert.equal(videoTracks.length, 1, JSON.stringify(info));
+    const sentRids = [...layers].sort((a, b) => a.width - b.width).map((l) => l.rid);
+    assert.deepEqual(videoTracks[0].layers.filter((rid) => sentRids.includes(rid)), sentRids, JSON.stringify(info));
+
     await viewer.goto(`${baseUrl}/watch/${STREAM}`);
     await waitForState(viewer, ['live']);
 

@@ -37,7 +37,8 @@ export interface SessionOptions {
 export interface StreamStatus {
   name: string;
   live: boolean;
-  tracks: { kind: string; codec: string }[];
+  /** `layers`: a simulcast video's RIDs, smallest picture first. */
+  tracks: { kind: string; codec: string; layers?: string[] }[];
   /** Viewers connected now. */
   viewers: number;
   /** Incoming media bitrate at the server, bits per second. */

@@ -1786,15 +1786,29 @@ fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Result<(), Medi
 
 fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {
     let stats = entry.sfu.stats();
-    let tracks = entry
-        .sfu
-        .tracks()
-        .iter()
-        .map(|t| TrackInfo {
-            kind: kind_name(t.kind).to_owned(),
-            codec: t.codec.mime_type().to_owned(),
-        })
-        .collect::<Vec<_>>();
+    let mut tracks: Vec<TrackInfo> = Vec::new();
+    for track in entry.sfu.tracks() {
+        let kind = kind_name(track.kind);
+        // Simulcast layers are one track with layers.
+        if tracks.iter().any(|t| t.kind == kind) {
+            continue;
+        }
+        let layers = if track.rid.is_some() {
+            entry
+                .sfu
+                .video_layers()
+                .into_iter()
+                .filter_map(|(rid, _, _)| rid)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        tracks.push(TrackInfo {
+            kind: kind.to_owned(),
+            codec: track.codec.mime_type().to_owned(),
+            layers,
+        });
+    }
     StreamInfo {
         name: name.to_owned(),
         live: entry.publisher.is_some() && !tracks.is_empty(),
