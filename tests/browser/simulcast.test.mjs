@@ -35,11 +35,7 @@ test('a watch page switches between the simulcast layers the studio publishes', 
   const studio = await harness.openPage('simulcast-studio');
   const viewer = await harness.openPage('simulcast-watch');
   try {
-    await studio.goto(`${baseUrl}/studio/${STREAM}#key=${PUBLISH_KEY}`);
-    await waitForState(studio, ['idle']);
-    await studio.waitForFunction(() => !document.getElementById('golive').disabled);
-    await studio.click('#golive');
-    await waitForState(studio, ['live']);
+    await goLive(studio, STREAM);
 
     // The browser sends at least two layers (it may drop one for a small camera picture).
     const layers = await waitFor('the studio to send two or more simulcast layers', async () => {
@@ -102,11 +98,7 @@ test('a viewer on a thin link gets the low layer, the others keep the top one', 
   const thin = await harness.openPage('bwe-thin');
   let shaped = false;
   try {
-    await studio.goto(`${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
-    await waitForState(studio, ['idle']);
-    await studio.waitForFunction(() => !document.getElementById('golive').disabled);
-    await studio.click('#golive');
-    await waitForState(studio, ['live']);
+    await goLive(studio, stream);
     const layers = await waitFor('two simulcast layers with their bitrates', async () => {
       const first = await outboundLayers(studio);
       await sleep(2_000);
@@ -157,6 +149,15 @@ test('a viewer on a thin link gets the low layer, the others keep the top one', 
     await studio.close();
   }
 });
+
+/** Opens the studio of `stream`, presses "Go live" (simulcast is the studio's default) and waits until live. */
+async function goLive(studio, stream) {
+  await studio.goto(`${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
+  await waitForState(studio, ['idle']);
+  await studio.waitForFunction(() => !document.getElementById('golive').disabled);
+  await studio.click('#golive');
+  await waitForState(studio, ['live']);
+}
 
 /** Limits UDP traffic to `port` on the loopback interface to `rate` bit/s, dropping beyond a short queue. */
 function shape(port, rate) {

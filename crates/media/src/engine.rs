@@ -2,9 +2,11 @@
 //! connection and every stream's forwarding state.
 //!
 //! No task per peer: one loop reads datagrams in batches, routes each to its peer connection
-//! (decrypt once), feeds the publisher's packets to the stream in `directo-sfu`, writes what
-//! the stream emits into the viewers' peer connections (encrypt once per viewer) and sends the
-//! result. Timers of all peers live in one heap.
+//! (decrypt once), feeds the publisher's packets to the stream in `directo-sfu`, and hands
+//! each forwarded packet to the viewer's send leg in [`crate::fanout`] (encrypt once per viewer,
+//! batched sends, sharded over cores); everything else a viewer's connection sends (sender
+//! reports, DTLS, ICE, SCTP) goes through its `rtc` peer connection. Timers of all peers live in
+//! one heap.
 
 use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, Output, PublishedTrack, Quality, Stream};
 use rand::Rng;

@@ -1,4 +1,5 @@
-//! The media engine: one UDP port shared by every peer, driven on one thread.
+//! The media engine: one UDP port shared by every peer, driven on one thread, with each
+//! stream's fan-out (encrypt and send per viewer) sharded over that thread and worker threads.
 //!
 //! It owns the sockets and the `rtc` peer connections (ICE-lite, DTLS, SRTP, SCTP), demultiplexes
 //! datagrams by STUN username and then by 4-tuple, and feeds and drains the per-stream forwarding

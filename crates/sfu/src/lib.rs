@@ -17,9 +17,11 @@
 //!   lives in `UpTrack`. A sharded stream runs the up-track step once per packet and
 //!   hands the result (compacted sequence number, keyframe flag, packet with a shared
 //!   `Bytes` payload) to each worker, which owns a slice of the subscribers outright.
-//! * **Simulcast.** A per-viewer layer selector slots into the down track in front of its
-//!   munger: the munger already re-bases numbering at a start packet (a keyframe), which is
-//!   exactly what a layer switch needs.
+//! * **Simulcast** (built): a publisher's video may be two or three layers (RIDs), each an
+//!   `UpTrack` of its own. Each viewer's video down track is bound to one layer and may have a
+//!   target layer; at the target's next keyframe the munger re-bases the numbering, so the
+//!   viewer sees one continuous stream. The layer comes from the viewer's pinned [`Quality`] or
+//!   its bandwidth estimate (`layers::BandwidthEstimator`: receiver-report loss, REMB).
 
 mod codec;
 mod down_track;

@@ -243,9 +243,7 @@ impl Stream {
             return;
         };
         video.quality = quality;
-        self.select_layer(position);
-        self.request_awaited_keyframes();
-        self.run_timers(now);
+        self.reselect(position, now);
     }
 
     /// A viewer's receiver report for its down track `media_ssrc`: its loss feeds the
@@ -282,9 +280,7 @@ impl Stream {
                 estimate = ?video.bwe.estimate(),
                 "viewer bandwidth estimate"
             );
-            self.select_layer(position);
-            self.request_awaited_keyframes();
-            self.run_timers(now);
+            self.reselect(position, now);
         }
     }
 
@@ -299,9 +295,7 @@ impl Stream {
         };
         if video.bwe.on_remb(bitrate_bps) {
             tracing::debug!(subscriber, bitrate_bps, "viewer REMB");
-            self.select_layer(position);
-            self.request_awaited_keyframes();
-            self.run_timers(now);
+            self.reselect(position, now);
         }
     }
 
@@ -653,6 +647,13 @@ impl Stream {
             video.target = choice;
         }
         self.refresh_waiting();
+    }
+
+    /// Re-decides one subscriber's layer and asks for the keyframes that now matter.
+    fn reselect(&mut self, position: usize, now: Instant) {
+        self.select_layer(position);
+        self.request_awaited_keyframes();
+        self.run_timers(now);
     }
 
     /// Points every down track at the current publisher's tracks (a new generation).
