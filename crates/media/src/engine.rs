@@ -585,12 +585,13 @@ impl Engine {
                     .recorder_dropped
                     .increment(recording.new_drops());
             }
-            if entry
-                .recording
-                .as_ref()
-                .is_some_and(StreamRecording::take_keyframe_request)
+            if let Some(recording) = entry.recording.as_ref()
+                && recording.take_keyframe_request()
             {
-                entry.sfu.request_keyframe(now);
+                match recording.video_ssrc() {
+                    Some(ssrc) => entry.sfu.request_keyframe_on(ssrc, now),
+                    None => entry.sfu.request_keyframe(now),
+                }
             }
             if entry
                 .recording
@@ -1400,8 +1401,11 @@ impl Engine {
         let tracks = recorded_tracks(&tracks, entry.sfu.top_video_ssrc());
         match StreamRecording::start(dir, stream, &tracks, now) {
             Ok(recording) => {
+                match recording.video_ssrc() {
+                    Some(ssrc) => entry.sfu.request_keyframe_on(ssrc, now),
+                    None => entry.sfu.request_keyframe(now),
+                }
                 entry.recording = Some(recording);
-                entry.sfu.request_keyframe(now);
             }
             Err(e) => tracing::error!(%stream, error = %e, "cannot start recording"),
         }

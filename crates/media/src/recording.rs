@@ -77,6 +77,14 @@ impl StreamRecording {
         self.handle.publisher_changed(tracks_of(published), now);
     }
 
+    /// The SSRC of the video this recording keeps (one simulcast layer), if it has video.
+    pub(crate) fn video_ssrc(&self) -> Option<u32> {
+        self.ssrcs
+            .iter()
+            .find(|(_, kind)| *kind == MediaKind::Video)
+            .map(|(ssrc, _)| *ssrc)
+    }
+
     fn kind(&self, ssrc: u32) -> Option<MediaKind> {
         self.ssrcs.iter().find(|(s, _)| *s == ssrc).map(|(_, k)| *k)
     }

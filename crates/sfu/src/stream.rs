@@ -498,6 +498,23 @@ impl Stream {
         self.run_timers(now);
     }
 
+    /// Like [`Self::request_keyframe`], for the video track (simulcast layer) with `ssrc`: the
+    /// one a recording keeps. Falls back to the largest layer for an unknown SSRC.
+    pub fn request_keyframe_on(&mut self, ssrc: u32, now: Instant) {
+        self.last_now = Some(now);
+        match self
+            .tracks
+            .iter()
+            .position(|t| t.kind == MediaKind::Video && t.ssrc == ssrc)
+        {
+            Some(index) => {
+                self.up_tracks[index].keyframes.request();
+                self.run_timers(now);
+            }
+            None => self.request_keyframe(now),
+        }
+    }
+
     /// A viewer's PLI or FIR: asks the publisher for a keyframe (collapsed and throttled).
     pub fn on_keyframe_request(&mut self, subscriber: PeerId, now: Instant) {
         self.last_now = Some(now);

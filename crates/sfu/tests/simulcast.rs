@@ -7,7 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack, Quality, Stream};
+use directo_sfu::{
+    Codec, KEYFRAME_REQUEST_INTERVAL, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack,
+    Quality, Stream,
+};
 use rtc::rtp::Packet;
 
 const LAYERS: [(&str, u32, u16); 3] = [("q", 0x100, 1000), ("h", 0x200, 2000), ("f", 0x300, 3000)];
@@ -277,6 +280,14 @@ fn layers_are_ranked_by_bitrate_whatever_their_names() {
     let ssrcs: Vec<u32> = stream.video_layers().iter().map(|l| l.1).collect();
     assert_eq!(ssrcs, vec![0x100, 0x200, 0x300]);
     assert_eq!(stream.top_video_ssrc(), Some(0x300));
+    // A recording keeping one layer asks that layer, and only it, for a keyframe.
+    let later = now + KEYFRAME_REQUEST_INTERVAL;
+    drain(&mut stream);
+    stream.request_keyframe_on(0x200, later);
+    assert_eq!(
+        keyframe_requests(&drain(&mut stream)),
+        vec![(1, 0x200, KeyframeRequestKind::Pli, 0)]
+    );
 }
 
 #[test]
