@@ -306,3 +306,41 @@ async fn a_viewer_that_never_connects_is_dropped() -> anyhow::Result<()> {
     assert!(viewer.packets(MediaKind::Video) >= 30);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_quality_request_is_refused_and_a_good_one_accepted() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let offer = good_offer().await?;
+    let viewer = server.view("layers", ViewerConfig::default()).await?;
+    let session = viewer.session().context("the viewer has a session")?;
+    let own = session.url.path().to_owned();
+    let bad = &[ErrorCode::BadRequest];
+    check_all(
+        &server,
+        vec![
+            Case::post("/whep/layers?quality=ultra", offer, None).expect(400, bad),
+            Case::post(format!("{own}/quality"), r#"{"quality":"ultra"}"#, None).expect(400, bad),
+            Case::post(format!("{own}/quality"), "not json", None).expect(400, bad),
+            Case::post(
+                "/whep/layers/does-not-exist/quality",
+                r#"{"quality":"low"}"#,
+                None,
+            )
+            .expect(404, &[ErrorCode::SessionNotFound]),
+            Case::post("/whip/layers/any/quality", r#"{"quality":"low"}"#, None)
+                .expect(405, &[ErrorCode::MethodNotAllowed]),
+        ],
+    )
+    .await?;
+    // The viewer's own session may change its layer: 204, and it keeps its session.
+    let response = server
+        .http()
+        .post(server.url(&format!("{own}/quality")))
+        .body(r#"{"quality":"low"}"#)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    viewer.wait_connected(CONNECT_TIMEOUT).await?;
+    viewer.close().await?;
+    Ok(())
+}
