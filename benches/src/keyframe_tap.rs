@@ -26,6 +26,16 @@ pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
+/// The SSRC a PLI or FIR asks a keyframe of, if `packet` is one.
+pub fn keyframe_request_ssrc(packet: &dyn rtc::rtcp::Packet) -> Option<u32> {
+    let any = packet.as_any();
+    if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+        return Some(pli.media_ssrc);
+    }
+    any.downcast_ref::<FullIntraRequest>()
+        .map(|fir| fir.fir.first().map_or(fir.media_ssrc, |entry| entry.ssrc))
+}
+
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;

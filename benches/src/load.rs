@@ -74,6 +74,12 @@ pub struct LoadConfig {
     pub bind_ip: IpAddr,
     /// Chat-only `/ws` members flooding the stream's chat during the run (Directo only).
     pub chat_flood: usize,
+    /// The publisher sends three simulcast layers (Directo only).
+    pub simulcast: bool,
+    /// This share of the viewers (0–1) watch over a link narrowed to `constrained_kbps`.
+    pub constrained_share: f64,
+    /// The narrow link's rate, kbit/s.
+    pub constrained_kbps: u32,
 }
 
 /// A worker thread with a current-thread runtime, alive until dropped.
@@ -153,6 +159,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
         live: Arc::clone(&live),
         stop: Arc::clone(&stop),
         bind_ip: config.bind_ip,
+        simulcast: config.simulcast,
     };
     let http = http_client()?;
     let (publisher, join, target_name) = match &config.target {
@@ -227,6 +234,8 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             times: Arc::clone(&times),
             shared: Arc::clone(&shared),
             bind_ip: config.bind_ip,
+            link_kbps: is_constrained(index, config.constrained_share)
+                .then_some(config.constrained_kbps),
         };
         viewers.push(worker.handle.spawn(run_viewer(viewer, until)));
     }
@@ -301,4 +310,11 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
         },
         &stats,
     ))
+}
+
+/// Whether viewer `index` is one of the `share` (0–1) that watch over a narrow link: spread
+/// evenly over the ramp.
+fn is_constrained(index: usize, share: f64) -> bool {
+    let share = share.clamp(0.0, 1.0);
+    ((index + 1) as f64 * share).floor() > (index as f64 * share).floor()
 }

@@ -32,7 +32,7 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::Unmarshal;
@@ -115,6 +115,18 @@ pub fn build_peer_connection(role: Role, now: Instant) -> Result<RTCPeerConnecti
         },
         RtpCodecKind::Video,
     )?;
+    if role == Role::Publisher {
+        // A simulcast publisher tags its layers with MID and RID (RFC 8852).
+        for uri in [crate::publisher::MID_URI, crate::publisher::RID_URI] {
+            media_engine.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                },
+                RtpCodecKind::Video,
+                None,
+            )?;
+        }
+    }
     let registry = match role {
         Role::Publisher => Registry::new()
             .with(Slot::NackResponder, NackResponderBuilder::new().build())

@@ -27,13 +27,18 @@ use rtc::shared::marshal::{Marshal, MarshalSize};
 use tokio::net::UdpSocket;
 
 use crate::error::{LoadError, Result};
-use crate::keyframe_tap::is_keyframe_request;
+use crate::keyframe_tap::{is_keyframe_request, keyframe_request_ssrc};
 use crate::peer::{Peer, PeerApp, Role, drive, opus_codec, vp8_codec};
 use crate::stamp::{SendTimes, read_stamp};
 use crate::synth::{
     AUDIO_FRAME, AudioSource, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, VideoShape, VideoSource,
 };
 use crate::whip::{delete_session, post_offer};
+
+/// Simulcast layers, smallest first: share of the bitrate and picture size divisor.
+const SIMULCAST_LAYERS: [(f64, u16); 3] = [(0.1, 4), (0.33, 2), (1.0, 1)];
+/// Their RIDs, as the SDK names them.
+const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];
 
 /// A late frame is sent at once; one later than this is skipped rather than sent in a burst.
 const MAX_CATCH_UP: Duration = Duration::from_millis(200);
@@ -53,7 +58,8 @@ pub struct PublisherStats {
 
 /// Paces audio and video: which packets are due at a given instant.
 struct MediaClock {
-    video: VideoSource,
+    /// One source, or one per simulcast layer (smallest first).
+    videos: Vec<VideoSource>,
     audio: AudioSource,
     frame_interval: Duration,
     next_video: Instant,
@@ -68,9 +74,30 @@ struct MediaClock {
 }
 
 impl MediaClock {
-    fn new(shape: VideoShape, video_ssrc: u32, audio_ssrc: u32, start: Instant) -> Self {
+    fn new(shape: VideoShape, video_ssrcs: &[u32], audio_ssrc: u32, start: Instant) -> Self {
+        let layers = video_ssrcs.len();
+        let videos = video_ssrcs
+            .iter()
+            .enumerate()
+            .map(|(index, &ssrc)| {
+                // Simulcast: a quarter, half and full picture at ~10 %, 33 % and 100 % of the
+                // bitrate, as the SDK's layers.
+                let rank = index + SIMULCAST_LAYERS.len() - layers.min(SIMULCAST_LAYERS.len());
+                let (share, divisor) = if layers > 1 {
+                    SIMULCAST_LAYERS[rank]
+                } else {
+                    (1.0, 1)
+                };
+                let layer_shape = VideoShape {
+                    bitrate_kbps: ((f64::from(shape.bitrate_kbps) * share) as u32).max(30),
+                    ..shape
+                };
+                VideoSource::new(layer_shape, ssrc, VP8_PAYLOAD_TYPE)
+                    .with_dimensions(640 / divisor, 360 / divisor)
+            })
+            .collect();
         MediaClock {
-            video: VideoSource::new(shape, video_ssrc, VP8_PAYLOAD_TYPE),
+            videos,
             audio: AudioSource::new(audio_ssrc, OPUS_PAYLOAD_TYPE),
             frame_interval: shape.frame_interval(),
             next_video: start,
@@ -101,11 +128,13 @@ impl MediaClock {
         }
         let pacing = self.pace_bytes_per_s > 0.0;
         while self.next_video <= now {
-            let frame = self.video.next_frame(now, times);
-            if pacing {
-                self.paced.extend(frame);
-            } else {
-                out.extend(frame);
+            for video in &mut self.videos {
+                let frame = video.next_frame(now, times);
+                if pacing {
+                    self.paced.extend(frame);
+                } else {
+                    out.extend(frame);
+                }
             }
             self.next_video += self.frame_interval;
             self.stats.frames_sent += 1;
@@ -135,14 +164,20 @@ impl MediaClock {
         out
     }
 
-    fn request_keyframe(&mut self) {
-        self.video.request_keyframe();
+    /// A keyframe request for the layer on `ssrc` (every layer when it names none of them).
+    fn request_keyframe(&mut self, ssrc: Option<u32>) {
+        let named = ssrc.filter(|ssrc| self.videos.iter().any(|v| v.ssrc() == *ssrc));
+        for video in &mut self.videos {
+            if named.is_none_or(|ssrc| video.ssrc() == ssrc) {
+                video.request_keyframe();
+            }
+        }
         self.stats.keyframe_requests += 1;
     }
 
     fn stats(&self) -> PublisherStats {
         PublisherStats {
-            keyframes_sent: self.video.keyframes_sent(),
+            keyframes_sent: self.videos.iter().map(VideoSource::keyframes_sent).sum(),
             ..self.stats
         }
     }
@@ -160,6 +195,8 @@ pub struct PublisherContext {
     pub stop: Arc<AtomicBool>,
     /// The address the publisher's sockets bind to.
     pub bind_ip: IpAddr,
+    /// Send the video as three simulcast layers (WHIP only).
+    pub simulcast: bool,
 }
 
 struct WhipApp {
@@ -167,8 +204,19 @@ struct WhipApp {
     context: PublisherContext,
     video: RTCRtpSenderId,
     audio: RTCRtpSenderId,
+    /// Simulcast: the negotiated MID and RID header extension ids, the video MID, and each
+    /// layer's (SSRC, RID); `None` without simulcast.
+    simulcast: Option<SimulcastTags>,
     connected: bool,
     error: Option<String>,
+}
+
+/// What a simulcast packet carries so the receiver can tell its layer.
+struct SimulcastTags {
+    mid_id: u8,
+    rid_id: u8,
+    mid: bytes::Bytes,
+    rids: Vec<(u32, bytes::Bytes)>,
 }
 
 impl PeerApp for WhipApp {
@@ -190,10 +238,12 @@ impl PeerApp for WhipApp {
     }
 
     fn on_message(&mut self, _pc: &mut RTCPeerConnection, message: TaggedRTCMessage) {
-        if let RTCMessage::RtcpPacket(_, packets) = &message.message
-            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
-        {
-            self.clock.request_keyframe();
+        if let RTCMessage::RtcpPacket(_, packets) = &message.message {
+            for packet in packets {
+                if let Some(ssrc) = keyframe_request_ssrc(packet.as_ref()) {
+                    self.clock.request_keyframe(Some(ssrc));
+                }
+            }
         }
     }
 
@@ -202,8 +252,17 @@ impl PeerApp for WhipApp {
     }
 
     fn on_deadline(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> Result<()> {
-        for packet in self.clock.due(now, &self.context.times) {
+        for mut packet in self.clock.due(now, &self.context.times) {
             let sender = if packet.header.payload_type == VP8_PAYLOAD_TYPE {
+                if let Some(tags) = &self.simulcast
+                    && let Some((_, rid)) = tags.rids.iter().find(|(s, _)| *s == packet.header.ssrc)
+                {
+                    let header = &mut packet.header;
+                    header
+                        .set_extension(tags.mid_id, tags.mid.clone())
+                        .and_then(|()| header.set_extension(tags.rid_id, rid.clone()))
+                        .map_err(|e| LoadError::Protocol(format!("rtp extension: {e}")))?;
+                }
                 self.video
             } else {
                 self.audio
@@ -220,22 +279,78 @@ impl PeerApp for WhipApp {
     }
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> MediaStreamTrack {
+/// A track sending on `ssrcs`: one encoding, or one simulcast layer per RID in `rids`.
+fn local_track(
+    kind: RtpCodecKind,
+    ssrcs: &[u32],
+    rids: &[&str],
+    codec: RTCRtpCodec,
+) -> MediaStreamTrack {
+    let first = ssrcs[0];
     MediaStreamTrack::new(
-        format!("directo-load-{ssrc:08x}"),
-        format!("{kind}-{ssrc:08x}"),
+        format!("directo-load-{first:08x}"),
+        format!("{kind}-{first:08x}"),
         kind.to_string(),
         kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
+        ssrcs
+            .iter()
+            .enumerate()
+            .map(|(index, &ssrc)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    rid: rids
+                        .get(index)
+                        .map(|rid| (*rid).to_owned())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                },
+                codec: codec.clone(),
                 ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
+            })
+            .collect(),
     )
 }
+
+/// The negotiated MID/RID extension ids and values a simulcast video packet must carry.
+fn simulcast_tags(
+    pc: &mut RTCPeerConnection,
+    video: RTCRtpSenderId,
+    ssrcs: &[u32],
+) -> Result<SimulcastTags> {
+    let missing = || LoadError::Protocol("the answer did not accept simulcast".into());
+    let ids: Vec<_> = pc.get_transceivers().collect();
+    let mid = ids
+        .into_iter()
+        .find(|&id| RTCRtpSenderId::from(id) == video)
+        .and_then(|id| pc.rtp_transceiver(id).and_then(|t| t.mid().clone()))
+        .ok_or_else(missing)?;
+    let mut sender = pc.rtp_sender(video).ok_or_else(missing)?;
+    let extensions = sender
+        .get_parameters()
+        .rtp_parameters
+        .header_extensions
+        .clone();
+    let id_of = |uri: &str| {
+        extensions
+            .iter()
+            .find(|e| e.uri == uri)
+            .and_then(|e| u8::try_from(e.id).ok())
+    };
+    Ok(SimulcastTags {
+        mid_id: id_of(MID_URI).ok_or_else(missing)?,
+        rid_id: id_of(RID_URI).ok_or_else(missing)?,
+        mid: bytes::Bytes::from(mid.into_bytes()),
+        rids: ssrcs
+            .iter()
+            .zip(SIMULCAST_RIDS)
+            .map(|(&ssrc, rid)| (ssrc, bytes::Bytes::from_static(rid.as_bytes())))
+            .collect(),
+    })
+}
+
+/// Header extensions a simulcast publisher stamps its video with.
+pub(crate) const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub(crate) const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 
 /// Publishes to a WHIP endpoint with `key` until `context.stop` is set.
 pub async fn run_whip(
@@ -247,9 +362,20 @@ pub async fn run_whip(
     let mut peer = Peer::bind(Role::Publisher, context.bind_ip).await?;
     let video_ssrc = rand::random::<u32>() | 1;
     let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
-    let mut sender = |kind, ssrc, codec| -> Result<RTCRtpSenderId> {
+    let layers = if context.simulcast {
+        SIMULCAST_RIDS.len()
+    } else {
+        1
+    };
+    let video_ssrcs: Vec<u32> = (0..layers as u32).map(|i| video_ssrc + 2 * i).collect();
+    let mut sender = |kind, ssrcs: &[u32], codec| -> Result<RTCRtpSenderId> {
+        let rids: &[&str] = if ssrcs.len() > 1 {
+            &SIMULCAST_RIDS
+        } else {
+            &[]
+        };
         let transceiver = peer.pc.add_transceiver_from_track(
-            local_track(kind, ssrc, codec),
+            local_track(kind, ssrcs, rids, codec),
             Some(RTCRtpTransceiverInit {
                 direction: RTCRtpTransceiverDirection::Sendonly,
                 streams: vec![],
@@ -258,8 +384,8 @@ pub async fn run_whip(
         )?;
         Ok(RTCRtpSenderId::from(transceiver))
     };
-    let audio = sender(RtpCodecKind::Audio, audio_ssrc, opus_codec())?;
-    let video = sender(RtpCodecKind::Video, video_ssrc, vp8_codec())?;
+    let audio = sender(RtpCodecKind::Audio, &[audio_ssrc], opus_codec())?;
+    let video = sender(RtpCodecKind::Video, &video_ssrcs, vp8_codec())?;
     let offer = peer.pc.create_offer(None)?;
     peer.pc.set_local_description(Instant::now(), offer)?;
     peer.add_local_candidate()?;
@@ -268,11 +394,17 @@ pub async fn run_whip(
         Instant::now(),
         RTCSessionDescription::answer(session.answer.clone())?,
     )?;
+    let simulcast = if layers > 1 {
+        Some(simulcast_tags(&mut peer.pc, video, &video_ssrcs)?)
+    } else {
+        None
+    };
     let mut app = WhipApp {
-        clock: MediaClock::new(context.shape, video_ssrc, audio_ssrc, Instant::now()),
+        clock: MediaClock::new(context.shape, &video_ssrcs, audio_ssrc, Instant::now()),
         context,
         video,
         audio,
+        simulcast,
         connected: false,
         error: None,
     };
@@ -305,7 +437,7 @@ pub async fn run_plain_rtp(target: RtpTarget, context: PublisherContext) -> Resu
     let rtcp = UdpSocket::bind(SocketAddr::new(context.bind_ip, 0)).await?;
     let video_ssrc = rand::random::<u32>() | 1;
     let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
-    let mut clock = MediaClock::new(context.shape, video_ssrc, audio_ssrc, Instant::now());
+    let mut clock = MediaClock::new(context.shape, &[video_ssrc], audio_ssrc, Instant::now());
     let mut next_report = Instant::now();
     let mut buf = vec![0u8; 1500];
     context.live.store(true, Ordering::Release);
@@ -336,7 +468,7 @@ pub async fn run_plain_rtp(target: RtpTarget, context: PublisherContext) -> Resu
                 if let Ok(packets) = rtc::rtcp::packet::unmarshal(&mut raw)
                     && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
                 {
-                    clock.request_keyframe();
+                    clock.request_keyframe(None);
                 }
             }
             () = tokio::time::sleep_until(wake.into()) => {}

@@ -92,6 +92,19 @@ pub struct Report {
     pub loss_ratio: f64,
     /// The worst single viewer's loss ratio.
     pub worst_viewer_loss_ratio: f64,
+    /// Viewers watching over a narrowed link (`--constrained-share`); their loss is counted
+    /// apart, not in the figures above.
+    #[serde(default)]
+    pub constrained: usize,
+    /// Their raw loss (their link drops what it cannot carry).
+    #[serde(default)]
+    pub constrained_loss_ratio: f64,
+    /// Simulcast: constrained viewers whose last keyframe was of the smallest layer.
+    #[serde(default)]
+    pub constrained_on_lowest_layer: usize,
+    /// Simulcast: the other viewers whose last keyframe was of the largest layer.
+    #[serde(default)]
+    pub others_on_top_layer: usize,
     /// Publisher send to viewer receive, per packet.
     pub latency_ms: Percentiles,
     /// Join request to first keyframe, per viewer.
@@ -180,6 +193,10 @@ impl Report {
         let mut errors = BTreeMap::new();
         let (mut expected, mut received, mut worst) = (0u64, 0u64, 0f64);
         let mut rows = Vec::new();
+        let widths = viewers.iter().filter_map(|v| v.layer_width);
+        let (lowest, top) = (widths.clone().min(), widths.max());
+        let (mut constrained, mut constrained_expected, mut constrained_lost) = (0, 0, 0);
+        let (mut constrained_low, mut others_top) = (0, 0);
         for viewer in viewers {
             latency.merge(&viewer.latency);
             joins.extend(viewer.join);
@@ -187,6 +204,15 @@ impl Report {
             let mine_expected = viewer.audio.expected() + viewer.video.expected();
             let mine_received = viewer.audio.received + viewer.video.received;
             let mine_lost = viewer.audio.lost() + viewer.video.lost();
+            if viewer.link_kbps.is_some() {
+                constrained += 1;
+                constrained_expected += mine_expected;
+                constrained_lost += mine_lost;
+                constrained_low +=
+                    usize::from(viewer.layer_width.is_some() && viewer.layer_width == lowest);
+                continue;
+            }
+            others_top += usize::from(viewer.layer_width.is_some() && viewer.layer_width == top);
             expected += mine_expected;
             received += mine_received;
             if mine_expected > 0 {
@@ -209,6 +235,7 @@ impl Report {
         }
         let lost = viewers
             .iter()
+            .filter(|v| v.link_kbps.is_none())
             .map(|v| v.audio.lost() + v.video.lost())
             .sum::<u64>();
         let connected = viewers.iter().filter(|v| v.connected).count();
@@ -236,6 +263,14 @@ impl Report {
                 0.0
             },
             worst_viewer_loss_ratio: worst,
+            constrained,
+            constrained_loss_ratio: if constrained_expected > 0 {
+                constrained_lost as f64 / constrained_expected as f64
+            } else {
+                0.0
+            },
+            constrained_on_lowest_layer: constrained_low,
+            others_on_top_layer: others_top,
             latency_ms: histogram_percentiles(&latency),
             join_ms: sorted_percentiles(joins),
             connect_ms: sorted_percentiles(connects),
@@ -311,6 +346,19 @@ impl fmt::Display for Report {
                 self.worst_viewer_loss_ratio * 100.0
             ),
         )?;
+        if self.constrained > 0 {
+            row(
+                f,
+                "constrained viewers",
+                format!(
+                    "{} (raw loss {:.2}%); on the lowest layer {}; others on the top layer {}",
+                    self.constrained,
+                    self.constrained_loss_ratio * 100.0,
+                    self.constrained_on_lowest_layer,
+                    self.others_on_top_layer
+                ),
+            )?;
+        }
         let l = self.latency_ms;
         row(
             f,

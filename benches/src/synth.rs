@@ -82,9 +82,22 @@ pub struct VideoSource {
     next_periodic_keyframe: u64,
     keyframe_requested: bool,
     keyframes_sent: u64,
+    /// The picture size its keyframes announce (a simulcast layer's is smaller).
+    dimensions: (u16, u16),
 }
 
 impl VideoSource {
+    /// The same source announcing `width`×`height` in its keyframes (a simulcast layer).
+    pub fn with_dimensions(mut self, width: u16, height: u16) -> Self {
+        self.dimensions = (width, height);
+        self
+    }
+
+    /// The SSRC it sends on.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
     /// A source on `ssrc` with random starting sequence number and timestamp.
     pub fn new(shape: VideoShape, ssrc: u32, payload_type: u8) -> Self {
         let packet_size = shape.packet_size.max(MIN_PACKET_SIZE);
@@ -102,6 +115,7 @@ impl VideoSource {
             next_periodic_keyframe: 0,
             keyframe_requested: false,
             keyframes_sent: 0,
+            dimensions: (640, 360),
         }
     }
 
@@ -130,7 +144,7 @@ impl VideoSource {
         let frame_len = if keyframe { key_size } else { inter_size };
         let body_per_packet = self.shape.packet_size - DESCRIPTOR_LEN;
         let packets = frame_len.div_ceil(body_per_packet).max(1);
-        let header = vp8_payload_header(keyframe, frame_len);
+        let header = vp8_payload_header(keyframe, frame_len, self.dimensions);
         let picture_id = self.picture_id;
 
         let mut out = Vec::with_capacity(packets);
@@ -170,7 +184,7 @@ impl VideoSource {
 }
 
 /// The VP8 payload header: the frame tag, plus start code and size on a keyframe.
-fn vp8_payload_header(keyframe: bool, frame_len: usize) -> Vec<u8> {
+fn vp8_payload_header(keyframe: bool, frame_len: usize, (width, height): (u16, u16)) -> Vec<u8> {
     // The first partition's size is 19 bits; any plausible value inside the frame will do.
     let first_partition = (frame_len / 2).min(0x7ffff) as u32;
     let inter = u32::from(!keyframe);
@@ -179,8 +193,8 @@ fn vp8_payload_header(keyframe: bool, frame_len: usize) -> Vec<u8> {
     let mut header = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
     if keyframe {
         header.extend_from_slice(&START_CODE);
-        header.extend_from_slice(&640u16.to_le_bytes());
-        header.extend_from_slice(&360u16.to_le_bytes());
+        header.extend_from_slice(&width.to_le_bytes());
+        header.extend_from_slice(&height.to_le_bytes());
     }
     header
 }
@@ -232,6 +246,16 @@ impl AudioSource {
 /// Whether a VP8 RTP payload starts a keyframe: S=1, partition 0, and P=0 in the frame tag.
 pub fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
     directo_sfu::is_keyframe_start(directo_sfu::Codec::Vp8, payload)
+}
+
+/// The width a VP8 keyframe's first packet announces (after our 4-byte payload descriptor),
+/// if `payload` is one: how a viewer tells which simulcast layer it is getting.
+pub fn keyframe_width(payload: &[u8]) -> Option<u16> {
+    let frame = payload.get(DESCRIPTOR_LEN..)?;
+    if frame.len() < 10 || frame[0] & 1 != 0 || frame[3..6] != START_CODE {
+        return None;
+    }
+    Some(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff)
 }
 
 #[cfg(test)]
@@ -300,5 +324,15 @@ mod tests {
         assert_eq!(b.header.timestamp.wrapping_sub(a.header.timestamp), 960);
         assert_eq!(read_stamp(&a.payload), Some(0));
         assert_eq!(read_stamp(&b.payload), Some(1));
+    }
+
+    #[test]
+    fn a_layers_keyframe_announces_its_width() {
+        let times = SendTimes::new();
+        let mut source = VideoSource::new(shape(), 7, 96).with_dimensions(160, 90);
+        let frame = source.next_frame(Instant::now(), &times);
+        assert_eq!(keyframe_width(&frame[0].payload), Some(160));
+        let next = source.next_frame(Instant::now(), &times);
+        assert_eq!(keyframe_width(&next[0].payload), None, "an inter frame");
     }
 }

@@ -20,6 +20,8 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -28,7 +30,7 @@ use crate::histogram::Histogram;
 use crate::janus::{JanusSession, KEEPALIVE_INTERVAL};
 use crate::peer::{Peer, PeerApp, Role, drive};
 use crate::stamp::{SendTimes, read_stamp};
-use crate::synth::{VP8_PAYLOAD_TYPE, is_vp8_keyframe_start};
+use crate::synth::{VP8_PAYLOAD_TYPE, is_vp8_keyframe_start, keyframe_width};
 use crate::whip::{Session, delete_session, post_offer};
 
 /// How long a viewer waits for video before asking for a keyframe (and again after that).
@@ -109,6 +111,11 @@ impl TrackCounter {
         true
     }
 
+    /// The highest sequence number seen, extended (for receiver reports).
+    pub fn highest_extended(&self) -> u64 {
+        self.highest
+    }
+
     /// Packets the sender numbered between the first and the highest received.
     pub fn expected(&self) -> u64 {
         self.first.map_or(0, |first| self.highest - first + 1)
@@ -139,6 +146,10 @@ pub struct ViewerStats {
     pub plis_sent: u64,
     /// Why the viewer stopped early, if it did.
     pub error: Option<String>,
+    /// The viewer's link was narrowed to this many kbit/s (`--constrained-share`).
+    pub link_kbps: Option<u32>,
+    /// The picture width of the last keyframe it received: which simulcast layer it gets.
+    pub layer_width: Option<u16>,
 }
 
 /// Counters every viewer of a run adds to, read by the run for its measurement window.
@@ -158,10 +169,42 @@ struct ViewerApp {
     last_pli: Option<Instant>,
     video_ssrc: Option<(RTCRtpReceiverId, u32)>,
     failed: bool,
+    /// A narrow link: what it can still carry now (bytes) and when it was last refilled.
+    link: Option<(f64, Instant)>,
+    /// When to send the next receiver report (constrained viewers report their loss, so
+    /// Directo's bandwidth estimate can react), and the video counts at the previous one.
+    next_report: Option<Instant>,
+    reported: (u64, u64),
 }
 
+/// How often a constrained viewer sends a receiver report.
+const REPORT_INTERVAL: Duration = Duration::from_millis(500);
+/// A narrow link's buffer, in milliseconds of its rate (beyond it packets are dropped).
+const LINK_BUFFER_MS: f64 = 100.0;
+
 impl ViewerApp {
+    /// Whether a narrow link lets this packet through (a token bucket at the link's rate).
+    fn link_passes(&mut self, now: Instant, bytes: usize) -> bool {
+        let Some(kbps) = self.stats.link_kbps else {
+            return true;
+        };
+        let rate = f64::from(kbps) * 125.0;
+        let capacity = rate * LINK_BUFFER_MS / 1000.0;
+        let (tokens, at) = self.link.get_or_insert((capacity, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(capacity);
+        *at = now;
+        if *tokens >= bytes as f64 {
+            *tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+
     fn on_rtp(&mut self, now: Instant, packet: &rtc::rtp::Packet) {
+        if !self.link_passes(now, packet.payload.len() + 12) {
+            return;
+        }
         self.shared.packets.fetch_add(1, Ordering::Relaxed);
         let video = packet.header.payload_type == VP8_PAYLOAD_TYPE;
         let counter = if video {
@@ -174,6 +217,9 @@ impl ViewerApp {
         }
         if video {
             self.last_video = Some(now);
+            if let Some(width) = keyframe_width(&packet.payload) {
+                self.stats.layer_width = Some(width);
+            }
             if self.stats.join.is_none() {
                 if is_vp8_keyframe_start(&packet.payload) {
                     self.stats.join = Some(now.saturating_duration_since(self.joined_at));
@@ -192,6 +238,43 @@ impl ViewerApp {
                 .latency
                 .record(now.saturating_duration_since(sent));
         }
+    }
+
+    /// A receiver report on the video: the loss since the previous one, as RFC 3550 counts it.
+    fn send_report(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> Result<()> {
+        if self.video_ssrc.is_none() {
+            self.video_ssrc = Self::find_video_ssrc(pc);
+        }
+        let Some((receiver_id, media_ssrc)) = self.video_ssrc else {
+            return Ok(());
+        };
+        let expected = self.stats.video.expected();
+        let received = expected - self.stats.video.lost();
+        let (expected_before, received_before) = self.reported;
+        self.reported = (expected, received);
+        let interval_expected = expected.saturating_sub(expected_before);
+        let interval_lost =
+            interval_expected.saturating_sub(received.saturating_sub(received_before));
+        let fraction_lost = (interval_lost * 256)
+            .checked_div(interval_expected)
+            .map_or(0, |fraction| fraction.min(255) as u8);
+        if let Some(mut receiver) = pc.rtp_receiver(receiver_id) {
+            receiver.write_rtcp(
+                now,
+                vec![Box::new(ReceiverReport {
+                    ssrc: 0,
+                    reports: vec![ReceptionReport {
+                        ssrc: media_ssrc,
+                        fraction_lost,
+                        total_lost: self.stats.video.lost().min(0x7f_ffff) as u32,
+                        last_sequence_number: self.stats.video.highest_extended() as u32,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })],
+            )?;
+        }
+        Ok(())
     }
 
     /// The receiver and remote SSRC of the video track, from the negotiated description.
@@ -244,10 +327,20 @@ impl PeerApp for ViewerApp {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.next_pli
+        [self.next_pli, self.next_report]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_deadline(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> Result<()> {
+        if self.next_report.is_some_and(|at| at <= now) {
+            self.next_report = Some(now + REPORT_INTERVAL);
+            self.send_report(pc, now)?;
+        }
+        if self.next_pli.is_some_and(|at| at > now) {
+            return Ok(());
+        }
         self.next_pli = Some(now + KEYFRAME_WAIT);
         let stalled = self
             .last_video
@@ -293,6 +386,8 @@ pub struct ViewerContext {
     pub shared: Arc<SharedCounters>,
     /// The address the viewer's socket binds to.
     pub bind_ip: IpAddr,
+    /// Narrow this viewer's link to this many kbit/s (drops beyond a short buffer).
+    pub link_kbps: Option<u32>,
 }
 
 /// Joins, watches until `until`, leaves, and returns what it measured.
@@ -308,7 +403,11 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
         last_pli: None,
         video_ssrc: None,
         failed: false,
+        link: None,
+        next_report: context.link_kbps.map(|_| joined_at + REPORT_INTERVAL),
+        reported: (0, 0),
     };
+    app.stats.link_kbps = context.link_kbps;
     if let Err(error) = watch(&context, &mut app, until).await {
         app.stats.error = Some(error.to_string());
     }

@@ -53,6 +53,17 @@ struct Cli {
     /// (libwebrtc paces at 2.5x); 0 sends each frame's packets in one burst.
     #[arg(long, default_value_t = 2.5)]
     pace_factor: f64,
+    /// Publish the video as three simulcast layers (¼, ½ and full size at ~10 %, 33 % and
+    /// 100 % of the bitrate; Directo only).
+    #[arg(long)]
+    simulcast: bool,
+    /// This share of the viewers (0–1) watch over a link narrowed to `--constrained-kbps`
+    /// (they drop what it cannot carry and report their loss in receiver reports).
+    #[arg(long, default_value_t = 0.0)]
+    constrained_share: f64,
+    /// The narrow link's rate, kbit/s.
+    #[arg(long, default_value_t = 400)]
+    constrained_kbps: u32,
     /// The server's pid, for its CPU time and resident memory (read from /proc).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -152,6 +163,9 @@ fn main() -> anyhow::Result<()> {
         per_viewer: cli.per_viewer,
         bind_ip: cli.bind_ip,
         chat_flood: cli.chat_flood,
+        simulcast: cli.simulcast,
+        constrained_share: cli.constrained_share,
+        constrained_kbps: cli.constrained_kbps,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
