@@ -7,6 +7,7 @@
 #
 # Knobs (environment): VIEWERS, SECONDS_PER_RUN, RAMP (viewers/s), BITRATE_KBPS, FPS,
 # PACE_FACTOR (publisher pacing as a multiple of the bitrate, 0 = frames in bursts),
+# LOAD_ARGS (more directo-load flags, e.g. "--simulcast --constrained-share 0.2"),
 # HTTP_PORT, MEDIA_PORT, RECORD=1 (keep recording on), SKIP_BUILD=1 (use the existing target/release binaries),
 # DIRECTO=<path> (another server binary, e.g. target/debug/directo; implies no server build),
 # OUT (where the JSON lines go; default a temp file).
@@ -86,7 +87,7 @@ for n in $VIEWERS; do
     if ! timeout "$limit" taskset -c 1 "$LOAD" --server "http://127.0.0.1:$HTTP_PORT" \
         --stream "load-$n" --key "$KEY" --viewers "$n" --seconds "$SECONDS_PER_RUN" \
         --ramp-per-s "$RAMP" --bitrate-kbps "$BITRATE_KBPS" --pace-factor "$PACE_FACTOR" --fps "$FPS" \
-        --server-pid "$SERVER_PID" --json >> "$OUT"; then
+        --server-pid "$SERVER_PID" --json ${LOAD_ARGS:-} >> "$OUT"; then
         echo "  run with $n viewers failed or timed out; server log: $WORK/directo.log" >&2
     fi
     cleanup
