@@ -19,7 +19,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Harness, TIMEOUT_MS, waitFor, waitForState } from './harness.mjs';
+import { Harness, TIMEOUT_MS, goLive, waitFor, waitForState } from './harness.mjs';
 
 const PUBLISH_KEY = 'browser-test-key';
 const MODERATOR_KEY = 'browser-moderator-key';
@@ -103,7 +103,7 @@ test('studio to three viewers: media, chat with replies, moderation, embed, reco
   let moderator = null;
   let embed = null;
   try {
-    await goLive(studio, stream);
+    await goLive(studio, `${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
 
     // Three viewers open at once; each must decode video and receive audio.
     const joins = await Promise.all(
@@ -217,7 +217,7 @@ test('a viewer who arrives before the presenter gets media once it is live', asy
     await waitForState(viewer, ['waiting']);
     assert.match(await viewer.textContent('#overlay-text'), /waiting for the presenter/i);
     await harness.snapshot(viewer, 'watch-waiting');
-    await goLive(studio, stream);
+    await goLive(studio, `${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
     await waitFor('the early viewer decodes a first video frame', async () => (await inboundStats(viewer))?.framesDecoded > 0);
     await assertMediaFlowing(viewer);
     await waitForState(viewer, ['live']);
@@ -245,15 +245,6 @@ async function messageItem(page, text) {
   });
   await item.first().waitFor({ timeout: TIMEOUT_MS });
   return item.first();
-}
-
-/** Opens the studio of `stream`, presses "Go live" and waits until it is live. */
-async function goLive(page, stream) {
-  await page.goto(`${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
-  await waitForState(page, ['idle']);
-  await page.waitForFunction(() => !document.getElementById('golive').disabled);
-  await page.click('#golive');
-  await waitForState(page, ['live']);
 }
 
 /** Samples the viewer twice and asserts video frames and audio packets keep arriving. */

@@ -177,6 +177,15 @@ export async function waitFor(what, check) {
   assert.fail(`timed out after ${TIMEOUT_MS} ms waiting until ${what}`);
 }
 
+/** Opens a studio page at `url` (`/studio/{stream}#key=…`), presses "Go live" and waits until it is live. */
+export async function goLive(page, url) {
+  await page.goto(url);
+  await waitForState(page, ['idle']);
+  await page.waitForFunction(() => !document.getElementById('golive').disabled);
+  await page.click('#golive');
+  await waitForState(page, ['live']);
+}
+
 /**
  * Waits until the page's `window.directoState` is one of `wanted`. Fails at
  * once, with the status text, if the page reports an error it was not expecting.

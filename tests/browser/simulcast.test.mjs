@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Harness, TIMEOUT_MS, waitFor, waitForState } from './harness.mjs';
+import { Harness, TIMEOUT_MS, goLive, waitFor, waitForState } from './harness.mjs';
 
 const PUBLISH_KEY = 'simulcast-test-key';
 const STREAM = 'simulcast';
@@ -35,7 +35,7 @@ test('a watch page switches between the simulcast layers the studio publishes', 
   const studio = await harness.openPage('simulcast-studio');
   const viewer = await harness.openPage('simulcast-watch');
   try {
-    await goLive(studio, STREAM);
+    await goLive(studio, `${baseUrl}/studio/${STREAM}#key=${PUBLISH_KEY}`);
 
     // The browser sends at least two layers (it may drop one for a small camera picture).
     const layers = await waitFor('the studio to send two or more simulcast layers', async () => {
@@ -98,7 +98,7 @@ test('a viewer on a thin link gets the low layer, the others keep the top one', 
   const thin = await harness.openPage('bwe-thin');
   let shaped = false;
   try {
-    await goLive(studio, stream);
+    await goLive(studio, `${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
     const layers = await waitFor('two simulcast layers with their bitrates', async () => {
       const first = await outboundLayers(studio);
       await sleep(2_000);
@@ -149,15 +149,6 @@ test('a viewer on a thin link gets the low layer, the others keep the top one', 
     await studio.close();
   }
 });
-
-/** Opens the studio of `stream`, presses "Go live" (simulcast is the studio's default) and waits until live. */
-async function goLive(studio, stream) {
-  await studio.goto(`${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
-  await waitForState(studio, ['idle']);
-  await studio.waitForFunction(() => !document.getElementById('golive').disabled);
-  await studio.click('#golive');
-  await waitForState(studio, ['live']);
-}
 
 /** Limits UDP traffic to `port` on the loopback interface to `rate` bit/s, dropping beyond a short queue. */
 function shape(port, rate) {
