@@ -579,6 +579,9 @@ impl Engine {
             })
             .map(|(id, _)| *id)
             .collect();
+        self.metrics
+            .fanout_dropped
+            .increment(std::mem::take(&mut self.fanout.dropped));
         for entry in self.streams.values_mut() {
             if let Some(recording) = &mut entry.recording {
                 self.metrics
@@ -1068,10 +1071,9 @@ impl Engine {
                                 .join_seconds
                                 .record(now.duration_since(peer.created).as_secs_f64());
                         }
-                        if self.fanout.has(subscriber) {
-                            self.fanout.push(subscriber, packet);
+                        let Err(packet) = self.fanout.push(subscriber, packet) else {
                             continue;
-                        }
+                        };
                         let msg = TaggedRTCMessage {
                             now,
                             message: RTCMessage::RtpPacket(String::new(), packet),

@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtc::srtp::context::Context;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -97,6 +97,39 @@ struct Worker {
     jobs: std_mpsc::SyncSender<Job>,
     thread: Option<JoinHandle<()>>,
     legs: usize,
+    /// Leg changes its full queue could not take yet: sent, in order, before anything else.
+    deferred: VecDeque<Job>,
+}
+
+impl Worker {
+    /// Queue a leg change without ever waiting: behind earlier deferred ones, or now.
+    fn control(&mut self, job: Job) {
+        if !self.flush_deferred() {
+            self.deferred.push_back(job);
+            return;
+        }
+        if let Err(std_mpsc::TrySendError::Full(job)) = self.jobs.try_send(job) {
+            self.deferred.push_back(job);
+        }
+    }
+
+    /// Send deferred leg changes; whether none is left.
+    fn flush_deferred(&mut self) -> bool {
+        while let Some(job) = self.deferred.pop_front() {
+            match self.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(std_mpsc::TrySendError::Full(job)) => {
+                    self.deferred.push_front(job);
+                    return false;
+                }
+                // The worker is gone (shutting down): nothing to keep.
+                Err(std_mpsc::TrySendError::Disconnected(_)) => {
+                    self.deferred.clear();
+                }
+            }
+        }
+        true
+    }
 }
 
 /// Every viewer's leg, sharded over the engine thread and the worker threads.
@@ -109,7 +142,7 @@ pub(crate) struct Fanout {
     placement: HashMap<PeerId, usize>,
     /// Each worker's share of the fan-out being built.
     pending: Vec<Vec<(PeerId, Packet)>>,
-    /// Packets a full worker queue made us drop.
+    /// Packets a full worker queue made us drop (reported to `/metrics` by the engine).
     pub(crate) dropped: u64,
 }
 
@@ -128,6 +161,7 @@ impl Fanout {
                 jobs,
                 thread: Some(thread),
                 legs: 0,
+                deferred: VecDeque::new(),
             });
         }
         let pending = workers.iter().map(|_| Vec::new()).collect();
@@ -144,11 +178,6 @@ impl Fanout {
     /// How many shards forward (the engine thread included).
     pub(crate) fn shards(&self) -> usize {
         self.workers.len() + 1
-    }
-
-    /// Whether viewer `id` has a leg (its packets take the fast path).
-    pub(crate) fn has(&self, id: PeerId) -> bool {
-        self.placement.contains_key(&id)
     }
 
     /// Give viewer `id` a leg, on the least loaded shard (ICE-TCP legs stay on the engine
@@ -170,9 +199,7 @@ impl Fanout {
             self.local.legs.insert(id, leg);
         } else {
             let worker = &mut self.workers[shard - 1];
-            if worker.jobs.try_send(Job::Add(id, leg)).is_err() {
-                return;
-            }
+            worker.control(Job::Add(id, leg));
             worker.legs += 1;
         }
         self.placement.insert(id, shard);
@@ -187,8 +214,7 @@ impl Fanout {
             Some(shard) => {
                 let worker = &mut self.workers[shard - 1];
                 worker.legs -= 1;
-                // Job order keeps this after the leg's packets; a full queue drops them anyway.
-                let _ = worker.jobs.send(Job::Remove(id));
+                worker.control(Job::Remove(id));
             }
             None => {}
         }
@@ -202,19 +228,16 @@ impl Fanout {
                     leg.destination = destination;
                 }
             }
-            Some(&shard) => {
-                let _ = self.workers[shard - 1]
-                    .jobs
-                    .send(Job::Retarget(id, destination));
-            }
+            Some(&shard) => self.workers[shard - 1].control(Job::Retarget(id, destination)),
             None => {}
         }
     }
 
     /// Forward `packet` (already rewritten for viewer `id`). On the engine thread's shard it is
     /// protected now and queued in `outgoing` (or handed to the TCP writer); on a worker's
-    /// shard it joins that worker's batch, handed over by [`Fanout::dispatch`].
-    pub(crate) fn push(&mut self, id: PeerId, packet: Packet) {
+    /// shard it joins that worker's batch, handed over by [`Fanout::dispatch`]. A viewer
+    /// without a leg gets the packet back (it goes through its `rtc` connection instead).
+    pub(crate) fn push(&mut self, id: PeerId, packet: Packet) -> Result<(), Packet> {
         match self.placement.get(&id) {
             Some(0) => {
                 if let Some((destination, data)) = self.local.protect(id, &packet) {
@@ -232,19 +255,21 @@ impl Fanout {
                 }
             }
             Some(&shard) => self.pending[shard - 1].push((id, packet)),
-            None => {}
+            None => return Err(packet),
         }
+        Ok(())
     }
 
     /// Hand every worker its share of the fan-out built since the last call.
     pub(crate) fn dispatch(&mut self) {
-        for (worker, batch) in self.workers.iter().zip(self.pending.iter_mut()) {
+        for (worker, batch) in self.workers.iter_mut().zip(self.pending.iter_mut()) {
             if batch.is_empty() {
                 continue;
             }
             let n = batch.len() as u64;
             let batch = std::mem::replace(batch, Vec::with_capacity(worker.legs));
-            if worker.jobs.try_send(Job::Packets(batch)).is_err() {
+            // Leg changes go first; packets never wait for them, they are dropped instead.
+            if !worker.flush_deferred() || worker.jobs.try_send(Job::Packets(batch)).is_err() {
                 self.dropped += n;
             }
         }
@@ -296,5 +321,43 @@ fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: OwnedFd) {
                 out.clear();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn removed(job: Job) -> PeerId {
+        match job {
+            Job::Remove(id) => id,
+            _ => panic!("expected a Remove"),
+        }
+    }
+
+    #[test]
+    fn leg_changes_never_wait_and_keep_their_order() {
+        let (jobs, rx) = std_mpsc::sync_channel(1);
+        let mut worker = Worker {
+            jobs,
+            thread: None,
+            legs: 0,
+            deferred: VecDeque::new(),
+        };
+        // The queue holds one job: the next two are kept back, in order, without blocking.
+        for id in 1..=3 {
+            worker.control(Job::Remove(id));
+        }
+        assert_eq!(worker.deferred.len(), 2);
+        assert_eq!(removed(rx.recv().unwrap()), 1);
+        assert!(!worker.flush_deferred(), "room for one only");
+        assert_eq!(removed(rx.recv().unwrap()), 2);
+        assert!(worker.flush_deferred());
+        assert_eq!(removed(rx.recv().unwrap()), 3);
+        // Once the worker is gone, nothing piles up.
+        drop(rx);
+        worker.control(Job::Remove(4));
+        worker.control(Job::Remove(5));
+        assert!(worker.deferred.len() <= 1);
     }
 }

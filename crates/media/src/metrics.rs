@@ -14,6 +14,7 @@ pub(crate) struct EngineMetrics {
     pub(crate) nacks: Counter,
     pub(crate) keyframe_requests: Counter,
     pub(crate) recorder_dropped: Counter,
+    pub(crate) fanout_dropped: Counter,
     pub(crate) chat_dropped: Counter,
     pub(crate) sessions_dropped: Counter,
     pub(crate) streams: Gauge,
@@ -47,6 +48,10 @@ impl EngineMetrics {
             "packets the recorder could not take"
         );
         describe_counter!(
+            "directo_fanout_dropped_total",
+            "forwarded packets dropped because a fan-out thread fell behind"
+        );
+        describe_counter!(
             "directo_chat_dropped_total",
             "chat messages dropped for slow members or a busy chat service"
         );
@@ -72,6 +77,7 @@ impl EngineMetrics {
             nacks: counter!("directo_nacks_total"),
             keyframe_requests: counter!("directo_keyframe_requests_total"),
             recorder_dropped: counter!("directo_recorder_dropped_total"),
+            fanout_dropped: counter!("directo_fanout_dropped_total"),
             chat_dropped: counter!("directo_chat_dropped_total"),
             sessions_dropped: counter!("directo_sessions_dropped_total"),
             streams: gauge!("directo_streams"),
