@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Directo, installing what they need on Debian if it is missing:
 # Chromium (browser tests), ffmpeg (recordings), Node.js/npm (the SDK and browser tests),
-# iproute2 (`tc`: the simulcast test narrows one viewer's loopback link, which needs root);
+# iproute2 (`tc`: the simulcast test narrows one viewer's loopback link, which needs root),
+# coturn (the TURN relay tests);
 # Python packages for the interop suite go into tests/interop/.venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +14,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v tc >/dev/null 2>&1 || [ -x /usr/sbin/tc ] || missing+=(iproute2)
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]} (Debian packages)"

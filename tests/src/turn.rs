@@ -45,6 +45,11 @@ pub struct TurnServer {
 impl TurnServer {
     /// Installs Debian's `coturn` (apt) unless `turnserver` is already on the `PATH`.
     pub fn ensure_installed() -> Result<()> {
+        // Tests run in parallel: one apt-get at a time (dpkg takes a lock and the second fails).
+        static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = INSTALL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if turnserver_exists() {
             return Ok(());
         }
