@@ -5,10 +5,12 @@
 // flowing throughout.
 //
 // Then bandwidth estimation: of two `auto` viewers, one gets a link too thin for the top
-// layer — `tc` on the loopback interface (an HTB class with a short queue, matched on that
-// viewer's UDP port; this kernel has no netem) — and must end up on the low layer while the
-// other keeps the top layer without loss. Needs root and `tc` (iproute2); the shaping is
-// removed when the test ends.
+// layer — `tc` on the loopback interface (an HTB class, matched on that viewer's UDP port;
+// this kernel has no netem) — and must end up on the low layer while the other keeps the top
+// layer without loss. With a short queue the link loses packets (receiver reports say so);
+// behind a deep buffer it first queues them, and the viewer must move before the queue
+// overflows (the delay trend of its transport-wide congestion control feedback). Needs root
+// and `tc` (iproute2); the shaping is removed when the test ends.
 //
 // Run with the other browser tests (`npm test` in tests/browser, after `cargo build -p directo`).
 
@@ -92,10 +94,32 @@ test('a watch page switches between the simulcast layers the studio publishes', 
 });
 
 test('a viewer on a thin link gets the low layer, the others keep the top one', async (t) => {
-  const stream = 'simulcast-bwe';
-  const studio = await harness.openPage('bwe-studio');
-  const fast = await harness.openPage('bwe-fast');
-  const thin = await harness.openPage('bwe-thin');
+  await thinLink(t, { stream: 'simulcast-bwe', queuePackets: 10 });
+});
+
+test('a viewer behind a deep buffer moves down as its delay grows, before its queue overflows', async (t) => {
+  const { thinLost, thinReceived } = await thinLink(t, { stream: 'simulcast-bloat', queuePackets: 400 });
+  // The queue (seconds deep) never overflowed: the move came from the delay trend in the
+  // viewer's transport-wide feedback, not from loss.
+  assert.ok(thinLost <= Math.max(3, thinReceived / 100), `the thin viewer lost ${thinLost} of ${thinReceived} packets`);
+});
+
+/**
+ * Two `auto` viewers of a simulcast studio; one viewer's link is narrowed to room for the low
+ * layer only, with a queue of `queuePackets`. It must move to the low layer and stay there;
+ * the other keeps the top layer without loss. Returns the thin viewer's video packets lost
+ * and received from the narrowing to the end.
+ */
+async function thinLink(t, { stream, queuePackets }) {
+  const missing = shapingUnavailable();
+  if (missing) {
+    // Only where the machine forbids it (no root, no CAP_NET_ADMIN, no HTB in the kernel).
+    t.skip(`cannot shape the loopback link: ${missing}`);
+    return { thinLost: 0, thinReceived: 0 };
+  }
+  const studio = await harness.openPage(`${stream}-studio`);
+  const fast = await harness.openPage(`${stream}-fast`);
+  const thin = await harness.openPage(`${stream}-thin`);
   let shaped = false;
   try {
     await goLive(studio, `${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
@@ -126,8 +150,9 @@ test('a viewer on a thin link gets the low layer, the others keep the top one', 
     const rate = Math.round(Math.min(low.bps * 2 + 64_000, (low.bps + top.bps) / 2));
     assert.ok(rate < top.bps, `a thin link (${rate} bit/s) below the top layer (${top.bps} bit/s)`);
     const port = await localPort(thin);
-    t.diagnostic(`shaping the thin viewer's port ${port} to ${Math.round(rate / 1000)} kbit/s`);
-    shape(port, rate);
+    t.diagnostic(`shaping the thin viewer's port ${port} to ${Math.round(rate / 1000)} kbit/s, queue ${queuePackets} packets`);
+    const thinBefore = await inbound(thin);
+    shape(port, rate, queuePackets);
     shaped = true;
 
     const switched = Date.now();
@@ -141,24 +166,41 @@ test('a viewer on a thin link gets the low layer, the others keep the top one', 
     assert.equal(fastAfter.width, top.width, 'the other viewer keeps the top layer');
     assert.ok(fastAfter.framesDecoded > fastBefore.framesDecoded, 'the other viewer keeps decoding');
     assert.ok(fastAfter.packetsLost - fastBefore.packetsLost <= 2, `the other viewer lost nothing: ${JSON.stringify(fastAfter)}`);
-    await harness.snapshot(thin, 'simulcast-thin-viewer');
+    const thinAfter = await inbound(thin);
+    const thinLost = thinAfter.packetsLost - thinBefore.packetsLost;
+    const thinReceived = thinAfter.packetsReceived - thinBefore.packetsReceived;
+    t.diagnostic(`the thin viewer lost ${thinLost} of ${thinReceived + thinLost} video packets`);
+    await harness.snapshot(thin, `${stream}-thin-viewer`);
+    return { thinLost, thinReceived };
   } finally {
     if (shaped) unshape();
     await thin.close();
     await fast.close();
     await studio.close();
   }
-});
+}
 
-/** Limits UDP traffic to `port` on the loopback interface to `rate` bit/s, dropping beyond a short queue. */
-function shape(port, rate) {
+/** Limits UDP traffic to `port` on the loopback interface to `rate` bit/s, dropping beyond a queue of `queuePackets`. */
+function shape(port, rate, queuePackets) {
   const tc = (...args) => execFileSync('tc', args, { stdio: 'pipe' });
   unshape();
   tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10');
   tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
   tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', `${rate}bit`, 'ceil', `${rate}bit`);
-  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '10');
+  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', String(queuePackets));
   tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', String(port), '0xffff', 'flowid', '1:20');
+}
+
+/** Why `tc` cannot shape the loopback link here, or null when it can. */
+function shapingUnavailable() {
+  try {
+    unshape();
+    execFileSync('tc', ['qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10'], { stdio: 'pipe' });
+    unshape();
+    return null;
+  } catch (e) {
+    return String(e.stderr || e.message).trim();
+  }
 }
 
 function unshape() {
@@ -182,15 +224,20 @@ function localPort(page) {
   });
 }
 
-/** The page's inbound video: width, frames decoded, packets lost. */
+/** The page's inbound video: width, frames decoded, packets lost and received. */
 function inbound(page) {
   return page.evaluate(async () => {
     for (const report of (await window.directoSession.pc.getStats()).values()) {
       if (report.type === 'inbound-rtp' && report.kind === 'video') {
-        return { width: report.frameWidth ?? 0, framesDecoded: report.framesDecoded ?? 0, packetsLost: report.packetsLost ?? 0 };
+        return {
+          width: report.frameWidth ?? 0,
+          framesDecoded: report.framesDecoded ?? 0,
+          packetsLost: report.packetsLost ?? 0,
+          packetsReceived: report.packetsReceived ?? 0,
+        };
       }
     }
-    return { width: 0, framesDecoded: 0, packetsLost: 0 };
+    return { width: 0, framesDecoded: 0, packetsLost: 0, packetsReceived: 0 };
   });
 }
 

@@ -24,6 +24,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -754,6 +755,10 @@ impl Engine {
                             && role == PeerRole::Viewer
                         {
                             entry.sfu.on_remb(id, remb.bitrate as u64, now);
+                        } else if let Some(feedback) = any.downcast_ref::<TransportLayerCc>()
+                            && role == PeerRole::Viewer
+                        {
+                            entry.sfu.on_transport_feedback(id, feedback, now);
                         }
                     }
                 }

@@ -2,7 +2,8 @@
 //!
 //! The `rtc` chain consumes inbound RTCP; the SFU needs a viewer's keyframe requests and NACKs
 //! (answered from the shared cache, or collapsed into one request to the publisher), their
-//! receiver reports and REMBs (their bandwidth estimate picks their simulcast layer), and a
+//! receiver reports, REMBs and transport-wide feedback (their bandwidth estimate picks their
+//! simulcast layer), and a
 //! publisher's sender reports (the NTP↔RTP mapping viewers need for lip sync). Everything else
 //! stays inside the chain.
 
@@ -12,13 +13,14 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// Marks PLI, FIR, NACK and SR packets for delivery to the application.
+/// Marks PLI, FIR, NACK, SR, RR, REMB and transport-wide feedback packets for delivery to the application.
 #[derive(Default)]
 pub(crate) struct RtcpTap {
     read_queue: VecDeque<TaggedPacket>,
@@ -33,6 +35,7 @@ fn wanted(packet: &dyn rtc::rtcp::Packet) -> bool {
         || any.is::<SenderReport>()
         || any.is::<ReceiverReport>()
         || any.is::<ReceiverEstimatedMaximumBitrate>()
+        || any.is::<TransportLayerCc>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {

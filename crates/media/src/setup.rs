@@ -2,8 +2,9 @@
 //!
 //! Publishers get the receive-side interceptors a browser needs to send well (NACK generator,
 //! receiver reports, transport-wide congestion control feedback). Viewers get none of the
-//! send-side ones: retransmissions come from the one shared NACK cache in `directo-sfu` and
-//! sender reports are derived from the publisher's, so nothing is buffered per viewer.
+//! send-side ones: retransmissions come from the one shared NACK cache in `directo-sfu`,
+//! sender reports are derived from the publisher's, and transport-wide sequence numbers are
+//! stamped and their feedback read by the SFU, so nothing is buffered per viewer in `rtc`.
 
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -185,7 +186,28 @@ pub(crate) fn build_peer_connection(
 
     let registry = match role {
         PeerRole::Publisher => register_default_interceptors(Registry::new(), &mut media_engine)?,
-        PeerRole::Viewer => Registry::new(),
+        PeerRole::Viewer => {
+            // Transport-wide congestion control toward viewers: the SFU numbers every packet
+            // it forwards (`directo_sfu::Stream`) and reads the viewer's feedback, so nothing
+            // in `rtc`'s chain does either.
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                media_engine.register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: directo_sfu::TRANSPORT_CC_URI.to_owned(),
+                    },
+                    kind,
+                    None,
+                )?;
+                media_engine.register_feedback(
+                    RTCPFeedback {
+                        typ: "transport-cc".to_owned(),
+                        parameter: String::new(),
+                    },
+                    kind,
+                );
+            }
+            Registry::new()
+        }
     };
     let registry = registry.with(Slot::from(RTCP_TAP_SLOT), RtcpTap::default());
 

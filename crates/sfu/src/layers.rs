@@ -7,11 +7,15 @@
 //! [`Quality::Auto`] the highest whose bitrate fits its bandwidth estimate
 //! ([`BandwidthEstimator`]).
 //!
-//! The estimate is loss based (RFC 3550 receiver reports: the viewer's fraction lost), capped by
-//! the viewer's REMB when it sends one: down fast on loss, up slowly while the link is clean, as
-//! the loss-based half of Google congestion control does.
+//! The estimate comes down on either of Google congestion control's two signals: loss (RFC 3550
+//! receiver reports: the viewer's fraction lost) and, for viewers that negotiated
+//! transport-wide congestion control, a growing one-way delay (the link's queue filling up,
+//! seen in their transport feedback before anything is lost; see `twcc`). It goes back up
+//! slowly while the link is clean, and is capped by the viewer's REMB when it sends one.
 
 use std::time::{Duration, Instant};
+
+use rtc::interceptor::Usage;
 
 /// The picture a viewer asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,6 +112,8 @@ const LOSS_LOW: f64 = 0.02;
 const INCREASE: f64 = 1.08;
 /// At most one increase per this long ("up slowly").
 const INCREASE_INTERVAL: Duration = Duration::from_millis(1000);
+/// On a growing queue, the estimate drops to this share of the acknowledged rate.
+const DELAY_DECREASE: f64 = 0.85;
 /// The estimate never goes below this (a viewer always gets the lowest layer).
 const MIN_ESTIMATE_BPS: u64 = 50_000;
 /// After loss at some rate, the estimate stays below it for this long (doubling with every
@@ -153,12 +159,7 @@ impl BandwidthEstimator {
         let next = if loss > LOSS_HIGH {
             // What actually got through, and a little less: down fast.
             let base = current.min(sending_bps.max(MIN_ESTIMATE_BPS)) as f64;
-            let hold = self
-                .congested
-                .map_or(FIRST_HOLD, |(_, _, next)| next)
-                .min(MAX_HOLD);
-            let rate = sending_bps.max(MIN_ESTIMATE_BPS);
-            self.congested = Some((rate, now + hold, (hold * 2).min(MAX_HOLD)));
+            self.congest(sending_bps, now);
             // Below what got through, and below the share that keeps a layer: a link that
             // loses over 10 % of a layer cannot carry it.
             Some((base * (1.0 - loss) * 0.9) as u64)
@@ -190,6 +191,44 @@ impl BandwidthEstimator {
             self.loss_based = None;
         }
         self.loss_based != before
+    }
+
+    /// Remembers that the link could not carry `sending_bps`: the estimate stays below it for
+    /// the current hold, and the next congestion holds twice as long.
+    fn congest(&mut self, sending_bps: u64, now: Instant) {
+        let hold = self
+            .congested
+            .map_or(FIRST_HOLD, |(_, _, next)| next)
+            .min(MAX_HOLD);
+        let rate = sending_bps.max(MIN_ESTIMATE_BPS);
+        self.congested = Some((rate, now + hold, (hold * 2).min(MAX_HOLD)));
+    }
+
+    /// A transport-wide feedback verdict: `usage` is the delay trend of the viewer's link and
+    /// `received_bps` what it acknowledged lately, while it was being sent `sending_bps` of
+    /// video. A growing queue (`Over`) brings the estimate down to 85 % of what gets through
+    /// (GCC's decrease), before the queue overflows into loss; going back up is left to the
+    /// clean receiver reports, one slow step at a time. Returns whether the estimate changed.
+    pub(crate) fn on_delay(
+        &mut self,
+        usage: Usage,
+        received_bps: Option<u64>,
+        sending_bps: u64,
+        now: Instant,
+    ) -> bool {
+        let (Usage::Over, Some(received)) = (usage, received_bps) else {
+            return false;
+        };
+        let target = ((received as f64 * DELAY_DECREASE) as u64).max(MIN_ESTIMATE_BPS);
+        if self.loss_based.is_some_and(|current| current <= target) {
+            return false;
+        }
+        // A new congestion episode (not the same queue seen again by the next report).
+        if self.congested.is_none_or(|(_, until, _)| now >= until) {
+            self.congest(sending_bps, now);
+        }
+        self.loss_based = Some(target);
+        true
     }
 
     /// The viewer's REMB. Returns whether the estimate changed.
@@ -298,6 +337,37 @@ mod tests {
             "{:?}",
             bwe.estimate()
         );
+    }
+
+    #[test]
+    fn a_growing_queue_brings_the_estimate_below_what_gets_through() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::default();
+        assert!(!bwe.on_delay(Usage::Normal, Some(1_500_000), 1_500_000, t0));
+        assert!(
+            !bwe.on_delay(Usage::Over, None, 1_500_000, t0),
+            "no rate yet"
+        );
+        assert_eq!(bwe.estimate(), None);
+        // The queue grows while 1 Mbit/s gets through: 850 kbit/s, the middle layer.
+        assert!(bwe.on_delay(Usage::Over, Some(1_000_000), 1_500_000, t0));
+        assert_eq!(bwe.estimate(), Some(850_000));
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, bwe.estimate(), Some(2)),
+            1
+        );
+        // The next report sees the same queue: no further change, no longer hold.
+        let later = t0 + Duration::from_millis(100);
+        assert!(!bwe.on_delay(Usage::Over, Some(1_100_000), 1_500_000, later));
+        let (_, until, _) = bwe.congested.unwrap();
+        assert_eq!(until, t0 + FIRST_HOLD);
+        // Clean receiver reports raise it again, but not back onto 1.5 Mbit/s within the hold.
+        let mut now = later;
+        for _ in 0..5 {
+            now += Duration::from_secs(1);
+            bwe.on_receiver_report(0, 500_000, 2_250_000, now);
+        }
+        assert!(bwe.estimate().unwrap() <= 1_350_000);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //!   `UpTrack` of its own. Each viewer's video down track is bound to one layer and may have a
 //!   target layer; at the target's next keyframe the munger re-bases the numbering, so the
 //!   viewer sees one continuous stream. The layer comes from the viewer's pinned [`Quality`] or
-//!   its bandwidth estimate (`layers::BandwidthEstimator`: receiver-report loss, REMB).
+//!   its bandwidth estimate (`layers::BandwidthEstimator`: receiver-report loss, the delay
+//!   trend of transport-wide congestion control feedback (`twcc`), REMB).
 
 mod codec;
 mod down_track;
@@ -36,6 +37,8 @@ mod sequence;
 mod stats;
 mod stream;
 mod track;
+mod trendline;
+mod twcc;
 
 pub use codec::{Codec, KeyframeRequestKind, MediaKind};
 pub use down_track::{DownTrackConfig, RETRANSMIT_INTERVAL};
@@ -47,3 +50,4 @@ pub use sender_report::SENDER_REPORT_INTERVAL;
 pub use stats::StreamStats;
 pub use stream::{Output, PeerId, Stream};
 pub use track::PublishedTrack;
+pub use twcc::TRANSPORT_CC_URI;

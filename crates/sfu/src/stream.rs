@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtp::Packet;
 use rtc::shared::marshal::MarshalSize;
 
@@ -21,6 +22,7 @@ use crate::layers::{Quality, choose_layer, rid_rank};
 use crate::sender_report::SENDER_REPORT_INTERVAL;
 use crate::stats::{RateWindow, StreamStats};
 use crate::track::{PublishedTrack, UpTrack};
+use crate::twcc::TransportCc;
 
 /// Identifies a publisher or a subscriber; chosen by the caller.
 pub type PeerId = u64;
@@ -72,6 +74,8 @@ struct Subscriber {
     id: PeerId,
     audio: Option<DownTrack>,
     video: Option<DownTrack>,
+    /// Transport-wide congestion control, when the viewer negotiated it.
+    twcc: Option<TransportCc>,
 }
 
 impl Subscriber {
@@ -85,7 +89,18 @@ impl Subscriber {
     fn tracks_mut(&mut self) -> impl Iterator<Item = &mut DownTrack> {
         self.audio.iter_mut().chain(self.video.iter_mut())
     }
+
+    /// Gives a packet leaving for this viewer its transport-wide sequence number.
+    fn stamp(twcc: &mut Option<TransportCc>, packet: &mut Packet, now: Instant) {
+        if let Some(twcc) = twcc {
+            twcc.stamp(packet, packet.payload.len() + RTP_OVERHEAD, now);
+        }
+    }
 }
+
+/// Bytes a forwarded packet carries besides its payload (RTP header, extensions, SRTP tag),
+/// roughly, for the transport-wide send history.
+const RTP_OVERHEAD: usize = 40;
 
 /// One published stream and its viewers.
 #[derive(Debug, Default)]
@@ -284,6 +299,43 @@ impl Stream {
         }
     }
 
+    /// A viewer's transport-wide congestion control feedback: the delay trend of its link
+    /// feeds its bandwidth estimate, which may move it to a smaller layer before its link's
+    /// queue overflows.
+    pub fn on_transport_feedback(
+        &mut self,
+        subscriber: PeerId,
+        feedback: &TransportLayerCc,
+        now: Instant,
+    ) {
+        self.last_now = Some(now);
+        let Some(&position) = self.index.get(&subscriber) else {
+            return;
+        };
+        let entry = &mut self.subscribers[position];
+        let (Some(twcc), Some(video)) = (entry.twcc.as_mut(), entry.video.as_mut()) else {
+            return;
+        };
+        let verdict = twcc.on_feedback(feedback, now);
+        tracing::trace!(subscriber, ?verdict, "transport feedback");
+        let sending = video
+            .layer
+            .map_or(0, |index| self.up_tracks[index].rate.bitrate_bps(now));
+        if video
+            .bwe
+            .on_delay(verdict.usage, verdict.received_bps, sending, now)
+        {
+            tracing::debug!(
+                subscriber,
+                ?verdict,
+                sending,
+                estimate = ?video.bwe.estimate(),
+                "viewer link queueing: bandwidth estimate down"
+            );
+            self.reselect(position, now);
+        }
+    }
+
     /// A viewer's REMB (its own estimate of what it can receive, all tracks together).
     pub fn on_remb(&mut self, subscriber: PeerId, bitrate_bps: u64, now: Instant) {
         self.last_now = Some(now);
@@ -310,10 +362,15 @@ impl Stream {
     ) {
         self.last_now = Some(now);
         self.remove_subscriber(subscriber);
+        let twcc = tracks
+            .iter()
+            .find_map(|config| TransportCc::negotiated_id(&config.extensions))
+            .map(|id| TransportCc::new(id, now));
         let mut entry = Subscriber {
             id: subscriber,
             audio: None,
             video: None,
+            twcc,
         };
         for config in tracks {
             let slot = match config.kind {
@@ -407,7 +464,11 @@ impl Stream {
         // Whether a viewer started or switched layers here (who waits for what changed).
         let mut moved = false;
         for subscriber in &mut self.subscribers {
-            let Some(down_track) = subscriber.track_mut(kind) else {
+            let down_track = match kind {
+                MediaKind::Audio => subscriber.audio.as_mut(),
+                MediaKind::Video => subscriber.video.as_mut(),
+            };
+            let Some(down_track) = down_track else {
                 continue;
             };
             if down_track.layer != Some(index) {
@@ -418,7 +479,8 @@ impl Stream {
                 down_track.bind(Some((index, track)));
             }
             let was_waiting = kind == MediaKind::Video && down_track.is_waiting();
-            if let Some(out) = down_track.forward(compacted, &packet, can_start, now) {
+            if let Some(mut out) = down_track.forward(compacted, &packet, can_start, now) {
+                Subscriber::stamp(&mut subscriber.twcc, &mut out, now);
                 moved |= was_waiting;
                 self.stats.packets_out += 1;
                 self.outputs.push_back(Output::Rtp {
@@ -467,7 +529,12 @@ impl Stream {
             return;
         };
         let entry = &mut self.subscribers[position];
-        let Some(down_track) = entry.tracks_mut().find(|dt| dt.ssrc() == media_ssrc) else {
+        let Some(down_track) = entry
+            .audio
+            .iter_mut()
+            .chain(entry.video.iter_mut())
+            .find(|dt| dt.ssrc() == media_ssrc)
+        else {
             return;
         };
         let kind = down_track.kind();
@@ -476,7 +543,8 @@ impl Stream {
         };
         let cache = &self.up_tracks[index].cache;
         for &seq in lost {
-            if let Some(packet) = down_track.retransmit(seq, cache, now) {
+            if let Some(mut packet) = down_track.retransmit(seq, cache, now) {
+                Subscriber::stamp(&mut entry.twcc, &mut packet, now);
                 self.stats.nacks_answered += 1;
                 self.stats.packets_out += 1;
                 self.outputs.push_back(Output::Rtp {
