@@ -26,5 +26,6 @@ pub mod rx_stamp;
 pub mod stamp;
 pub mod summary;
 pub mod synth;
+pub mod twcc_feedback;
 pub mod viewer;
 pub mod whip;

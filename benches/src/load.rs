@@ -80,6 +80,9 @@ pub struct LoadConfig {
     pub constrained_share: f64,
     /// The narrow link's rate, kbit/s.
     pub constrained_kbps: u32,
+    /// Viewers negotiate transport-wide congestion control and send its feedback, as
+    /// browsers do.
+    pub transport_cc: bool,
 }
 
 /// A worker thread with a current-thread runtime, alive until dropped.
@@ -236,6 +239,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             bind_ip: config.bind_ip,
             link_kbps: is_constrained(index, config.constrained_share)
                 .then_some(config.constrained_kbps),
+            transport_cc: config.transport_cc,
         };
         viewers.push(worker.handle.spawn(run_viewer(viewer, until)));
     }

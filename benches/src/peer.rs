@@ -7,13 +7,14 @@
 //! events and inbound messages and calls it at the deadlines it asks for.
 //!
 //! Peers register just Opus (111) and VP8 (96), with the feedback a browser offers on video
-//! (NACK, PLI, FIR) and no transport-wide congestion control, and prefer SRTP
+//! (NACK, PLI, FIR; viewers also transport-wide congestion control), and prefer SRTP
 //! AEAD_AES_128_GCM. The publisher carries the NACK responder, sender reports and a tap that
 //! surfaces PLI/FIR. Viewers, which must stay cheap by the thousand, read RTP off their socket
 //! themselves once DTLS is done: the connection hands over a receive SRTP context (the one
 //! addition in `vendor/rtc`) and each packet is authenticated, replay-checked and decrypted
 //! there, without the connection's handler pipeline; RTCP and everything else still go through
-//! it. So viewers send no NACKs or receiver reports, and the loss they count is raw loss.
+//! it. So viewers send no NACKs (and receiver reports only behind a narrowed link), and the
+//! loss they count is raw loss; they do send transport-wide feedback, as browsers do.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -55,8 +56,11 @@ const RECEIVE_BUFFER: usize = 2048;
 pub enum Role {
     /// Sends synthetic media; answers NACKs and keyframe requests.
     Publisher,
-    /// Receives media; sends receiver reports and NACKs.
-    Viewer,
+    /// Receives media; sends transport-wide feedback if `transport_cc` (as browsers do).
+    Viewer {
+        /// Negotiate transport-wide congestion control.
+        transport_cc: bool,
+    },
 }
 
 /// VP8 at 90 kHz with the feedback a browser offers.
@@ -115,6 +119,26 @@ pub fn build_peer_connection(role: Role, now: Instant) -> Result<RTCPeerConnecti
         },
         RtpCodecKind::Video,
     )?;
+    if let Role::Viewer { transport_cc: true } = role {
+        // Viewers ask for transport-wide congestion control as browsers do, so the server
+        // numbers every packet and reads their feedback (`twcc_feedback`).
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            media_engine.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: crate::twcc_feedback::TRANSPORT_CC_URI.to_owned(),
+                },
+                kind,
+                None,
+            )?;
+            media_engine.register_feedback(
+                RTCPFeedback {
+                    typ: "transport-cc".to_owned(),
+                    parameter: String::new(),
+                },
+                kind,
+            );
+        }
+    }
     if role == Role::Publisher {
         // A simulcast publisher tags its layers with MID and RID (RFC 8852).
         for uri in [crate::publisher::MID_URI, crate::publisher::RID_URI] {
@@ -132,7 +156,7 @@ pub fn build_peer_connection(role: Role, now: Instant) -> Result<RTCPeerConnecti
             .with(Slot::NackResponder, NackResponderBuilder::new().build())
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
             .with(Slot::from(KEYFRAME_TAP_SLOT), KeyframeRequestTap::default()),
-        Role::Viewer => Registry::new(),
+        Role::Viewer { .. } => Registry::new(),
     };
     Ok(RTCPeerConnectionBuilder::new()
         .with_setting_engine(settings)
@@ -158,7 +182,7 @@ impl Peer {
     /// Binds a socket on `ip` (a loopback address) and builds a peer connection for `role`.
     pub async fn bind(role: Role, ip: IpAddr) -> Result<Peer> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-        if role == Role::Viewer {
+        if matches!(role, Role::Viewer { .. }) {
             rx_stamp::enable(&socket)?;
         }
         let local_addr = socket.local_addr()?;
@@ -167,7 +191,7 @@ impl Peer {
             socket,
             local_addr,
             buf: vec![0; RECEIVE_BUFFER],
-            direct_rtp: role == Role::Viewer,
+            direct_rtp: matches!(role, Role::Viewer { .. }),
             srtp_in: None,
         })
     }

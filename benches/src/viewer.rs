@@ -3,7 +3,8 @@
 //! sequence numbers the server wrote, as an RTCP receiver report does), the forwarding delay
 //! of every stamped packet, and the time from its join request to its first keyframe.
 //!
-//! It answers nothing itself beyond what its interceptors do (receiver reports and NACKs),
+//! Like a browser it sends transport-wide congestion control feedback every 100 ms when the
+//! server negotiates it. It answers nothing else itself beyond what its interceptors do,
 //! except PLIs, as a browser sends them: at once when video arrives that it cannot start
 //! decoding (inter frames before any keyframe, as a server that does not gate on keyframes
 //! forwards them), and when video has not started or has stalled for a while.
@@ -31,6 +32,7 @@ use crate::janus::{JanusSession, KEEPALIVE_INTERVAL};
 use crate::peer::{Peer, PeerApp, Role, drive};
 use crate::stamp::{SendTimes, read_stamp};
 use crate::synth::{VP8_PAYLOAD_TYPE, is_vp8_keyframe_start, keyframe_width};
+use crate::twcc_feedback::{FEEDBACK_INTERVAL, TwccRecorder, negotiated_id};
 use crate::whip::{Session, delete_session, post_offer};
 
 /// How long a viewer waits for video before asking for a keyframe (and again after that).
@@ -175,6 +177,10 @@ struct ViewerApp {
     /// Directo's bandwidth estimate can react), and the video counts at the previous one.
     next_report: Option<Instant>,
     reported: (u64, u64),
+    /// Transport-wide congestion control: the negotiated extension id, what arrived since
+    /// the last feedback report, and when the next one is due.
+    twcc: Option<(u8, TwccRecorder)>,
+    next_feedback: Option<Instant>,
 }
 
 /// How often a constrained viewer sends a receiver report.
@@ -206,6 +212,12 @@ impl ViewerApp {
             return;
         }
         self.shared.packets.fetch_add(1, Ordering::Relaxed);
+        if let Some((id, recorder)) = &mut self.twcc
+            && let Some(ext) = packet.header.get_extension(*id)
+            && ext.len() >= 2
+        {
+            recorder.record(u16::from_be_bytes([ext[0], ext[1]]), now);
+        }
         let video = packet.header.payload_type == VP8_PAYLOAD_TYPE;
         let counter = if video {
             &mut self.stats.video
@@ -277,6 +289,24 @@ impl ViewerApp {
         Ok(())
     }
 
+    /// A transport feedback report of what arrived since the last one.
+    fn send_feedback(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> Result<()> {
+        if self.video_ssrc.is_none() {
+            self.video_ssrc = Self::find_video_ssrc(pc);
+        }
+        let (Some((receiver_id, media_ssrc)), Some((_, recorder))) =
+            (self.video_ssrc, self.twcc.as_mut())
+        else {
+            return Ok(());
+        };
+        if let Some(report) = recorder.report(media_ssrc)
+            && let Some(mut receiver) = pc.rtp_receiver(receiver_id)
+        {
+            receiver.write_rtcp(now, vec![Box::new(report)])?;
+        }
+        Ok(())
+    }
+
     /// The receiver and remote SSRC of the video track, from the negotiated description.
     fn find_video_ssrc(pc: &mut RTCPeerConnection) -> Option<(RTCRtpReceiverId, u32)> {
         let ids: Vec<_> = pc.get_transceivers().collect();
@@ -289,6 +319,17 @@ impl ViewerApp {
             }
             track.ssrcs().next().map(|ssrc| (receiver_id, ssrc))
         })
+    }
+}
+
+impl ViewerApp {
+    /// Sends transport-wide feedback if the remote description negotiated it.
+    fn start_feedback(&mut self, remote_sdp: &str) {
+        if let Some(id) = negotiated_id(remote_sdp) {
+            let now = Instant::now();
+            self.twcc = Some((id, TwccRecorder::new(now)));
+            self.next_feedback = Some(now + FEEDBACK_INTERVAL);
+        }
     }
 }
 
@@ -327,7 +368,7 @@ impl PeerApp for ViewerApp {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        [self.next_pli, self.next_report]
+        [self.next_pli, self.next_report, self.next_feedback]
             .into_iter()
             .flatten()
             .min()
@@ -337,6 +378,10 @@ impl PeerApp for ViewerApp {
         if self.next_report.is_some_and(|at| at <= now) {
             self.next_report = Some(now + REPORT_INTERVAL);
             self.send_report(pc, now)?;
+        }
+        if self.next_feedback.is_some_and(|at| at <= now) {
+            self.next_feedback = Some(now + FEEDBACK_INTERVAL);
+            self.send_feedback(pc, now)?;
         }
         if self.next_pli.is_some_and(|at| at > now) {
             return Ok(());
@@ -388,6 +433,8 @@ pub struct ViewerContext {
     pub bind_ip: IpAddr,
     /// Narrow this viewer's link to this many kbit/s (drops beyond a short buffer).
     pub link_kbps: Option<u32>,
+    /// Negotiate transport-wide congestion control and send its feedback.
+    pub transport_cc: bool,
 }
 
 /// Joins, watches until `until`, leaves, and returns what it measured.
@@ -406,6 +453,8 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
         link: None,
         next_report: context.link_kbps.map(|_| joined_at + REPORT_INTERVAL),
         reported: (0, 0),
+        twcc: None,
+        next_feedback: None,
     };
     app.stats.link_kbps = context.link_kbps;
     if let Err(error) = watch(&context, &mut app, until).await {
@@ -415,7 +464,10 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
 }
 
 async fn watch(context: &ViewerContext, app: &mut ViewerApp, until: Instant) -> Result<()> {
-    let mut peer = Peer::bind(Role::Viewer, context.bind_ip).await?;
+    let role = Role::Viewer {
+        transport_cc: context.transport_cc,
+    };
+    let mut peer = Peer::bind(role, context.bind_ip).await?;
     match &context.join {
         Join::Whep(endpoint) => {
             for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -436,6 +488,7 @@ async fn watch(context: &ViewerContext, app: &mut ViewerApp, until: Instant) -> 
                 Instant::now(),
                 RTCSessionDescription::answer(session.answer.clone())?,
             )?;
+            app.start_feedback(&session.answer);
             let result = drive(&mut peer, app, until).await;
             leave_whep(&context.http, &session, &mut peer).await;
             result
@@ -464,6 +517,7 @@ async fn watch_janus(
 ) -> Result<()> {
     let offer = janus.watch(mountpoint).await?;
     tracing::debug!(%offer, "Janus offered");
+    app.start_feedback(&offer);
     peer.pc
         .set_remote_description(Instant::now(), RTCSessionDescription::offer(offer)?)?;
     let answer = peer.pc.create_answer(None)?;

@@ -64,6 +64,10 @@ struct Cli {
     /// The narrow link's rate, kbit/s.
     #[arg(long, default_value_t = 400)]
     constrained_kbps: u32,
+    /// Viewers do not negotiate transport-wide congestion control (by default they do, and
+    /// send its feedback every 100 ms, as browsers do).
+    #[arg(long)]
+    no_transport_cc: bool,
     /// The server's pid, for its CPU time and resident memory (read from /proc).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -165,6 +169,7 @@ fn main() -> anyhow::Result<()> {
         chat_flood: cli.chat_flood,
         simulcast: cli.simulcast,
         constrained_share: cli.constrained_share,
+        transport_cc: !cli.no_transport_cc,
         constrained_kbps: cli.constrained_kbps,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
