@@ -32,7 +32,7 @@ const readCtx = reader.getContext('2d', { willReadFrequently: true, alpha: false
 
 const latency = {
   samples: [],
-  rejected: { contrast: 0, sync: 0, crc: 0, raced: 0 },
+  rejected: { contrast: 0, sync: 0, crc: 0, raced: 0, unavailable: 0 },
   reset() {
     this.samples = [];
     this.rejected = { contrast: 0, sync: 0, crc: 0, raced: 0 };
@@ -60,7 +60,15 @@ function onFrame(_now, frame) {
   // The <video> may already hold a newer frame than the one this callback is about (one
   // that arrived since): its time stamp tells, and reading it would pair a newer picture
   // with an older display time.
-  const picture = new VideoFrame(video);
+  let picture;
+  try {
+    picture = new VideoFrame(video);
+  } catch {
+    // The element has no picture to give right now (its source is being replaced, or the
+    // page is closing): nothing to read from this callback.
+    reject('unavailable');
+    return;
+  }
   const current = Math.abs(picture.timestamp - frame.mediaTime * 1e6) < 500;
   if (current) readCtx.drawImage(picture, 0, 0, READ_WIDTH, READ_HEIGHT);
   picture.close();
