@@ -122,22 +122,7 @@ pub fn build_peer_connection(role: Role, now: Instant) -> Result<RTCPeerConnecti
     if let Role::Viewer { transport_cc: true } = role {
         // Viewers ask for transport-wide congestion control as browsers do, so the server
         // numbers every packet and reads their feedback (`twcc_feedback`).
-        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-            media_engine.register_header_extension(
-                RTCRtpHeaderExtensionCapability {
-                    uri: crate::twcc_feedback::TRANSPORT_CC_URI.to_owned(),
-                },
-                kind,
-                None,
-            )?;
-            media_engine.register_feedback(
-                RTCPFeedback {
-                    typ: "transport-cc".to_owned(),
-                    parameter: String::new(),
-                },
-                kind,
-            );
-        }
+        directo_sfu::negotiate_transport_cc(&mut media_engine)?;
     }
     if role == Role::Publisher {
         // A simulcast publisher tags its layers with MID and RID (RFC 8852).

@@ -10,9 +10,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
     SymbolTypeTcc, TransportLayerCc,
 };
 
-/// The extension's URI.
-pub const TRANSPORT_CC_URI: &str =
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub use directo_sfu::TRANSPORT_CC_URI;
 
 /// How often a viewer reports (Chromium: every 50–100 ms, by rate).
 pub const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);

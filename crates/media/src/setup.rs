@@ -190,22 +190,7 @@ pub(crate) fn build_peer_connection(
             // Transport-wide congestion control toward viewers: the SFU numbers every packet
             // it forwards (`directo_sfu::Stream`) and reads the viewer's feedback, so nothing
             // in `rtc`'s chain does either.
-            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-                media_engine.register_header_extension(
-                    RTCRtpHeaderExtensionCapability {
-                        uri: directo_sfu::TRANSPORT_CC_URI.to_owned(),
-                    },
-                    kind,
-                    None,
-                )?;
-                media_engine.register_feedback(
-                    RTCPFeedback {
-                        typ: "transport-cc".to_owned(),
-                        parameter: String::new(),
-                    },
-                    kind,
-                );
-            }
+            directo_sfu::negotiate_transport_cc(&mut media_engine)?;
             Registry::new()
         }
     };

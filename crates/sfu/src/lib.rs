@@ -50,4 +50,4 @@ pub use sender_report::SENDER_REPORT_INTERVAL;
 pub use stats::StreamStats;
 pub use stream::{Output, PeerId, Stream};
 pub use track::PublishedTrack;
-pub use twcc::TRANSPORT_CC_URI;
+pub use twcc::{TRANSPORT_CC_URI, negotiate_transport_cc};

@@ -26,6 +26,33 @@ use crate::trendline::Trendline;
 pub const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
+/// Lets a connection built on `media_engine` negotiate transport-wide congestion control on
+/// audio and video: the header extension and the `transport-cc` RTCP feedback.
+pub fn negotiate_transport_cc(
+    media_engine: &mut rtc::peer_connection::configuration::media_engine::MediaEngine,
+) -> Result<(), rtc::shared::error::Error> {
+    use rtc::rtp_transceiver::rtp_sender::{
+        RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    };
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        media_engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+        media_engine.register_feedback(
+            RTCPFeedback {
+                typ: "transport-cc".to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+    }
+    Ok(())
+}
+
 /// Packets remembered per viewer: at a few hundred packets a second, several seconds, far
 /// more than the ~100 ms between a browser's feedback reports.
 const HISTORY: usize = 1024;
