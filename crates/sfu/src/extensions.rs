@@ -92,7 +92,8 @@ impl ExtensionMap {
         } else {
             EXTENSION_PROFILE_ONE_BYTE
         };
-        header.extensions = Vec::with_capacity(kept);
+        // One more: a viewer's transport-wide sequence number is stamped after translation.
+        header.extensions = Vec::with_capacity(kept + 1);
         header.extensions_padding = 0;
         for Extension { id, payload } in &source.extensions {
             if let Some(target) = self.target(*id) {
