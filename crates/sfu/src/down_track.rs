@@ -20,6 +20,7 @@ use crate::munger::{Munged, RtpMunger};
 use crate::nack_cache::NackCache;
 use crate::sender_report::ClockMapping;
 use crate::track::PublishedTrack;
+use crate::vp8::{self, Descriptor, PicturePatch, TemporalFilter, Verdict};
 
 /// The shortest time between two retransmissions of one packet to one viewer: a viewer
 /// that NACKs again sooner has not had time to receive the first one.
@@ -51,6 +52,8 @@ pub(crate) struct DownTrack {
     /// source or the viewer cannot receive its codec.
     payload_type: Option<u8>,
     clock_rate: u32,
+    /// The source is VP8 (its picture ids may need renumbering).
+    vp8: bool,
     extensions: ExtensionMap,
     munger: RtpMunger,
     mismatch_reported: Option<Codec>,
@@ -68,6 +71,8 @@ pub(crate) struct DownTrack {
     pub(crate) quality: Quality,
     /// The viewer's bandwidth estimate.
     pub(crate) bwe: BandwidthEstimator,
+    /// Which of the layer's temporal layers the viewer gets (VP8).
+    pub(crate) temporal: TemporalFilter,
 }
 
 impl DownTrack {
@@ -78,6 +83,7 @@ impl DownTrack {
             config,
             payload_type: None,
             clock_rate: 0,
+            vp8: false,
             extensions: ExtensionMap::default(),
             munger: RtpMunger::default(),
             mismatch_reported: None,
@@ -87,6 +93,7 @@ impl DownTrack {
             layer: None,
             target: None,
             bwe: BandwidthEstimator::default(),
+            temporal: TemporalFilter::default(),
         }
     }
 
@@ -113,6 +120,7 @@ impl DownTrack {
             return None;
         };
         self.clock_rate = track.codec.clock_rate();
+        self.vp8 = track.codec == Codec::Vp8;
         self.extensions = ExtensionMap::new(&track.extensions, &self.config.extensions);
         self.payload_type = self
             .config
@@ -145,15 +153,27 @@ impl DownTrack {
     }
 
     /// Rewrites a live packet for this viewer, or `None` if it is not for this viewer
-    /// (before its first keyframe, older than its start, or a codec it cannot receive).
+    /// (before its first keyframe, older than its start, a codec it cannot receive, or a
+    /// frame of a temporal layer it does not get). `descriptor` is the packet's VP8
+    /// descriptor, parsed once for all viewers.
     pub(crate) fn forward(
         &mut self,
         compacted: u64,
         packet: &Packet,
         can_start: bool,
+        descriptor: Option<&Descriptor>,
         now: Instant,
     ) -> Option<Packet> {
         let payload_type = self.payload_type?;
+        if let Verdict::Drop { picture } = self.temporal.admit(descriptor, can_start) {
+            self.munger.skip(compacted, picture);
+            return None;
+        }
+        if can_start && self.temporal.current() == vp8::ALL_LAYERS {
+            // Back on every frame: a keyframe is where the viewer can jump ahead to the
+            // publisher's own picture ids (and stop paying for a renumbered copy).
+            self.munger.rebase_pictures(compacted);
+        }
         let munged = self.munger.munge(
             compacted,
             packet.header.timestamp,
@@ -222,9 +242,14 @@ impl DownTrack {
         self.extensions.translate_into(&source.header, &mut header);
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.octets_sent = self.octets_sent.wrapping_add(source.payload.len() as u32);
-        Packet {
-            header,
-            payload: source.payload.clone(),
-        }
+        let payload = if self.vp8 && munged.picture_offset != 0 {
+            PicturePatch {
+                offset: munged.picture_offset,
+            }
+            .apply(&source.payload)
+        } else {
+            source.payload.clone()
+        };
+        Packet { header, payload }
     }
 }

@@ -4,6 +4,7 @@
 //! depacketizes a frame (that is the recorder's job) and never panics on short input.
 
 use crate::codec::Codec;
+use crate::vp8;
 
 /// Whether `payload` (an RTP payload, padding already stripped) is the first packet of a
 /// keyframe for `codec`.
@@ -21,43 +22,10 @@ pub fn is_keyframe_start(codec: Codec, payload: &[u8]) -> bool {
 /// VP8 (RFC 7741): payload descriptor with S=1 and PID=0, then the VP8 payload header whose
 /// P bit (inverse keyframe flag) is 0.
 fn vp8_keyframe_start(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else {
-        return false;
-    };
-    let extended = first & 0x80 != 0;
-    let start_of_partition = first & 0x10 != 0;
-    let partition_id = first & 0x07;
-    if !start_of_partition || partition_id != 0 {
-        return false;
-    }
-    let mut offset = 1;
-    if extended {
-        let Some(&ext) = payload.get(offset) else {
-            return false;
-        };
-        offset += 1;
-        let has_picture_id = ext & 0x80 != 0;
-        let has_tl0_pic_idx = ext & 0x40 != 0;
-        let has_tid = ext & 0x20 != 0;
-        let has_key_idx = ext & 0x10 != 0;
-        if has_picture_id {
-            let Some(&pid) = payload.get(offset) else {
-                return false;
-            };
-            // M bit: a 15-bit picture id takes two bytes.
-            offset += if pid & 0x80 != 0 { 2 } else { 1 };
-        }
-        if has_tl0_pic_idx {
-            offset += 1;
-        }
-        if has_tid || has_key_idx {
-            offset += 1;
-        }
-    }
-    match payload.get(offset) {
-        Some(&header) => header & 0x01 == 0,
-        None => false,
-    }
+    vp8::parse(payload).is_some_and(|descriptor| descriptor.frame_start)
+        && vp8::descriptor_len(payload)
+            .and_then(|len| payload.get(len))
+            .is_some_and(|header| header & 0x01 == 0)
 }
 
 /// VP9 (RFC 9628): payload descriptor with P=0 (not inter-picture predicted) and B=1 (start

@@ -104,6 +104,29 @@ pub(crate) fn choose_layer(
     }
 }
 
+/// The highest temporal layer (0 = base) a viewer on a layer's smallest picture gets with
+/// `estimate_bps`, given the bitrates of temporal layers 0..=t together (`cumulative`, one
+/// entry per temporal layer), while it gets up to `current` now; `None` means all of them.
+/// Same margins as [`choose_layer`]: keep while it fits loosely, add a layer only with room.
+pub(crate) fn choose_temporal(
+    cumulative: &[u64],
+    estimate_bps: Option<u64>,
+    current: Option<u8>,
+) -> Option<u8> {
+    let (Some(estimate), Some(top)) = (estimate_bps, cumulative.len().checked_sub(1)) else {
+        return None;
+    };
+    let fits = |layer: usize| {
+        let kept = current.is_none_or(|current| layer <= usize::from(current));
+        let share = if kept { KEEP_SHARE } else { UP_SHARE };
+        cumulative[layer] as f64 * share <= estimate as f64
+    };
+    if top == 0 || fits(top) {
+        return None;
+    }
+    Some((1..top).rev().find(|&layer| fits(layer)).unwrap_or(0) as u8)
+}
+
 /// Loss above which the estimate goes down.
 const LOSS_HIGH: f64 = 0.10;
 /// Loss below which the estimate may go up.
@@ -384,5 +407,30 @@ mod tests {
             assert_eq!(Quality::parse(q.as_str()), Some(q));
         }
         assert_eq!(Quality::parse("ultra"), None);
+    }
+
+    #[test]
+    fn temporal_layers_thin_a_layer_the_estimate_cannot_carry() {
+        // 60, 90 and 150 kbit/s for temporal layers up to 0, 1 and 2.
+        let cumulative = [60_000, 90_000, 150_000];
+        assert_eq!(choose_temporal(&cumulative, None, None), None);
+        assert_eq!(choose_temporal(&cumulative, Some(500_000), None), None);
+        assert_eq!(choose_temporal(&cumulative, Some(100_000), None), Some(1));
+        assert_eq!(choose_temporal(&cumulative, Some(60_000), None), Some(0));
+        assert_eq!(choose_temporal(&cumulative, Some(110_000), None), Some(1));
+        assert_eq!(choose_temporal(&cumulative, Some(10_000), None), Some(0));
+        // Kept while it fits loosely, added only with room.
+        assert_eq!(choose_temporal(&cumulative, Some(80_000), Some(1)), Some(1));
+        assert_eq!(
+            choose_temporal(&cumulative, Some(100_000), Some(0)),
+            Some(0)
+        );
+        assert_eq!(
+            choose_temporal(&cumulative, Some(150_000), Some(1)),
+            Some(1)
+        );
+        assert_eq!(choose_temporal(&cumulative, Some(180_000), Some(1)), None);
+        // One temporal layer, nothing to thin.
+        assert_eq!(choose_temporal(&[60_000], Some(1_000), None), None);
     }
 }

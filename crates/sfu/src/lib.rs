@@ -39,6 +39,7 @@ mod stream;
 mod track;
 mod trendline;
 mod twcc;
+mod vp8;
 
 pub use codec::{Codec, KeyframeRequestKind, MediaKind};
 pub use down_track::{DownTrackConfig, RETRANSMIT_INTERVAL};

@@ -18,11 +18,12 @@ use rtc::shared::marshal::MarshalSize;
 use crate::codec::{Codec, KeyframeRequestKind, MediaKind};
 use crate::down_track::{DownTrack, DownTrackConfig};
 use crate::keyframe::is_keyframe_start;
-use crate::layers::{Quality, choose_layer, rid_rank};
+use crate::layers::{Quality, choose_layer, choose_temporal, rid_rank};
 use crate::sender_report::SENDER_REPORT_INTERVAL;
 use crate::stats::{RateWindow, StreamStats};
 use crate::track::{PublishedTrack, UpTrack};
 use crate::twcc::TransportCc;
+use crate::vp8;
 
 /// Identifies a publisher or a subscriber; chosen by the caller.
 pub type PeerId = u64;
@@ -281,9 +282,7 @@ impl Stream {
         if video.ssrc() != media_ssrc {
             return;
         }
-        let sending = video
-            .layer
-            .map_or(0, |index| self.up_tracks[index].rate.bitrate_bps(now));
+        let sending = sending_bps(&self.up_tracks, video, now);
         if video
             .bwe
             .on_receiver_report(fraction_lost, sending, ceiling, now)
@@ -318,9 +317,7 @@ impl Stream {
         };
         let verdict = twcc.on_feedback(feedback, now);
         tracing::trace!(subscriber, ?verdict, "transport feedback");
-        let sending = video
-            .layer
-            .map_or(0, |index| self.up_tracks[index].rate.bitrate_bps(now));
+        let sending = sending_bps(&self.up_tracks, video, now);
         if video
             .bwe
             .on_delay(verdict.usage, verdict.received_bps, sending, now)
@@ -458,6 +455,14 @@ impl Stream {
         };
         let kind = track.kind;
         let can_start = is_keyframe_start(track.codec, &packet.payload);
+        let descriptor = if track.codec == Codec::Vp8 {
+            vp8::parse(&packet.payload)
+        } else {
+            None
+        };
+        if let Some(tid) = descriptor.and_then(|descriptor| descriptor.tid) {
+            up.on_temporal(tid, bytes, now);
+        }
         if can_start && kind == MediaKind::Video {
             up.keyframes.on_keyframe();
         }
@@ -479,7 +484,9 @@ impl Stream {
                 down_track.bind(Some((index, track)));
             }
             let was_waiting = kind == MediaKind::Video && down_track.is_waiting();
-            if let Some(mut out) = down_track.forward(compacted, &packet, can_start, now) {
+            if let Some(mut out) =
+                down_track.forward(compacted, &packet, can_start, descriptor.as_ref(), now)
+            {
                 Subscriber::stamp(&mut subscriber.twcc, &mut out, now);
                 moved |= was_waiting;
                 self.stats.packets_out += 1;
@@ -707,15 +714,39 @@ impl Stream {
         ranked.get(rank).copied()
     }
 
+    /// The highest temporal layer a subscriber should get of the video track `layer`: all of
+    /// them, unless it is on `Auto` and the smallest layer is already more than its estimate
+    /// carries, and the publisher tags temporal layers.
+    fn choose_temporal(&self, position: usize, layer: Option<usize>) -> u8 {
+        let (Some(video), Some(layer)) = (self.subscribers[position].video.as_ref(), layer) else {
+            return vp8::ALL_LAYERS;
+        };
+        if video.quality != Quality::Auto || self.ranked_layers().first() != Some(&layer) {
+            return vp8::ALL_LAYERS;
+        }
+        let now = self.last_now.unwrap_or_else(Instant::now);
+        let up = &self.up_tracks[layer];
+        let cumulative: Vec<u64> = (0..up.temporal_layers)
+            .map(|tid| up.temporal_bps(tid as u8, now))
+            .collect();
+        let current = Some(video.temporal.target).filter(|&tid| tid != vp8::ALL_LAYERS);
+        choose_temporal(&cumulative, video.bwe.estimate(), current).unwrap_or(vp8::ALL_LAYERS)
+    }
+
     /// Re-decides a subscriber's layer: a viewer not started yet is simply bound to the new
     /// choice; one already watching keeps its layer until the new one's next keyframe.
     fn select_layer(&mut self, position: usize) {
         let choice = self.choose_layer(position);
+        let temporal = self.choose_temporal(position, choice);
         let subscriber = &mut self.subscribers[position];
         let id = subscriber.id;
         let Some(video) = subscriber.video.as_mut() else {
             return;
         };
+        if video.temporal.target != temporal {
+            tracing::debug!(subscriber = id, temporal, "temporal layers");
+            video.temporal.target = temporal;
+        }
         if video.layer == choice {
             video.target = None;
         } else if video.layer.is_none() || video.is_waiting() {
@@ -826,6 +857,20 @@ fn accepts(kept: &[PublishedTrack], track: &PublishedTrack) -> bool {
         && same_kind
             .iter()
             .all(|t| t.rid.is_some() && t.rid != track.rid && t.codec == track.codec)
+}
+
+/// What a viewer's video is being sent now: its layer's bitrate, or the share of the temporal
+/// layers it gets.
+fn sending_bps(up_tracks: &[UpTrack], video: &DownTrack, now: Instant) -> u64 {
+    let Some(up) = video.layer.map(|index| &up_tracks[index]) else {
+        return 0;
+    };
+    let current = video.temporal.current();
+    if current == vp8::ALL_LAYERS || usize::from(current) + 1 >= up.temporal_layers {
+        up.rate.bitrate_bps(now)
+    } else {
+        up.temporal_bps(current, now)
+    }
 }
 
 /// Simulcast layers kept at most.

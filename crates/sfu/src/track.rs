@@ -39,7 +39,15 @@ pub(crate) struct UpTrack {
     pub(crate) clock: Option<ClockMapping>,
     /// The track's incoming bitrate (ranks simulcast layers).
     pub(crate) rate: RateWindow,
+    /// The incoming bitrate of each VP8 temporal layer (TID 0, 1, 2 and above), when the
+    /// publisher tags its frames with one.
+    pub(crate) temporal_rates: [RateWindow; TEMPORAL_LAYERS],
+    /// How many temporal layers the publisher sends (0: untagged).
+    pub(crate) temporal_layers: usize,
 }
+
+/// Temporal layers told apart (VP8 allows four; a fourth counts with the third).
+pub(crate) const TEMPORAL_LAYERS: usize = 3;
 
 impl UpTrack {
     /// Fresh state for a newly published track.
@@ -51,7 +59,25 @@ impl UpTrack {
             keyframes: KeyframeRequester::new(track.keyframe_request),
             clock: None,
             rate: RateWindow::default(),
+            temporal_rates: Default::default(),
+            temporal_layers: 0,
         }
+    }
+
+    /// Counts `bytes` of a frame of temporal layer `tid`.
+    pub(crate) fn on_temporal(&mut self, tid: u8, bytes: u64, now: Instant) {
+        let layer = usize::from(tid).min(TEMPORAL_LAYERS - 1);
+        self.temporal_layers = self.temporal_layers.max(layer + 1);
+        self.temporal_rates[layer].add(now, bytes);
+    }
+
+    /// The bitrate of temporal layers 0 to `up_to` together.
+    pub(crate) fn temporal_bps(&self, up_to: u8, now: Instant) -> u64 {
+        self.temporal_rates
+            .iter()
+            .take(usize::from(up_to).saturating_add(1))
+            .map(|rate| rate.bitrate_bps(now))
+            .sum()
     }
 
     /// Records the publisher's sender report.
