@@ -1,14 +1,19 @@
 //! Synthetic media: the RTP a browser would send, without an encoder.
 //!
 //! Video is VP8 over RTP (RFC 7741): every payload starts with the descriptor Chrome writes
-//! (X=1, I=1, 15-bit PictureID, S=1 on a frame's first packet, partition 0). A keyframe's
+//! for a simulcast layer (X=1, I=1 with a 15-bit PictureID, L=1 with TL0PICIDX, T=1 with the
+//! temporal layer id and layer-sync bit, S=1 on a frame's first packet, partition 0). Frames
+//! follow Chrome's three-temporal-layer pattern (`L1T3`): layers 0 2 1 2 from each keyframe
+//! on, layer sync (Y) on the first layer-1 and layer-2 frames after a layer-0 one. A keyframe's
 //! first packet then carries a valid VP8 keyframe header (frame tag with P=0, start code
 //! `9d 01 2a`, 640x360); an inter frame's carries the 3-byte frame tag with P=1. Audio is one
 //! 20 ms Opus frame per packet (TOC byte for CELT fullband 20 ms). The rest is filler, and
 //! the last bytes of every payload are a send-time stamp (see [`crate::stamp`]).
 //!
 //! Frame sizes follow the bitrate: inside a keyframe interval, a keyframe is three times the
-//! size of an inter frame and the interval adds up to the target bitrate.
+//! size of an average inter frame and the interval adds up to the target bitrate. Layer-0
+//! frames are twice the size of the others, so temporal layers 0, 0–1 and 0–2 carry about 40,
+//! 60 and 100 % of the inter-frame bits (libwebrtc's split for three layers).
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +28,13 @@ pub const VP8_PAYLOAD_TYPE: u8 = 96;
 /// The payload type the generator offers Opus with (Chrome's choice too).
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 
-/// VP8 descriptor length we write: flags, extension flags, two PictureID bytes.
-const DESCRIPTOR_LEN: usize = 4;
+/// VP8 descriptor length we write: flags, extension flags, two PictureID bytes, TL0PICIDX,
+/// TID/Y.
+const DESCRIPTOR_LEN: usize = 6;
+/// Temporal layer of each frame in the `L1T3` pattern, counted from a keyframe.
+const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
+/// Size of a frame of each position in the pattern, in average inter-frame sizes (×10).
+const TEMPORAL_SIZE_TENTHS: [usize; 4] = [16, 8, 8, 8];
 /// The VP8 keyframe start code (RFC 6386 §9.1).
 const START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
 /// Opus TOC byte: config 31 (CELT fullband, 20 ms), mono, one frame.
@@ -78,6 +88,10 @@ pub struct VideoSource {
     sequence: u16,
     timestamp: u32,
     picture_id: u16,
+    /// TL0PICIDX: counts layer-0 frames.
+    tl0_pic_idx: u8,
+    /// Frames since the last keyframe (the position in the temporal pattern).
+    since_keyframe: usize,
     frames: u64,
     next_periodic_keyframe: u64,
     keyframe_requested: bool,
@@ -111,6 +125,8 @@ impl VideoSource {
             sequence: rand::random(),
             timestamp: rand::random(),
             picture_id: rand::random::<u16>() & 0x7fff,
+            tl0_pic_idx: rand::random(),
+            since_keyframe: 0,
             frames: 0,
             next_periodic_keyframe: 0,
             keyframe_requested: false,
@@ -141,7 +157,21 @@ impl VideoSource {
             self.keyframes_sent += 1;
         }
         let (inter_size, key_size) = self.shape.frame_sizes();
-        let frame_len = if keyframe { key_size } else { inter_size };
+        if keyframe {
+            self.since_keyframe = 0;
+        }
+        let position = self.since_keyframe % TEMPORAL_PATTERN.len();
+        self.since_keyframe += 1;
+        let tid = TEMPORAL_PATTERN[position];
+        if tid == 0 {
+            self.tl0_pic_idx = self.tl0_pic_idx.wrapping_add(1);
+        }
+        let layer_sync = position == 1 || position == 2;
+        let frame_len = if keyframe {
+            key_size
+        } else {
+            inter_size * TEMPORAL_SIZE_TENTHS[position] / 10
+        };
         let body_per_packet = self.shape.packet_size - DESCRIPTOR_LEN;
         let packets = frame_len.div_ceil(body_per_packet).max(1);
         let header = vp8_payload_header(keyframe, frame_len, self.dimensions);
@@ -153,8 +183,10 @@ impl VideoSource {
             let body = remaining.clamp(header.len() + STAMP_LEN, body_per_packet);
             let mut payload = BytesMut::with_capacity(DESCRIPTOR_LEN + body);
             payload.put_u8(if index == 0 { 0x90 } else { 0x80 });
-            payload.put_u8(0x80);
+            payload.put_u8(0xe0);
             payload.put_u16(0x8000 | picture_id);
+            payload.put_u8(self.tl0_pic_idx);
+            payload.put_u8(tid << 6 | if layer_sync { 0x20 } else { 0 });
             let mut filler = body;
             if index == 0 {
                 payload.put_slice(&header);
@@ -248,7 +280,7 @@ pub fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
     directo_sfu::is_keyframe_start(directo_sfu::Codec::Vp8, payload)
 }
 
-/// The width a VP8 keyframe's first packet announces (after our 4-byte payload descriptor),
+/// The width a VP8 keyframe's first packet announces (after our 6-byte payload descriptor),
 /// if `payload` is one: how a viewer tells which simulcast layer it is getting.
 pub fn keyframe_width(payload: &[u8]) -> Option<u16> {
     let frame = payload.get(DESCRIPTOR_LEN..)?;
@@ -256,6 +288,17 @@ pub fn keyframe_width(payload: &[u8]) -> Option<u16> {
         return None;
     }
     Some(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff)
+}
+
+/// What a viewer reads from a VP8 payload descriptor we wrote: the picture id, the temporal
+/// layer and whether the packet starts a frame.
+pub fn vp8_picture(payload: &[u8]) -> Option<(u16, u8, bool)> {
+    let descriptor = payload.get(..DESCRIPTOR_LEN)?;
+    if descriptor[1] != 0xe0 || descriptor[2] & 0x80 == 0 {
+        return None;
+    }
+    let picture_id = u16::from(descriptor[2] & 0x7f) << 8 | u16::from(descriptor[3]);
+    Some((picture_id, descriptor[5] >> 6, descriptor[0] & 0x10 != 0))
 }
 
 #[cfg(test)]
@@ -324,6 +367,40 @@ mod tests {
         assert_eq!(b.header.timestamp.wrapping_sub(a.header.timestamp), 960);
         assert_eq!(read_stamp(&a.payload), Some(0));
         assert_eq!(read_stamp(&b.payload), Some(1));
+    }
+
+    #[test]
+    fn frames_follow_the_three_temporal_layer_pattern() {
+        let times = SendTimes::new();
+        let mut source = VideoSource::new(shape(), 7, VP8_PAYLOAD_TYPE);
+        let now = Instant::now();
+        let frames: Vec<Vec<Packet>> = (0..9).map(|_| source.next_frame(now, &times)).collect();
+        let layers: Vec<u8> = frames
+            .iter()
+            .map(|f| vp8_picture(&f[0].payload).unwrap().1)
+            .collect();
+        assert_eq!(layers, [0, 2, 1, 2, 0, 2, 1, 2, 0]);
+        let bytes = |tid: u8| -> usize {
+            frames
+                .iter()
+                .skip(1)
+                .filter(|f| vp8_picture(&f[0].payload).unwrap().1 == tid)
+                .flatten()
+                .map(|p| p.payload.len())
+                .sum()
+        };
+        assert!(bytes(0) > bytes(1), "layer-0 frames are the big ones");
+        let (first, _, start) = vp8_picture(&frames[1][0].payload).unwrap();
+        assert!(start);
+        assert_eq!(
+            vp8_picture(&frames[2][0].payload).unwrap().0,
+            (first + 1) & 0x7fff
+        );
+        assert!(frames.iter().all(|f| {
+            f.iter()
+                .skip(1)
+                .all(|p| !vp8_picture(&p.payload).unwrap().2)
+        }));
     }
 
     #[test]

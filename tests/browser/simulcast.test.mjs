@@ -9,7 +9,9 @@
 // this kernel has no netem) — and must end up on the low layer while the other keeps the top
 // layer without loss. With a short queue the link loses packets (receiver reports say so);
 // behind a deep buffer it first queues them, and the viewer must move before the queue
-// overflows (the delay trend of its transport-wide congestion control feedback). Needs root
+// overflows (the delay trend of its transport-wide congestion control feedback). A link too
+// thin even for the low layer gets that layer thinned to its lower temporal layers (Chrome's
+// simulcast layers are L1T3): fewer frames a second, still moving, no freeze. Needs root
 // and `tc` (iproute2); the shaping is removed when the test ends.
 //
 // Run with the other browser tests (`npm test` in tests/browser, after `cargo build -p directo`).
@@ -104,13 +106,18 @@ test('a viewer behind a deep buffer moves down as its delay grows, before its qu
   assert.ok(thinLost <= Math.max(3, thinReceived / 100), `the thin viewer lost ${thinLost} of ${thinReceived} packets`);
 });
 
+test('a viewer whose link cannot carry even the low layer gets it at a lower frame rate, still moving', async (t) => {
+  await thinLink(t, { stream: 'simulcast-thinner', queuePackets: 100, thinner: true });
+});
+
 /**
  * Two `auto` viewers of a simulcast studio; one viewer's link is narrowed to room for the low
- * layer only, with a queue of `queuePackets`. It must move to the low layer and stay there;
+ * layer only (`thinner`: to about half of it), with a queue of `queuePackets`. It must move to
+ * the low layer and stay there (`thinner`: at a fraction of its frame rate, still decoding);
  * the other keeps the top layer without loss. Returns the thin viewer's video packets lost
  * and received from the narrowing to the end.
  */
-async function thinLink(t, { stream, queuePackets }) {
+async function thinLink(t, { stream, queuePackets, thinner = false }) {
   const missing = shapingUnavailable();
   if (missing) {
     // Only where the machine forbids it (no root, no CAP_NET_ADMIN, no HTB in the kernel).
@@ -146,8 +153,11 @@ async function thinLink(t, { stream, queuePackets }) {
       await waitFor('an auto viewer to get the top layer', async () => (await decodedWidth(page)) === top.width);
     }
 
-    // Room for the low layer and audio, not for the top layer.
-    const rate = Math.round(Math.min(low.bps * 2 + 64_000, (low.bps + top.bps) / 2));
+    // Room for the low layer and audio, not for the top layer; or, thinner, for audio and
+    // under half of the low layer (its base temporal layer carries ~40 % of its bits).
+    const rate = thinner
+      ? Math.round(low.bps * 0.45 + 64_000)
+      : Math.round(Math.min(low.bps * 2 + 64_000, (low.bps + top.bps) / 2));
     assert.ok(rate < top.bps, `a thin link (${rate} bit/s) below the top layer (${top.bps} bit/s)`);
     const port = await localPort(thin);
     t.diagnostic(`shaping the thin viewer's port ${port} to ${Math.round(rate / 1000)} kbit/s, queue ${queuePackets} packets`);
@@ -158,10 +168,27 @@ async function thinLink(t, { stream, queuePackets }) {
     const switched = Date.now();
     await waitFor('the thin viewer to move to the low layer', async () => (await decodedWidth(thin)) === low.width);
     t.diagnostic(`the thin viewer was on the low layer ${Date.now() - switched} ms after its link narrowed`);
+    let lowFps = 0;
+    if (thinner) {
+      lowFps = (await outboundLayers(studio)).find((l) => l.rid === low.rid)?.fps ?? 0;
+      const thinned = await waitFor('the thin viewer to get fewer frames of the low layer', async () => {
+        const now = await inbound(thin);
+        return now.fps > 0 && now.fps <= lowFps * 0.75 ? now : null;
+      });
+      t.diagnostic(`the thin viewer decodes ${thinned.fps} of the low layer's ${lowFps} frames/s, ${Date.now() - switched} ms after its link narrowed`);
+    }
     // It stays there, and the other viewer never noticed.
     const fastBefore = await inbound(fast);
     await sleep(4_000);
     assert.equal(await decodedWidth(thin), low.width, 'the thin viewer stays on the low layer');
+    if (thinner) {
+      const before = await inbound(thin);
+      await sleep(3_000);
+      const after = await inbound(thin);
+      assert.ok(after.framesDecoded - before.framesDecoded >= 3, `the thin viewer's picture still moves: ${JSON.stringify([before, after])}`);
+      assert.ok(after.fps <= lowFps * 0.75, `the thin viewer stays on fewer frames: ${after.fps} of ${lowFps}/s`);
+      assert.ok(after.freezeCount - before.freezeCount <= 1, `the thin viewer's picture does not keep freezing: ${JSON.stringify([before, after])}`);
+    }
     const fastAfter = await inbound(fast);
     assert.equal(fastAfter.width, top.width, 'the other viewer keeps the top layer');
     assert.ok(fastAfter.framesDecoded > fastBefore.framesDecoded, 'the other viewer keeps decoding');
@@ -234,10 +261,12 @@ function inbound(page) {
           framesDecoded: report.framesDecoded ?? 0,
           packetsLost: report.packetsLost ?? 0,
           packetsReceived: report.packetsReceived ?? 0,
+          fps: report.framesPerSecond ?? 0,
+          freezeCount: report.freezeCount ?? 0,
         };
       }
     }
-    return { width: 0, framesDecoded: 0, packetsLost: 0, packetsReceived: 0 };
+    return { width: 0, framesDecoded: 0, packetsLost: 0, packetsReceived: 0, fps: 0, freezeCount: 0 };
   });
 }
 
@@ -249,7 +278,7 @@ function outboundLayers(page) {
     const layers = [];
     for (const report of (await pc.getStats()).values()) {
       if (report.type === 'outbound-rtp' && report.kind === 'video' && report.frameWidth && report.active !== false) {
-        layers.push({ rid: report.rid, width: report.frameWidth, height: report.frameHeight, bytes: report.bytesSent });
+        layers.push({ rid: report.rid, width: report.frameWidth, height: report.frameHeight, bytes: report.bytesSent, fps: report.framesPerSecond ?? 0 });
       }
     }
     return layers;

@@ -107,7 +107,8 @@ pub(crate) fn choose_layer(
 /// The highest temporal layer (0 = base) a viewer on a layer's smallest picture gets with
 /// `estimate_bps`, given the bitrates of temporal layers 0..=t together (`cumulative`, one
 /// entry per temporal layer), while it gets up to `current` now; `None` means all of them.
-/// Same margins as [`choose_layer`]: keep while it fits loosely, add a layer only with room.
+/// The level it gets now is kept while it fits loosely, a lower one must fit, and a higher one
+/// needs room (as in [`choose_layer`]).
 pub(crate) fn choose_temporal(
     cumulative: &[u64],
     estimate_bps: Option<u64>,
@@ -116,9 +117,13 @@ pub(crate) fn choose_temporal(
     let (Some(estimate), Some(top)) = (estimate_bps, cumulative.len().checked_sub(1)) else {
         return None;
     };
+    let now = current.map_or(top, usize::from);
     let fits = |layer: usize| {
-        let kept = current.is_none_or(|current| layer <= usize::from(current));
-        let share = if kept { KEEP_SHARE } else { UP_SHARE };
+        let share = match layer.cmp(&now) {
+            std::cmp::Ordering::Equal => KEEP_SHARE,
+            std::cmp::Ordering::Less => 1.0,
+            std::cmp::Ordering::Greater => UP_SHARE,
+        };
         cumulative[layer] as f64 * share <= estimate as f64
     };
     if top == 0 || fits(top) {
@@ -416,7 +421,7 @@ mod tests {
         assert_eq!(choose_temporal(&cumulative, None, None), None);
         assert_eq!(choose_temporal(&cumulative, Some(500_000), None), None);
         assert_eq!(choose_temporal(&cumulative, Some(100_000), None), Some(1));
-        assert_eq!(choose_temporal(&cumulative, Some(60_000), None), Some(0));
+        assert_eq!(choose_temporal(&cumulative, Some(85_000), None), Some(0));
         assert_eq!(choose_temporal(&cumulative, Some(110_000), None), Some(1));
         assert_eq!(choose_temporal(&cumulative, Some(10_000), None), Some(0));
         // Kept while it fits loosely, added only with room.

@@ -318,10 +318,18 @@ impl Stream {
         let verdict = twcc.on_feedback(feedback, now);
         tracing::trace!(subscriber, ?verdict, "transport feedback");
         let sending = sending_bps(&self.up_tracks, video, now);
-        if video
-            .bwe
-            .on_delay(verdict.usage, verdict.received_bps, sending, now)
-        {
+        // What got through for video: the feedback acknowledges the viewer's audio too.
+        let audio = self
+            .tracks
+            .iter()
+            .zip(&self.up_tracks)
+            .filter(|(track, _)| track.kind == MediaKind::Audio)
+            .map(|(_, up)| up.rate.bitrate_bps(now))
+            .sum::<u64>();
+        let received = verdict
+            .received_bps
+            .map(|received| received.saturating_sub(audio));
+        if video.bwe.on_delay(verdict.usage, received, sending, now) {
             tracing::debug!(
                 subscriber,
                 ?verdict,
@@ -461,7 +469,16 @@ impl Stream {
             None
         };
         if let Some(tid) = descriptor.and_then(|descriptor| descriptor.tid) {
+            let before = up.temporal_layers;
             up.on_temporal(tid, bytes, now);
+            if up.temporal_layers != before {
+                tracing::debug!(
+                    ssrc = track.ssrc,
+                    rid = ?track.rid,
+                    layers = up.temporal_layers,
+                    "publisher sends VP8 temporal layers"
+                );
+            }
         }
         if can_start && kind == MediaKind::Video {
             up.keyframes.on_keyframe();
