@@ -18,6 +18,7 @@ use crate::extensions::ExtensionMap;
 use crate::layers::{BandwidthEstimator, Quality};
 use crate::munger::{Munged, RtpMunger};
 use crate::nack_cache::NackCache;
+use crate::probe::Probe;
 use crate::sender_report::ClockMapping;
 use crate::track::PublishedTrack;
 use crate::vp8::{self, Descriptor, PicturePatch, TemporalFilter, Verdict};
@@ -73,6 +74,8 @@ pub(crate) struct DownTrack {
     pub(crate) bwe: BandwidthEstimator,
     /// Which of the layer's temporal layers the viewer gets (VP8).
     pub(crate) temporal: TemporalFilter,
+    /// The probe of the viewer's link before it moves up a layer.
+    pub(crate) probe: Probe,
 }
 
 impl DownTrack {
@@ -94,6 +97,7 @@ impl DownTrack {
             target: None,
             bwe: BandwidthEstimator::default(),
             temporal: TemporalFilter::default(),
+            probe: Probe::Idle,
         }
     }
 
@@ -114,6 +118,7 @@ impl DownTrack {
     pub(crate) fn bind(&mut self, source: Option<(usize, &PublishedTrack)>) -> Option<Codec> {
         self.munger.new_source();
         self.target = None;
+        self.probe = Probe::Idle;
         self.layer = source.map(|(index, _)| index);
         let Some((_, track)) = source else {
             self.payload_type = None;
@@ -209,6 +214,23 @@ impl DownTrack {
         let munged = self
             .munger
             .munge_retransmission(compacted, packet.header.timestamp)?;
+        Some(self.rewrite(packet, payload_type, munged))
+    }
+
+    /// A second copy of a packet this viewer was sent lately (`back` packets before the
+    /// newest), with the same numbers: probe traffic the receiver drops as a duplicate. `None`
+    /// when that packet was not sent to this viewer or is no longer cached.
+    pub(crate) fn duplicate(&mut self, back: u64, cache: &NackCache) -> Option<Packet> {
+        let payload_type = self.payload_type?;
+        let compacted = self.munger.highest()?.checked_sub(back)?;
+        let packet = cache.get(compacted)?;
+        let munged = self
+            .munger
+            .munge_retransmission(compacted, packet.header.timestamp)?;
+        // Only a packet it was sent: a skipped one's numbers belong to the next packet.
+        if self.munger.to_compacted(munged.seq) != Some(compacted) {
+            return None;
+        }
         Some(self.rewrite(packet, payload_type, munged))
     }
 

@@ -32,6 +32,7 @@ mod keyframe_requester;
 mod layers;
 mod munger;
 mod nack_cache;
+mod probe;
 mod sender_report;
 mod sequence;
 mod stats;

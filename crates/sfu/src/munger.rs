@@ -107,6 +107,11 @@ impl RtpMunger {
         self.started.is_some()
     }
 
+    /// The newest compacted sequence number forwarded or skipped, once started.
+    pub(crate) fn highest(&self) -> Option<u64> {
+        self.started.as_ref().map(|started| started.highest)
+    }
+
     /// The timestamp offset of the current generation, once started.
     pub(crate) fn ts_offset(&self) -> Option<u32> {
         self.started.as_ref().map(|started| started.ts_offset)

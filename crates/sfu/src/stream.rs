@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use rtc::interceptor::Usage;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtp::Packet;
@@ -19,6 +20,7 @@ use crate::codec::{Codec, KeyframeRequestKind, MediaKind};
 use crate::down_track::{DownTrack, DownTrackConfig};
 use crate::keyframe::is_keyframe_start;
 use crate::layers::{Quality, choose_layer, choose_temporal, rid_rank};
+use crate::probe::{MAX_PER_TICK, Probe, Tick};
 use crate::sender_report::SENDER_REPORT_INTERVAL;
 use crate::stats::{RateWindow, StreamStats};
 use crate::track::{PublishedTrack, UpTrack};
@@ -118,6 +120,8 @@ pub struct Stream {
     /// keyframes (to start, or to switch layers). Recomputed on every change of who gets what.
     waiting: Vec<bool>,
     next_sender_report: Option<Instant>,
+    /// When some viewer's link probe next needs the clock.
+    next_probe: Option<Instant>,
     outputs: VecDeque<Output>,
     stats: StreamStats,
     rate: RateWindow,
@@ -329,6 +333,13 @@ impl Stream {
         let received = verdict
             .received_bps
             .map(|received| received.saturating_sub(audio));
+        if verdict.usage == Usage::Over && matches!(video.probe, Probe::Running { .. }) {
+            tracing::debug!(
+                subscriber,
+                "probe failed: the link queues; staying on this layer"
+            );
+            video.probe = Probe::Idle;
+        }
         if video.bwe.on_delay(verdict.usage, received, sending, now) {
             tracing::debug!(
                 subscriber,
@@ -641,7 +652,7 @@ impl Stream {
             .zip(&self.waiting)
             .filter_map(|(up, &waiting)| up.keyframes.poll_timeout(waiting))
             .min();
-        [keyframe, self.next_sender_report]
+        [keyframe, self.next_sender_report, self.next_probe]
             .into_iter()
             .flatten()
             .min()
@@ -755,11 +766,20 @@ impl Stream {
     fn select_layer(&mut self, position: usize) {
         let choice = self.choose_layer(position);
         let temporal = self.choose_temporal(position, choice);
+        let now = self.last_now.unwrap_or_else(Instant::now);
+        let ranked = self.ranked_layers();
+        let rank = |layer: Option<usize>| layer.and_then(|l| ranked.iter().position(|&r| r == l));
         let subscriber = &mut self.subscribers[position];
         let id = subscriber.id;
+        let probes = subscriber.twcc.is_some();
         let Some(video) = subscriber.video.as_mut() else {
             return;
         };
+        if let Probe::Running { layer, .. } = video.probe
+            && Some(layer) != choice
+        {
+            video.probe = Probe::Idle;
+        }
         if video.temporal.target != temporal {
             tracing::debug!(subscriber = id, temporal, "temporal layers");
             video.temporal.target = temporal;
@@ -773,6 +793,24 @@ impl Stream {
                     codec,
                 });
             }
+        } else if let Some(up) = choice.filter(|&up| {
+            probes
+                && video.quality == Quality::Auto
+                && rank(Some(up)) > rank(video.layer)
+                && !video.probe.passed(up, now)
+        }) {
+            // Moving up on the estimate: only once the link has carried the difference.
+            video.target = None;
+            if !video.probe.running_for(up) {
+                let extra = self.up_tracks[up]
+                    .rate
+                    .bitrate_bps(now)
+                    .saturating_sub(sending_bps(&self.up_tracks, video, now))
+                    .max(MIN_PROBE_BPS);
+                tracing::debug!(subscriber = id, from = ?video.layer, to = up, extra, "probing before moving up");
+                video.probe = Probe::start(up, extra, now);
+                self.next_probe = Some(self.next_probe.map_or(now, |due| due.min(now)));
+            }
         } else {
             if video.target != choice {
                 tracing::debug!(subscriber = id, from = ?video.layer, to = ?choice, "switching layers at the next keyframe");
@@ -780,6 +818,64 @@ impl Stream {
             video.target = choice;
         }
         self.refresh_waiting();
+    }
+
+    /// Sends the running probes' duplicates that are due; a probe that ran its course lets
+    /// its viewer move up.
+    fn run_probes(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let mut passed = Vec::new();
+        for (position, subscriber) in self.subscribers.iter_mut().enumerate() {
+            let Some(video) = subscriber.video.as_mut() else {
+                continue;
+            };
+            match video.probe.tick(now) {
+                Tick::Idle => {}
+                Tick::Passed => passed.push(position),
+                Tick::Send { budget, cursor } => {
+                    let Some(layer) = video.layer else {
+                        video.probe = Probe::Idle;
+                        continue;
+                    };
+                    let cache = &self.up_tracks[layer].cache;
+                    let (mut bytes, mut packets, mut tried) = (0usize, 0usize, 0u64);
+                    while (bytes as f64) < budget
+                        && packets < MAX_PER_TICK
+                        && tried < 2 * PROBE_WINDOW
+                    {
+                        let back = (cursor + tried) % PROBE_WINDOW;
+                        tried += 1;
+                        let Some(mut packet) = video.duplicate(back, cache) else {
+                            continue;
+                        };
+                        bytes += packet.payload.len() + RTP_OVERHEAD;
+                        packets += 1;
+                        Subscriber::stamp(&mut subscriber.twcc, &mut packet, now);
+                        self.stats.packets_out += 1;
+                        self.outputs.push_back(Output::Rtp {
+                            subscriber: subscriber.id,
+                            kind: MediaKind::Video,
+                            packet,
+                        });
+                    }
+                    video.probe.sent(bytes, tried);
+                }
+            }
+            if let Some(due) = video.probe.due() {
+                next = Some(next.map_or(due, |earlier| earlier.min(due)));
+            }
+        }
+        self.next_probe = next;
+        for &position in &passed {
+            tracing::debug!(
+                subscriber = self.subscribers[position].id,
+                "probe passed: moving up"
+            );
+            self.select_layer(position);
+        }
+        if !passed.is_empty() {
+            self.request_awaited_keyframes();
+        }
     }
 
     /// Re-decides one subscriber's layer and asks for the keyframes that now matter.
@@ -820,6 +916,9 @@ impl Stream {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        if self.next_probe.is_some_and(|due| now >= due) {
+            self.run_probes(now);
+        }
         if let Some(publisher) = self.publisher {
             for (index, up) in self.up_tracks.iter_mut().enumerate() {
                 let waiting = self.waiting.get(index).copied().unwrap_or(false);
@@ -889,6 +988,11 @@ fn sending_bps(up_tracks: &[UpTrack], video: &DownTrack, now: Instant) -> u64 {
         up.temporal_bps(current, now)
     }
 }
+
+/// A probe sends at least this much extra (the next layer's bitrate may not be measured yet).
+const MIN_PROBE_BPS: u64 = 100_000;
+/// A probe duplicates the viewer's last this many packets in turn.
+const PROBE_WINDOW: u64 = 16;
 
 /// Simulcast layers kept at most.
 const MAX_LAYERS: usize = 3;

@@ -336,3 +336,75 @@ fn a_layer_that_opens_late_joins_without_disturbing_the_viewers() {
     );
     assert_eq!(stream.video_layers().len(), 2);
 }
+
+#[test]
+fn moving_up_waits_for_a_probe_of_the_link() {
+    let t0 = Instant::now();
+    let (mut stream, mut publisher) = setup(t0);
+    let mut tracks = viewer_tracks(10, 0x5000 + 10);
+    for track in &mut tracks {
+        track
+            .extensions
+            .push((7, directo_sfu::TRANSPORT_CC_URI.to_owned()));
+    }
+    stream.add_subscriber(10, tracks, t0);
+    drain(&mut stream);
+    let mut now = t0;
+    let mut keyframe = [true; 3];
+    for _ in 0..60 {
+        feed(&mut stream, 1, publisher.frame(keyframe), now);
+        keyframe = [false; 3];
+        now += ms(33);
+    }
+    // Heavy loss: down to the smallest layer.
+    stream.on_receiver_report(10, 0x5000 + 10, 200, now);
+    drain(&mut stream);
+    feed(&mut stream, 1, publisher.frame([true; 3]), now);
+    assert_eq!(stream.subscriber_layer(10), Some((0, 3)));
+
+    // A clean link from now on: the estimate climbs, and the viewer moves up again — but
+    // only after a second of probe traffic (packets it already got, sent again).
+    let mut seen = std::collections::HashSet::new();
+    let mut first_duplicate = None;
+    let mut first_request = None;
+    let mut moved = None;
+    let mut keyframe = [false; 3];
+    for second in 0..60 {
+        stream.on_receiver_report(10, 0x5000 + 10, 0, now);
+        for _ in 0..30 {
+            let outputs = feed(&mut stream, 1, publisher.frame(keyframe), now);
+            keyframe = [false; 3];
+            for packet in rtp_for(&outputs, 10, MediaKind::Video) {
+                if !seen.insert(packet.header.sequence_number) {
+                    first_duplicate.get_or_insert(now);
+                    assert_eq!(layer_of(&packet), 0, "probes repeat the current layer");
+                } else if layer_of(&packet) > 0 {
+                    moved.get_or_insert(now);
+                }
+            }
+            for (_, ssrc, _, _) in keyframe_requests(&outputs) {
+                let layer = LAYERS.iter().position(|l| l.1 == ssrc).unwrap();
+                keyframe[layer] = true;
+                if layer > 0 {
+                    first_request.get_or_insert(now);
+                }
+            }
+            now += ms(33);
+        }
+        if moved.is_some() {
+            println!("moved up after {second} s of a clean link");
+            break;
+        }
+    }
+    let (probe, request, moved) = (
+        first_duplicate.expect("probe traffic before moving up"),
+        first_request.expect("a keyframe request for the layer above"),
+        moved.expect("moved up"),
+    );
+    assert!(
+        request >= probe + ms(900),
+        "asked for the bigger layer {:?} after the probe began",
+        request - probe
+    );
+    assert!(moved >= request);
+}
