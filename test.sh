@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of Directo, installing what they need on Debian if it is missing:
 # Chromium (browser tests), ffmpeg (recordings), Node.js/npm (the SDK and browser tests),
-# iproute2 (`tc`: the simulcast test narrows one viewer's loopback link, which needs root),
+# iproute2 (`ip`, `tc`: the simulcast tests narrow viewers' loopback links, which needs root),
 # coturn (the TURN relay tests);
 # Python packages for the interop suite go into tests/interop/.venv.
 set -euo pipefail

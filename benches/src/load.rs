@@ -80,6 +80,12 @@ pub struct LoadConfig {
     pub constrained_share: f64,
     /// The narrow link's rate, kbit/s.
     pub constrained_kbps: u32,
+    /// Constrained viewers bind their own addresses instead of `bind_ip`, the first this one,
+    /// the next the address after it (127.0.0.2, 127.0.0.3, ...), and the link to each is
+    /// narrowed outside the generator (e.g. a `tc` class per address on `lo`): they drop
+    /// nothing themselves. `None`: they bind `bind_ip` and narrow their link with a token
+    /// bucket of `constrained_kbps`.
+    pub constrained_bind_ip: Option<IpAddr>,
     /// Viewers negotiate transport-wide congestion control and send its feedback, as
     /// browsers do.
     pub transport_cc: bool,
@@ -227,18 +233,27 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
     let measure = Duration::from_secs_f64(config.seconds.max(1.0));
     let until = start + ramp + measure;
     let mut viewers = Vec::with_capacity(config.viewers);
+    let mut constrained_count: u32 = 0;
     for index in 0..config.viewers {
         let at = start + Duration::from_secs_f64(index as f64 / config.ramp_per_s.max(0.001));
         tokio::time::sleep_until(at.into()).await;
         let worker = &workers[index % workers.len()];
+        let constrained = is_constrained(index, config.constrained_share);
+        let bind_ip = match config.constrained_bind_ip {
+            Some(first) if constrained => {
+                constrained_count += 1;
+                nth_address(first, constrained_count - 1)?
+            }
+            _ => config.bind_ip,
+        };
         let viewer = ViewerContext {
             join: join.clone(),
             http: worker.http.clone(),
             times: Arc::clone(&times),
             shared: Arc::clone(&shared),
-            bind_ip: config.bind_ip,
-            link_kbps: is_constrained(index, config.constrained_share)
-                .then_some(config.constrained_kbps),
+            bind_ip,
+            link_kbps: constrained.then_some(config.constrained_kbps),
+            link_shaped_outside: config.constrained_bind_ip.is_some(),
             transport_cc: config.transport_cc,
         };
         viewers.push(worker.handle.spawn(run_viewer(viewer, until)));
@@ -316,9 +331,48 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
     ))
 }
 
+/// The address `n` after `first` (`first` itself for 0).
+fn nth_address(first: IpAddr, n: u32) -> Result<IpAddr> {
+    let next = match first {
+        IpAddr::V4(v4) => u32::from(v4)
+            .checked_add(n)
+            .map(|ip| IpAddr::from(ip.to_be_bytes())),
+        IpAddr::V6(v6) => u128::from(v6)
+            .checked_add(u128::from(n))
+            .map(|ip| IpAddr::from(ip.to_be_bytes())),
+    };
+    next.ok_or_else(|| LoadError::Protocol(format!("no address {n} after {first}")))
+}
+
 /// Whether viewer `index` is one of the `share` (0–1) that watch over a narrow link: spread
 /// evenly over the ramp.
 fn is_constrained(index: usize, share: f64) -> bool {
     let share = share.clamp(0.0, 1.0);
     ((index + 1) as f64 * share).floor() > (index as f64 * share).floor()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constrained_viewers_get_consecutive_addresses() {
+        let first: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(nth_address(first, 0).unwrap(), first);
+        assert_eq!(
+            nth_address(first, 254).unwrap(),
+            "127.0.1.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            nth_address("::1".parse().unwrap(), 2).unwrap(),
+            "::3".parse::<IpAddr>().unwrap()
+        );
+        assert!(nth_address("255.255.255.255".parse().unwrap(), 1).is_err());
+    }
+
+    #[test]
+    fn constrained_share_is_spread_over_the_ramp() {
+        let picked: Vec<usize> = (0..12).filter(|&i| is_constrained(i, 0.25)).collect();
+        assert_eq!(picked, [3, 7, 11]);
+    }
 }

@@ -99,12 +99,21 @@ pub struct Report {
     /// Their raw loss (their link drops what it cannot carry).
     #[serde(default)]
     pub constrained_loss_ratio: f64,
-    /// Simulcast: constrained viewers whose last keyframe was of the smallest layer.
+    /// Simulcast: constrained viewers whose last keyframe was of the smallest layer (the
+    /// smallest picture any viewer got: when every viewer got the same layer it counts as
+    /// both the smallest and the largest; `constrained_layer_widths` tells which).
     #[serde(default)]
     pub constrained_on_lowest_layer: usize,
-    /// Simulcast: the other viewers whose last keyframe was of the largest layer.
+    /// Simulcast: the other viewers whose last keyframe was of the largest layer (the
+    /// largest picture any viewer got).
     #[serde(default)]
     pub others_on_top_layer: usize,
+    /// Simulcast: constrained viewers by the picture width of their last keyframe.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub constrained_layer_widths: BTreeMap<u16, usize>,
+    /// Simulcast: the other viewers by the picture width of their last keyframe.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_layer_widths: BTreeMap<u16, usize>,
     /// Publisher send to viewer receive, per packet.
     pub latency_ms: Percentiles,
     /// Join request to first keyframe, per viewer.
@@ -197,6 +206,7 @@ impl Report {
         let (lowest, top) = (widths.clone().min(), widths.max());
         let (mut constrained, mut constrained_expected, mut constrained_lost) = (0, 0, 0);
         let (mut constrained_low, mut others_top) = (0, 0);
+        let (mut constrained_widths, mut other_widths) = (BTreeMap::new(), BTreeMap::new());
         for viewer in viewers {
             latency.merge(&viewer.latency);
             joins.extend(viewer.join);
@@ -204,6 +214,14 @@ impl Report {
             let mine_expected = viewer.audio.expected() + viewer.video.expected();
             let mine_received = viewer.audio.received + viewer.video.received;
             let mine_lost = viewer.audio.lost() + viewer.video.lost();
+            if let Some(width) = viewer.layer_width {
+                let widths = if viewer.link_kbps.is_some() {
+                    &mut constrained_widths
+                } else {
+                    &mut other_widths
+                };
+                *widths.entry(width).or_insert(0) += 1;
+            }
             if viewer.link_kbps.is_some() {
                 constrained += 1;
                 constrained_expected += mine_expected;
@@ -271,6 +289,8 @@ impl Report {
             },
             constrained_on_lowest_layer: constrained_low,
             others_on_top_layer: others_top,
+            constrained_layer_widths: constrained_widths,
+            other_layer_widths: other_widths,
             latency_ms: histogram_percentiles(&latency),
             join_ms: sorted_percentiles(joins),
             connect_ms: sorted_percentiles(connects),

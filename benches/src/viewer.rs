@@ -148,7 +148,8 @@ pub struct ViewerStats {
     pub plis_sent: u64,
     /// Why the viewer stopped early, if it did.
     pub error: Option<String>,
-    /// The viewer's link was narrowed to this many kbit/s (`--constrained-share`).
+    /// The viewer's link was narrowed to this many kbit/s (`--constrained-share`), by its own
+    /// token bucket or, with `--constrained-bind`, by the kernel.
     pub link_kbps: Option<u32>,
     /// The picture width of the last keyframe it received: which simulcast layer it gets.
     pub layer_width: Option<u16>,
@@ -171,8 +172,11 @@ struct ViewerApp {
     last_pli: Option<Instant>,
     video_ssrc: Option<(RTCRtpReceiverId, u32)>,
     failed: bool,
-    /// A narrow link: what it can still carry now (bytes) and when it was last refilled.
+    /// A narrow link the viewer simulates itself: what it can still carry now (bytes) and
+    /// when it was last refilled.
     link: Option<(f64, Instant)>,
+    /// The link is narrowed outside the viewer (by `tc` in the kernel): drop nothing here.
+    link_shaped_outside: bool,
     /// When to send the next receiver report (constrained viewers report their loss, so
     /// Directo's bandwidth estimate can react), and the video counts at the previous one.
     next_report: Option<Instant>,
@@ -189,9 +193,10 @@ const REPORT_INTERVAL: Duration = Duration::from_millis(500);
 const LINK_BUFFER_MS: f64 = 100.0;
 
 impl ViewerApp {
-    /// Whether a narrow link lets this packet through (a token bucket at the link's rate).
+    /// Whether a narrow link lets this packet through (a token bucket at the link's rate;
+    /// always, when the link is shaped outside the viewer).
     fn link_passes(&mut self, now: Instant, bytes: usize) -> bool {
-        let Some(kbps) = self.stats.link_kbps else {
+        let Some(kbps) = self.stats.link_kbps.filter(|_| !self.link_shaped_outside) else {
             return true;
         };
         let rate = f64::from(kbps) * 125.0;
@@ -433,6 +438,10 @@ pub struct ViewerContext {
     pub bind_ip: IpAddr,
     /// Narrow this viewer's link to this many kbit/s (drops beyond a short buffer).
     pub link_kbps: Option<u32>,
+    /// The link is already narrowed to `link_kbps` outside the viewer (e.g. by `tc` in the
+    /// kernel, for traffic to `bind_ip`): the viewer drops nothing itself, it only reports
+    /// its loss as a constrained viewer does.
+    pub link_shaped_outside: bool,
     /// Negotiate transport-wide congestion control and send its feedback.
     pub transport_cc: bool,
 }
@@ -451,6 +460,7 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
         video_ssrc: None,
         failed: false,
         link: None,
+        link_shaped_outside: context.link_shaped_outside,
         next_report: context.link_kbps.map(|_| joined_at + REPORT_INTERVAL),
         reported: (0, 0),
         twcc: None,

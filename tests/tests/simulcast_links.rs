@@ -4,11 +4,16 @@
 //! carry, and the viewer reports its loss in receiver reports and its arrivals in transport-wide
 //! feedback, as a browser would). Every viewer is a real `rtc` peer connection (ICE, DTLS,
 //! SRTP), the generator of `benches/` run for ten seconds against a real `directo`.
+//! `simulcast_netns.rs` is the same run with the links narrowed in the kernel instead (HTB
+//! classes on the loopback of a network namespace of its own, so packets queue before they are
+//! dropped); both shape the rate only, as this machine's kernel has no netem, tbf or tc actions
+//! to inject loss with.
 //!
 //! Users would notice: the constrained viewers end up on the smallest layer (their link carries
 //! it), the others keep the largest one and lose nothing, and the publisher is not flooded with
 //! keyframe requests by the weak viewers' trouble.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -51,6 +56,7 @@ async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() ->
         simulcast: true,
         constrained_share: CONSTRAINED_SHARE,
         constrained_kbps: 400,
+        constrained_bind_ip: None,
         transport_cc: true,
     };
     let report = tokio::task::spawn_blocking(move || {
@@ -83,6 +89,19 @@ async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() ->
         report.others_on_top_layer,
         VIEWERS - constrained,
         "every other viewer on the top layer: {summary}"
+    );
+    // The counts above compare viewers with each other (the smallest and largest picture any
+    // of them got); the widths say the layers are the publisher's smallest and largest ones
+    // (¼ and all of 640×360).
+    assert_eq!(
+        report.constrained_layer_widths,
+        BTreeMap::from([(160, constrained)]),
+        "{summary}"
+    );
+    assert_eq!(
+        report.other_layer_widths,
+        BTreeMap::from([(640, VIEWERS - constrained)]),
+        "{summary}"
     );
     assert!(
         report.loss_ratio < 0.001,

@@ -64,6 +64,12 @@ struct Cli {
     /// The narrow link's rate, kbit/s.
     #[arg(long, default_value_t = 400)]
     constrained_kbps: u32,
+    /// Constrained viewers bind this address (e.g. 127.0.0.2) and the ones after it (127.0.0.3,
+    /// ...), one each, and drop nothing themselves: the link to each is narrowed outside, e.g.
+    /// by a `tc` class per address on `lo` (see tests/tests/simulcast_netns.rs);
+    /// `--constrained-kbps` is then only reported.
+    #[arg(long, value_name = "IP")]
+    constrained_bind: Option<IpAddr>,
     /// Viewers do not negotiate transport-wide congestion control (by default they do, and
     /// send its feedback every 100 ms, as browsers do).
     #[arg(long)]
@@ -171,6 +177,7 @@ fn main() -> anyhow::Result<()> {
         constrained_share: cli.constrained_share,
         transport_cc: !cli.no_transport_cc,
         constrained_kbps: cli.constrained_kbps,
+        constrained_bind_ip: cli.constrained_bind,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
