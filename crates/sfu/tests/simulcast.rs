@@ -11,6 +11,10 @@ use directo_sfu::{
     Codec, KEYFRAME_REQUEST_INTERVAL, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack,
     Quality, Stream,
 };
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+    PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+    TransportLayerCc,
+};
 use rtc::rtp::Packet;
 
 const LAYERS: [(&str, u32, u16); 3] = [("q", 0x100, 1000), ("h", 0x200, 2000), ("f", 0x300, 3000)];
@@ -337,15 +341,18 @@ fn a_layer_that_opens_late_joins_without_disturbing_the_viewers() {
     assert_eq!(stream.video_layers().len(), 2);
 }
 
-#[test]
-fn moving_up_waits_for_a_probe_of_the_link() {
-    let t0 = Instant::now();
+/// The transport-wide extension id viewer 10 negotiates.
+const TWCC_ID: u8 = 7;
+
+/// Viewer 10, with transport-wide feedback, watched two seconds and was moved down to the
+/// smallest layer by heavy loss.
+fn twcc_viewer_moved_down(t0: Instant) -> (Stream, SimulcastPublisher, Instant) {
     let (mut stream, mut publisher) = setup(t0);
     let mut tracks = viewer_tracks(10, 0x5000 + 10);
     for track in &mut tracks {
         track
             .extensions
-            .push((7, directo_sfu::TRANSPORT_CC_URI.to_owned()));
+            .push((TWCC_ID, directo_sfu::TRANSPORT_CC_URI.to_owned()));
     }
     stream.add_subscriber(10, tracks, t0);
     drain(&mut stream);
@@ -356,11 +363,16 @@ fn moving_up_waits_for_a_probe_of_the_link() {
         keyframe = [false; 3];
         now += ms(33);
     }
-    // Heavy loss: down to the smallest layer.
     stream.on_receiver_report(10, 0x5000 + 10, 200, now);
     drain(&mut stream);
     feed(&mut stream, 1, publisher.frame([true; 3]), now);
     assert_eq!(stream.subscriber_layer(10), Some((0, 3)));
+    (stream, publisher, now)
+}
+
+#[test]
+fn moving_up_waits_for_a_probe_of_the_link() {
+    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(Instant::now());
 
     // A clean link from now on: the estimate climbs, and the viewer moves up again — but
     // only after a second of probe traffic (packets it already got, sent again).
@@ -407,4 +419,93 @@ fn moving_up_waits_for_a_probe_of_the_link() {
         request - probe
     );
     assert!(moved >= request);
+}
+
+/// A transport feedback report: packets `base..base + arrivals.len()` arrived at those times
+/// (µs since some origin on the viewer's clock).
+fn transport_feedback(base: u16, arrivals: &[i64]) -> TransportLayerCc {
+    let reference = arrivals[0] / 64_000;
+    let mut last = reference * 64_000;
+    let recv_deltas = arrivals
+        .iter()
+        .map(|&at| {
+            let delta = (at - last) / 250 * 250;
+            last += delta;
+            RecvDelta {
+                type_tcc_packet: SymbolTypeTcc::PacketReceivedLargeDelta,
+                delta,
+            }
+        })
+        .collect();
+    TransportLayerCc {
+        base_sequence_number: base,
+        packet_status_count: arrivals.len() as u16,
+        reference_time: reference as u32,
+        packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+            type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+            packet_status_symbol: SymbolTypeTcc::PacketReceivedLargeDelta,
+            run_length: arrivals.len() as u16,
+        })],
+        recv_deltas,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
+    let t0 = Instant::now();
+    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(t0);
+    // The viewer reports every 100 ms: each packet arrives 20 ms after it left, until the
+    // probe starts; from then on the link's queue grows by half of the time that passes.
+    let mut seen = std::collections::HashSet::new();
+    let mut pending: Vec<(u16, Instant)> = Vec::new();
+    let mut probe_started = None;
+    let mut asked_up = false;
+    for _ in 0..40 {
+        stream.on_receiver_report(10, 0x5000 + 10, 0, now);
+        for frame in 0..30 {
+            let outputs = feed(&mut stream, 1, publisher.frame([false; 3]), now);
+            for packet in rtp_for(&outputs, 10, MediaKind::Video) {
+                let ext = packet.header.get_extension(TWCC_ID).expect("stamped");
+                pending.push((u16::from_be_bytes([ext[0], ext[1]]), now));
+                if !seen.insert(packet.header.sequence_number) {
+                    probe_started.get_or_insert(now);
+                }
+            }
+            asked_up |= keyframe_requests(&outputs)
+                .iter()
+                .any(|r| r.1 != LAYERS[0].1);
+            if frame % 3 == 2 && !pending.is_empty() {
+                let arrivals: Vec<i64> = pending
+                    .iter()
+                    .map(|&(_, sent)| {
+                        let at = (sent - t0).as_micros() as i64 + 20_000;
+                        let queued = probe_started
+                            .filter(|&start| sent > start)
+                            .map_or(0, |start| (sent - start).as_micros() as i64 / 2);
+                        at + queued
+                    })
+                    .collect();
+                stream.on_transport_feedback(10, &transport_feedback(pending[0].0, &arrivals), now);
+                asked_up |= keyframe_requests(&drain(&mut stream))
+                    .iter()
+                    .any(|r| r.1 != LAYERS[0].1);
+                pending.clear();
+            }
+            now += ms(33);
+        }
+        if probe_started.is_some_and(|start| now > start + ms(3000)) {
+            break;
+        }
+    }
+    assert!(probe_started.is_some(), "the viewer's link was probed");
+    assert!(
+        !asked_up,
+        "no keyframe asked for a layer the link cannot carry"
+    );
+    assert_eq!(
+        stream.subscriber_layer(10),
+        Some((0, 3)),
+        "still on the smallest layer"
+    );
 }
