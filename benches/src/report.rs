@@ -114,6 +114,17 @@ pub struct Report {
     /// Simulcast: the other viewers by the picture width of their last keyframe.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub other_layer_widths: BTreeMap<u16, usize>,
+    /// Constrained viewers by the highest VP8 temporal layer of their last second of video
+    /// (below the publisher's top one: their layer was thinned).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub constrained_temporal_layers: BTreeMap<u8, usize>,
+    /// The other viewers by the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_temporal_layers: BTreeMap<u8, usize>,
+    /// Frames, over all viewers, whose picture id skipped ahead with no packet lost in
+    /// between (holes a decoder would wait on).
+    #[serde(default)]
+    pub picture_id_gaps: u64,
     /// Publisher send to viewer receive, per packet.
     pub latency_ms: Percentiles,
     /// Join request to first keyframe, per viewer.
@@ -207,6 +218,7 @@ impl Report {
         let (mut constrained, mut constrained_expected, mut constrained_lost) = (0, 0, 0);
         let (mut constrained_low, mut others_top) = (0, 0);
         let (mut constrained_widths, mut other_widths) = (BTreeMap::new(), BTreeMap::new());
+        let (mut constrained_temporal, mut other_temporal) = (BTreeMap::new(), BTreeMap::new());
         for viewer in viewers {
             latency.merge(&viewer.latency);
             joins.extend(viewer.join);
@@ -221,6 +233,14 @@ impl Report {
                     &mut other_widths
                 };
                 *widths.entry(width).or_insert(0) += 1;
+            }
+            if let Some(layer) = viewer.temporal_layer {
+                let layers = if viewer.link_kbps.is_some() {
+                    &mut constrained_temporal
+                } else {
+                    &mut other_temporal
+                };
+                *layers.entry(layer).or_insert(0) += 1;
             }
             if viewer.link_kbps.is_some() {
                 constrained += 1;
@@ -291,6 +311,9 @@ impl Report {
             others_on_top_layer: others_top,
             constrained_layer_widths: constrained_widths,
             other_layer_widths: other_widths,
+            constrained_temporal_layers: constrained_temporal,
+            other_temporal_layers: other_temporal,
+            picture_id_gaps: viewers.iter().map(|v| v.picture_gaps).sum(),
             latency_ms: histogram_percentiles(&latency),
             join_ms: sorted_percentiles(joins),
             connect_ms: sorted_percentiles(connects),
@@ -376,6 +399,18 @@ impl fmt::Display for Report {
                     self.constrained_loss_ratio * 100.0,
                     self.constrained_on_lowest_layer,
                     self.others_on_top_layer
+                ),
+            )?;
+        }
+        if !self.constrained_temporal_layers.is_empty() || !self.other_temporal_layers.is_empty() {
+            row(
+                f,
+                "temporal layer lately",
+                format!(
+                    "constrained {:?}; others {:?}; picture-id gaps {}",
+                    self.constrained_temporal_layers,
+                    self.other_temporal_layers,
+                    self.picture_id_gaps
                 ),
             )?;
         }

@@ -31,7 +31,7 @@ use crate::histogram::Histogram;
 use crate::janus::{JanusSession, KEEPALIVE_INTERVAL};
 use crate::peer::{Peer, PeerApp, Role, drive};
 use crate::stamp::{SendTimes, read_stamp};
-use crate::synth::{VP8_PAYLOAD_TYPE, is_vp8_keyframe_start, keyframe_width};
+use crate::synth::{VP8_PAYLOAD_TYPE, is_vp8_keyframe_start, keyframe_width, vp8_picture};
 use crate::twcc_feedback::{FEEDBACK_INTERVAL, TwccRecorder, negotiated_id};
 use crate::whip::{Session, delete_session, post_offer};
 
@@ -153,6 +153,13 @@ pub struct ViewerStats {
     pub link_kbps: Option<u32>,
     /// The picture width of the last keyframe it received: which simulcast layer it gets.
     pub layer_width: Option<u16>,
+    /// The highest VP8 temporal layer among the frames of its last second of video: below
+    /// the publisher's top one, Directo was thinning the layer for it.
+    pub temporal_layer: Option<u8>,
+    /// Frames whose picture id did not follow the previous frame's although no packet was
+    /// lost in between: a hole a decoder would wait on (frames dropped for this viewer must
+    /// be renumbered away).
+    pub picture_gaps: u64,
 }
 
 /// Counters every viewer of a run adds to, read by the run for its measurement window.
@@ -185,6 +192,10 @@ struct ViewerApp {
     /// the last feedback report, and when the next one is due.
     twcc: Option<(u8, TwccRecorder)>,
     next_feedback: Option<Instant>,
+    /// The previous frame's picture id and the video packets lost when it started.
+    last_picture: Option<(u16, u64)>,
+    /// When a frame of each temporal layer last arrived.
+    temporal_seen: [Option<Instant>; 3],
 }
 
 /// How often a constrained viewer sends a receiver report.
@@ -234,8 +245,12 @@ impl ViewerApp {
         }
         if video {
             self.last_video = Some(now);
-            if let Some(width) = keyframe_width(&packet.payload) {
+            let width = keyframe_width(&packet.payload);
+            if let Some(width) = width {
                 self.stats.layer_width = Some(width);
+            }
+            if let Some((picture_id, tid, true)) = vp8_picture(&packet.payload) {
+                self.on_frame(now, picture_id, tid, width.is_some());
             }
             if self.stats.join.is_none() {
                 if is_vp8_keyframe_start(&packet.payload) {
@@ -255,6 +270,32 @@ impl ViewerApp {
                 .latency
                 .record(now.saturating_duration_since(sent));
         }
+    }
+
+    /// The first packet of a frame: its picture id must follow the previous frame's unless
+    /// packets were lost in between or it is a keyframe (where a viewer may switch layers).
+    fn on_frame(&mut self, now: Instant, picture_id: u16, tid: u8, keyframe: bool) {
+        let lost = self.stats.video.lost();
+        if let Some((previous, lost_then)) = self.last_picture
+            && !keyframe
+            && lost == lost_then
+            && picture_id != (previous + 1) & 0x7fff
+        {
+            self.stats.picture_gaps += 1;
+        }
+        self.last_picture = Some((picture_id, lost));
+        if let Some(seen) = self.temporal_seen.get_mut(usize::from(tid)) {
+            *seen = Some(now);
+        }
+    }
+
+    /// The highest temporal layer seen in the last second of video.
+    fn recent_temporal_layer(&self) -> Option<u8> {
+        let last = self.last_video?;
+        (0..self.temporal_seen.len() as u8).rev().find(|&tid| {
+            self.temporal_seen[usize::from(tid)]
+                .is_some_and(|at| last.saturating_duration_since(at) < Duration::from_secs(1))
+        })
     }
 
     /// A receiver report on the video: the loss since the previous one, as RFC 3550 counts it.
@@ -465,11 +506,14 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
         reported: (0, 0),
         twcc: None,
         next_feedback: None,
+        last_picture: None,
+        temporal_seen: [None; 3],
     };
     app.stats.link_kbps = context.link_kbps;
     if let Err(error) = watch(&context, &mut app, until).await {
         app.stats.error = Some(error.to_string());
     }
+    app.stats.temporal_layer = app.recent_temporal_layer();
     app.stats
 }
 

@@ -11,22 +11,26 @@
 //!
 //! Users would notice: the constrained viewers end up on the smallest layer (their link carries
 //! it), the others keep the largest one and lose nothing, and the publisher is not flooded with
-//! keyframe requests by the weak viewers' trouble.
+//! keyframe requests by the weak viewers' trouble. A second run narrows the links below even
+//! the smallest layer: those viewers get it thinned to its lower temporal layers (the
+//! generator's VP8 is L1T3, like Chrome's simulcast), renumbered so that no picture id is
+//! missing for a decoder to wait on.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use directo_benches::load::{LoadConfig, Target, run};
+use directo_benches::report::Report;
 use directo_benches::synth::VideoShape;
 use directo_tests::{ServerOptions, TestServer};
 
 const VIEWERS: usize = 12;
 const CONSTRAINED_SHARE: f64 = 0.25;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() -> anyhow::Result<()>
-{
+/// Ten seconds of the simulcast publisher and [`VIEWERS`] viewers against a fresh server, a
+/// quarter of them over links of `constrained_kbps`; prints and returns the report and its JSON.
+async fn run_links(stream: &str, constrained_kbps: u32) -> anyhow::Result<(Report, String)> {
     let server = TestServer::start_with(ServerOptions {
         env: vec![("DIRECTO_MAX_SESSIONS_PER_IP".into(), "1000".into())],
         ..ServerOptions::default()
@@ -35,7 +39,7 @@ async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() ->
     let config = LoadConfig {
         target: Target::Directo {
             server: server.base_url().clone(),
-            stream: "simulcast-links".into(),
+            stream: stream.into(),
             key: Some(server.publish_key().to_owned()),
         },
         viewers: VIEWERS,
@@ -55,7 +59,7 @@ async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() ->
         chat_flood: 0,
         simulcast: true,
         constrained_share: CONSTRAINED_SHARE,
-        constrained_kbps: 400,
+        constrained_kbps,
         constrained_bind_ip: None,
         transport_cc: true,
     };
@@ -70,14 +74,25 @@ async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() ->
     let summary = serde_json::to_string_pretty(&report)?;
     println!(
         "constrained {} on the lowest layer {}, others on the top layer {}, loss {:.4}, \
-         constrained loss {:.3}, publisher keyframe requests {}",
+         constrained loss {:.3}, publisher keyframe requests {}, temporal layers lately \
+         (constrained {:?}, others {:?}), picture-id gaps {}",
         report.constrained,
         report.constrained_on_lowest_layer,
         report.others_on_top_layer,
         report.loss_ratio,
         report.constrained_loss_ratio,
-        report.publisher_keyframe_requests
+        report.publisher_keyframe_requests,
+        report.constrained_temporal_layers,
+        report.other_temporal_layers,
+        report.picture_id_gaps
     );
+    Ok((report, summary))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() -> anyhow::Result<()>
+{
+    let (report, summary) = run_links("simulcast-links", 400).await?;
     let constrained = (VIEWERS as f64 * CONSTRAINED_SHARE) as usize;
     assert_eq!(report.connected, VIEWERS, "{summary}");
     assert_eq!(report.constrained, constrained, "{summary}");
@@ -112,6 +127,45 @@ async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() ->
     assert!(
         report.publisher_keyframe_requests <= 3 * 10,
         "the publisher was flooded with keyframe requests: {summary}"
+    );
+    assert_eq!(report.picture_id_gaps, 0, "{summary}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_below_the_smallest_layer_gets_it_at_fewer_frames() -> anyhow::Result<()> {
+    // The smallest layer is ~150 kbit/s and audio ~40; 120 kbit/s carries audio and the
+    // smallest layer's base temporal layer (~40 % of it), not the whole layer.
+    let (report, summary) = run_links("simulcast-thinner", 120).await?;
+    let constrained = (VIEWERS as f64 * CONSTRAINED_SHARE) as usize;
+    assert_eq!(report.connected, VIEWERS, "{summary}");
+    assert_eq!(
+        report.constrained_layer_widths,
+        BTreeMap::from([(160, constrained)]),
+        "the constrained viewers on the smallest layer: {summary}"
+    );
+    let thinned: usize = report
+        .constrained_temporal_layers
+        .iter()
+        .filter(|&(&layer, _)| layer < 2)
+        .map(|(_, viewers)| viewers)
+        .sum();
+    assert_eq!(
+        thinned, constrained,
+        "the constrained viewers' layer thinned to fewer frames: {summary}"
+    );
+    assert_eq!(
+        report.other_temporal_layers,
+        BTreeMap::from([(2, VIEWERS - constrained)]),
+        "the others get every frame: {summary}"
+    );
+    assert_eq!(
+        report.picture_id_gaps, 0,
+        "dropped frames leave no hole in the picture ids: {summary}"
+    );
+    assert!(
+        report.loss_ratio < 0.001,
+        "the unconstrained viewers lost nothing: {summary}"
     );
     Ok(())
 }
