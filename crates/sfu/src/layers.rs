@@ -140,6 +140,11 @@ const LOSS_LOW: f64 = 0.02;
 const INCREASE: f64 = 1.08;
 /// At most one increase per this long ("up slowly").
 const INCREASE_INTERVAL: Duration = Duration::from_millis(1000);
+/// After a loss-based decrease, loss reports are not acted on for this long: the next report
+/// still covers packets of the layer the viewer was moved off (the switch waits for a keyframe
+/// of the new one), and its loss would be charged a second time against the smaller layer
+/// (libwebrtc waits 300 ms plus a round trip; receiver reports come every 0.5–1 s).
+const DECREASE_INTERVAL: Duration = Duration::from_millis(1000);
 /// On a growing queue, the estimate drops to this share of the acknowledged rate.
 const DELAY_DECREASE: f64 = 0.85;
 /// The estimate never goes below this (a viewer always gets the lowest layer).
@@ -158,6 +163,7 @@ pub(crate) struct BandwidthEstimator {
     /// The viewer's own estimate (REMB), if it sends one.
     remb: Option<u64>,
     last_increase: Option<Instant>,
+    last_decrease: Option<Instant>,
     /// The rate at which loss was last seen, until when the estimate stays below it, and
     /// the hold the next loss gets.
     congested: Option<(u64, Instant, Duration)>,
@@ -184,7 +190,15 @@ impl BandwidthEstimator {
         let loss = f64::from(fraction_lost) / 256.0;
         let before = self.loss_based;
         let current = self.loss_based.unwrap_or(sending_bps.max(MIN_ESTIMATE_BPS));
-        let next = if loss > LOSS_HIGH {
+        let next = if loss > LOSS_HIGH
+            && self
+                .last_decrease
+                .is_some_and(|at| now < at + DECREASE_INTERVAL)
+        {
+            // Loss of the packets sent before the last decrease took effect.
+            Some(current)
+        } else if loss > LOSS_HIGH {
+            self.last_decrease = Some(now);
             // What actually got through, and a little less: down fast.
             let base = current.min(sending_bps.max(MIN_ESTIMATE_BPS)) as f64;
             self.congest(sending_bps, now);
@@ -338,6 +352,24 @@ mod tests {
         }
         assert!((1..=3).contains(&steps), "{steps}");
         assert!(bwe.estimate().unwrap() < low * 13 / 10);
+    }
+
+    #[test]
+    fn the_report_after_a_decrease_does_not_charge_the_old_layers_loss_again() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::default();
+        // 65 % loss on the top layer: down to about a third of it.
+        assert!(bwe.on_receiver_report(166, 1_000_000, 2_250_000, t0));
+        let after_first = bwe.estimate().unwrap();
+        // Half a second later, on the smaller layer, the report still shows the top layer's
+        // loss: the estimate stays.
+        let later = t0 + Duration::from_millis(500);
+        assert!(!bwe.on_receiver_report(166, 400_000, 2_250_000, later));
+        assert_eq!(bwe.estimate(), Some(after_first));
+        // Loss that persists past the interval counts again.
+        let much_later = t0 + Duration::from_millis(1500);
+        assert!(bwe.on_receiver_report(166, 400_000, 2_250_000, much_later));
+        assert!(bwe.estimate().unwrap() < after_first);
     }
 
     #[test]

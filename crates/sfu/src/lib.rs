@@ -22,7 +22,10 @@
 //!   target layer; at the target's next keyframe the munger re-bases the numbering, so the
 //!   viewer sees one continuous stream. The layer comes from the viewer's pinned [`Quality`] or
 //!   its bandwidth estimate (`layers::BandwidthEstimator`: receiver-report loss, the delay
-//!   trend of transport-wide congestion control feedback (`twcc`), REMB).
+//!   trend of transport-wide congestion control feedback (`twcc`), REMB). Moving up is probed
+//!   first (`probe`: the difference in bitrate as duplicates, judged by the viewer's transport
+//!   feedback); below the smallest layer a VP8 layer is thinned to its lower temporal layers
+//!   (`vp8::TemporalFilter`), the munger closing the gaps and picture ids renumbered.
 
 mod codec;
 mod down_track;

@@ -60,6 +60,14 @@ impl Probe {
         matches!(*self, Probe::Passed { layer: passed, until } if passed == layer && now < until)
     }
 
+    /// The extra bitrate a running probe sends (0 otherwise).
+    pub(crate) fn extra_bps(&self) -> u64 {
+        match *self {
+            Probe::Running { extra_bps, .. } => extra_bps,
+            _ => 0,
+        }
+    }
+
     /// Whether a probe for `layer` is under way.
     pub(crate) fn running_for(&self, layer: usize) -> bool {
         matches!(*self, Probe::Running { layer: probing, .. } if probing == layer)

@@ -286,7 +286,17 @@ impl Stream {
         if video.ssrc() != media_ssrc {
             return;
         }
-        let sending = sending_bps(&self.up_tracks, video, now);
+        // What the viewer was sent, a running probe's extra included: loss while probing
+        // says the link cannot carry the probe, not that it cannot carry the current layer.
+        let sending = sending_bps(&self.up_tracks, video, now) + video.probe.extra_bps();
+        if fraction_lost > PROBE_LOSS && matches!(video.probe, Probe::Running { .. }) {
+            tracing::debug!(
+                subscriber,
+                fraction_lost,
+                "probe failed: loss; staying on this layer"
+            );
+            video.probe = Probe::Idle;
+        }
         if video
             .bwe
             .on_receiver_report(fraction_lost, sending, ceiling, now)
@@ -321,7 +331,7 @@ impl Stream {
         };
         let verdict = twcc.on_feedback(feedback, now);
         tracing::trace!(subscriber, ?verdict, "transport feedback");
-        let sending = sending_bps(&self.up_tracks, video, now);
+        let sending = sending_bps(&self.up_tracks, video, now) + video.probe.extra_bps();
         // What got through for video: the feedback acknowledges the viewer's audio too.
         let audio = self
             .tracks
@@ -991,6 +1001,8 @@ fn sending_bps(up_tracks: &[UpTrack], video: &DownTrack, now: Instant) -> u64 {
 
 /// A probe sends at least this much extra (the next layer's bitrate may not be measured yet).
 const MIN_PROBE_BPS: u64 = 100_000;
+/// Loss (fraction of 256) in a receiver report that fails a running probe: 10 %.
+const PROBE_LOSS: u8 = 26;
 /// A probe duplicates the viewer's last this many packets in turn.
 const PROBE_WINDOW: u64 = 16;
 
