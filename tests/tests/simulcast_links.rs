@@ -128,6 +128,11 @@ async fn constrained_viewers_get_the_small_layer_and_the_others_the_top_one() ->
         report.publisher_keyframe_requests <= 3 * 10,
         "the publisher was flooded with keyframe requests: {summary}"
     );
+    assert_eq!(
+        report.constrained_temporal_layers,
+        BTreeMap::from([(2, constrained)]),
+        "a link that carries the smallest layer gets all of its frames: {summary}"
+    );
     assert_eq!(report.picture_id_gaps, 0, "{summary}");
     Ok(())
 }

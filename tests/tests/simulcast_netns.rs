@@ -185,6 +185,12 @@ async fn watch_over_shaped_links(namespace: PathBuf) -> anyhow::Result<()> {
         report.publisher_keyframe_requests <= 3 * 10,
         "the publisher was flooded with keyframe requests: {summary}"
     );
+    assert_eq!(
+        report.constrained_temporal_layers,
+        BTreeMap::from([(2, constrained)]),
+        "a link that carries the smallest layer gets all of its frames: {summary}"
+    );
+    assert_eq!(report.picture_id_gaps, 0, "{summary}");
     Ok(())
 }
 
