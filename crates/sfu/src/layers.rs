@@ -270,7 +270,34 @@ impl BandwidthEstimator {
             self.congest(sending_bps, now);
         }
         self.loss_based = Some(target);
+        self.last_decrease = Some(now);
         true
+    }
+
+    /// A probe failed: the viewer was sent `probed_bps` (its layer's `sending_bps` and the
+    /// probe's extra) and `through_bps` is what its feedback says got through. The estimate
+    /// goes below the probed rate — and stays below it for the congestion hold, so the viewer is
+    /// not probed again at once — but not below the layer it is on, which its link carried
+    /// before the probe. Returns whether the estimate changed.
+    pub(crate) fn probe_failed(
+        &mut self,
+        through_bps: u64,
+        sending_bps: u64,
+        probed_bps: u64,
+        now: Instant,
+    ) -> bool {
+        let before = self.loss_based;
+        self.congest(probed_bps, now);
+        let target = through_bps
+            .min(probed_bps * 9 / 10)
+            .max(sending_bps)
+            .max(MIN_ESTIMATE_BPS);
+        self.loss_based = Some(
+            self.estimate()
+                .map_or(target, |current| current.min(target)),
+        );
+        self.last_decrease = Some(now);
+        self.loss_based != before
     }
 
     /// The viewer's REMB. Returns whether the estimate changed.
@@ -352,6 +379,42 @@ mod tests {
         }
         assert!((1..=3).contains(&steps), "{steps}");
         assert!(bwe.estimate().unwrap() < low * 13 / 10);
+    }
+
+    #[test]
+    fn a_failed_probe_keeps_the_layer_the_viewer_is_on() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::default();
+        bwe.on_remb(2_000_000);
+        // On the middle layer (500 kbit/s), probing for the top one: the link let 40 % of
+        // the probed 1.5 Mbit/s through, which is above the middle layer.
+        assert!(bwe.probe_failed(600_000, 500_000, 1_500_000, t0));
+        let estimate = bwe.estimate().unwrap();
+        assert_eq!(estimate, 600_000);
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, Some(estimate), Some(1)),
+            1
+        );
+        // Even if its feedback said next to nothing got through, it keeps the layer it had.
+        let mut bwe = BandwidthEstimator::default();
+        bwe.probe_failed(100_000, 500_000, 1_500_000, t0);
+        assert_eq!(bwe.estimate(), Some(500_000));
+        assert_eq!(
+            choose_layer(Quality::Auto, &LAYERS, bwe.estimate(), Some(1)),
+            1
+        );
+        // And the loss of the report that follows is not charged again.
+        assert!(!bwe.on_receiver_report(100, 500_000, 2_250_000, t0 + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn a_delay_decrease_also_holds_off_the_next_loss_report() {
+        let t0 = Instant::now();
+        let mut bwe = BandwidthEstimator::default();
+        assert!(bwe.on_delay(Usage::Over, Some(400_000), 1_500_000, t0));
+        let after = bwe.estimate();
+        assert!(!bwe.on_receiver_report(160, 150_000, 2_250_000, t0 + Duration::from_millis(600)));
+        assert_eq!(bwe.estimate(), after);
     }
 
     #[test]

@@ -286,16 +286,23 @@ impl Stream {
         if video.ssrc() != media_ssrc {
             return;
         }
-        // What the viewer was sent, a running probe's extra included: loss while probing
-        // says the link cannot carry the probe, not that it cannot carry the current layer.
-        let sending = sending_bps(&self.up_tracks, video, now) + video.probe.extra_bps();
+        let sending = sending_bps(&self.up_tracks, video, now);
         if fraction_lost > PROBE_LOSS && matches!(video.probe, Probe::Running { .. }) {
+            // Loss while probing says the link cannot carry the probe, not that it cannot
+            // carry the layer the viewer is on.
+            let probed = sending + video.probe.extra_bps();
+            let through = (probed as f64 * (1.0 - f64::from(fraction_lost) / 256.0) * 0.9) as u64;
+            video.probe = Probe::Idle;
             tracing::debug!(
                 subscriber,
                 fraction_lost,
+                probed,
                 "probe failed: loss; staying on this layer"
             );
-            video.probe = Probe::Idle;
+            if video.bwe.probe_failed(through, sending, probed, now) {
+                self.reselect(position, now);
+            }
+            return;
         }
         if video
             .bwe
@@ -331,7 +338,7 @@ impl Stream {
         };
         let verdict = twcc.on_feedback(feedback, now);
         tracing::trace!(subscriber, ?verdict, "transport feedback");
-        let sending = sending_bps(&self.up_tracks, video, now) + video.probe.extra_bps();
+        let sending = sending_bps(&self.up_tracks, video, now);
         // What got through for video: the feedback acknowledges the viewer's audio too.
         let audio = self
             .tracks
@@ -344,11 +351,19 @@ impl Stream {
             .received_bps
             .map(|received| received.saturating_sub(audio));
         if verdict.usage == Usage::Over && matches!(video.probe, Probe::Running { .. }) {
+            let probed = sending + video.probe.extra_bps();
+            let through = received.map_or(sending, |bps| (bps as f64 * 0.85) as u64);
+            video.probe = Probe::Idle;
             tracing::debug!(
                 subscriber,
+                probed,
+                through,
                 "probe failed: the link queues; staying on this layer"
             );
-            video.probe = Probe::Idle;
+            if video.bwe.probe_failed(through, sending, probed, now) {
+                self.reselect(position, now);
+            }
+            return;
         }
         if video.bwe.on_delay(verdict.usage, received, sending, now) {
             tracing::debug!(
