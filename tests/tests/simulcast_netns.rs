@@ -23,30 +23,25 @@
 //! it), the others keep the largest one and lose nothing, and the publisher is not flooded with
 //! keyframe requests by the weak viewers' trouble.
 
-use std::collections::{BTreeMap, HashMap};
+mod simulcast_common;
+
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, ensure};
-use directo_benches::load::{LoadConfig, Target, run};
-use directo_benches::synth::VideoShape;
+use directo_benches::load::run;
 use directo_tests::{ServerOptions, TestServer};
+use simulcast_common::{CONSTRAINED, assert_layers, config, summarize};
 
-const VIEWERS: usize = 12;
-/// Every fourth viewer (3 of 12) is constrained.
-const CONSTRAINED_SHARE: f64 = 0.25;
-const CONSTRAINED: u8 = 3;
 /// The first constrained viewer's address; the others take the next ones.
 const FIRST_CONSTRAINED_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 /// The narrow links' rate.
 const LINK_KBPS: u32 = 400;
 /// The narrow links' queue, bytes: about 150 ms at 400 kbit/s.
 const LINK_QUEUE_BYTES: u32 = 7_500;
-/// The picture widths of the publisher's smallest and largest layers (¼ and all of 640×360).
-const SMALLEST_WIDTH: u16 = 160;
-const LARGEST_WIDTH: u16 = 640;
 
 #[test]
 fn viewers_behind_kernel_shaped_links_get_the_small_layer_and_the_others_the_top_one()
@@ -89,33 +84,12 @@ async fn watch_over_shaped_links(namespace: PathBuf) -> anyhow::Result<()> {
         server_namespace == namespace,
         "directo runs in {server_namespace:?}, not in the test's {namespace:?}"
     );
-    let config = LoadConfig {
-        target: Target::Directo {
-            server: server.base_url().clone(),
-            stream: "simulcast-netns".into(),
-            key: Some(server.publish_key().to_owned()),
-        },
-        viewers: VIEWERS,
-        seconds: 10.0,
-        ramp_per_s: 20.0,
-        shape: VideoShape {
-            bitrate_kbps: 1500,
-            fps: 30,
-            keyframe_interval: Duration::from_secs(2),
-            packet_size: 1200,
-            pace_factor: 2.5,
-        },
-        server_pid: None,
-        threads: 1,
-        per_viewer: false,
-        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        chat_flood: 0,
-        simulcast: true,
-        constrained_share: CONSTRAINED_SHARE,
-        constrained_kbps: LINK_KBPS,
-        constrained_bind_ip: Some(IpAddr::V4(FIRST_CONSTRAINED_IP)),
-        transport_cc: true,
-    };
+    let config = config(
+        &server,
+        "simulcast-netns",
+        LINK_KBPS,
+        Some(IpAddr::V4(FIRST_CONSTRAINED_IP)),
+    );
     let report = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -130,19 +104,9 @@ async fn watch_over_shaped_links(namespace: PathBuf) -> anyhow::Result<()> {
         "the load generator ran in {load_namespace:?}, not in the test's {namespace:?}"
     );
     let classes = class_stats()?;
-    let summary = serde_json::to_string_pretty(&report)?;
-    println!(
-        "constrained {} on layers (width: viewers) {:?}, others on {:?}, loss {:.4}, \
-         constrained loss {:.3}, publisher keyframe requests {}",
-        report.constrained,
-        report.constrained_layer_widths,
-        report.other_layer_widths,
-        report.loss_ratio,
-        report.constrained_loss_ratio,
-        report.publisher_keyframe_requests
-    );
+    let summary = summarize(&report);
     let mut narrow = Vec::new();
-    for class in 2..2 + u32::from(CONSTRAINED) {
+    for class in 2..2 + CONSTRAINED as u32 {
         let stats = classes.get(&class).copied().unwrap_or_default();
         println!(
             "tc class 1:{class:x} ({LINK_KBPS} kbit/s): {} packets sent, {} dropped",
@@ -156,41 +120,13 @@ async fn watch_over_shaped_links(namespace: PathBuf) -> anyhow::Result<()> {
         fast.packets, fast.dropped
     );
 
-    let constrained = usize::from(CONSTRAINED);
-    assert_eq!(report.connected, VIEWERS, "{summary}");
-    assert_eq!(report.constrained, constrained, "{summary}");
     // The shaping did apply: every constrained viewer's media went through its own class.
     assert!(
         narrow.iter().all(|class| class.packets > 0),
         "a narrow class carried nothing ({narrow:?}): {summary}"
     );
     assert_eq!(fast.dropped, 0, "the fast class dropped packets: {summary}");
-    assert_eq!(
-        report.constrained_layer_widths,
-        BTreeMap::from([(SMALLEST_WIDTH, constrained)]),
-        "every constrained viewer on the smallest layer: {summary}"
-    );
-    assert_eq!(
-        report.other_layer_widths,
-        BTreeMap::from([(LARGEST_WIDTH, VIEWERS - constrained)]),
-        "every other viewer on the top layer: {summary}"
-    );
-    assert!(
-        report.loss_ratio < 0.001,
-        "the unconstrained viewers lost nothing: {summary}"
-    );
-    // Layer switches cost a keyframe of the new layer each, collapsed across viewers and
-    // throttled; a weak viewer's own requests never reach the publisher one by one.
-    assert!(
-        report.publisher_keyframe_requests <= 3 * 10,
-        "the publisher was flooded with keyframe requests: {summary}"
-    );
-    assert_eq!(
-        report.constrained_temporal_layers,
-        BTreeMap::from([(2, constrained)]),
-        "a link that carries the smallest layer gets all of its frames: {summary}"
-    );
-    assert_eq!(report.picture_id_gaps, 0, "{summary}");
+    assert_layers(&report, &summary, true);
     Ok(())
 }
 
@@ -230,7 +166,7 @@ fn enter_shaped_namespace() -> Result<PathBuf, String> {
     )?;
     let rate = format!("{LINK_KBPS}kbit");
     let queue = LINK_QUEUE_BYTES.to_string();
-    for n in 0..CONSTRAINED {
+    for n in 0..CONSTRAINED as u8 {
         // Class 1:2 for 127.0.0.2, 1:3 for 127.0.0.3, ...: one narrow link per viewer, its
         // bucket one packet deep, its queue short and dropping at the tail.
         let [a, b, c, d] = FIRST_CONSTRAINED_IP.octets();

@@ -286,24 +286,16 @@ impl Stream {
         if video.ssrc() != media_ssrc {
             return;
         }
-        let sending = sending_bps(&self.up_tracks, video, now);
         if fraction_lost > PROBE_LOSS && matches!(video.probe, Probe::Running { .. }) {
             // Loss while probing says the link cannot carry the probe, not that it cannot
             // carry the layer the viewer is on.
-            let probed = sending + video.probe.extra_bps();
-            let through = (probed as f64 * (1.0 - f64::from(fraction_lost) / 256.0) * 0.9) as u64;
-            video.probe = Probe::Idle;
-            tracing::debug!(
-                subscriber,
-                fraction_lost,
-                probed,
-                "probe failed: loss; staying on this layer"
-            );
-            if video.bwe.probe_failed(through, sending, probed, now) {
-                self.reselect(position, now);
-            }
+            let kept = 1.0 - f64::from(fraction_lost) / 256.0;
+            self.fail_probe(position, "loss", now, |probed, _| {
+                (probed as f64 * kept * 0.9) as u64
+            });
             return;
         }
+        let sending = sending_bps(&self.up_tracks, video, now);
         if video
             .bwe
             .on_receiver_report(fraction_lost, sending, ceiling, now)
@@ -351,18 +343,9 @@ impl Stream {
             .received_bps
             .map(|received| received.saturating_sub(audio));
         if verdict.usage == Usage::Over && matches!(video.probe, Probe::Running { .. }) {
-            let probed = sending + video.probe.extra_bps();
-            let through = received.map_or(sending, |bps| (bps as f64 * 0.85) as u64);
-            video.probe = Probe::Idle;
-            tracing::debug!(
-                subscriber,
-                probed,
-                through,
-                "probe failed: the link queues; staying on this layer"
-            );
-            if video.bwe.probe_failed(through, sending, probed, now) {
-                self.reselect(position, now);
-            }
+            self.fail_probe(position, "the link queues", now, |_, sending| {
+                received.map_or(sending, |bps| (bps as f64 * 0.85) as u64)
+            });
             return;
         }
         if video.bwe.on_delay(verdict.usage, received, sending, now) {
@@ -843,6 +826,36 @@ impl Stream {
             video.target = choice;
         }
         self.refresh_waiting();
+    }
+
+    /// Ends a viewer's running probe that its link did not carry (`reason`); `through` tells
+    /// from the rate probed and the viewer's layer's rate what got through.
+    fn fail_probe(
+        &mut self,
+        position: usize,
+        reason: &'static str,
+        now: Instant,
+        through: impl FnOnce(u64, u64) -> u64,
+    ) {
+        let subscriber = &mut self.subscribers[position];
+        let id = subscriber.id;
+        let Some(video) = subscriber.video.as_mut() else {
+            return;
+        };
+        let sending = sending_bps(&self.up_tracks, video, now);
+        let probed = sending + video.probe.extra_bps();
+        let through = through(probed, sending);
+        video.probe = Probe::Idle;
+        tracing::debug!(
+            subscriber = id,
+            probed,
+            through,
+            reason,
+            "probe failed; staying on this layer"
+        );
+        if video.bwe.probe_failed(through, sending, probed, now) {
+            self.reselect(position, now);
+        }
     }
 
     /// Sends the running probes' duplicates that are due; a probe that ran its course lets

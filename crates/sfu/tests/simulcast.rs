@@ -89,6 +89,19 @@ fn setup(now: Instant) -> (Stream, SimulcastPublisher) {
     (stream, publisher)
 }
 
+/// Two seconds of media from `from` (a keyframe on every layer first), so every layer's bitrate
+/// is measured; returns the time after it.
+fn two_seconds(stream: &mut Stream, publisher: &mut SimulcastPublisher, from: Instant) -> Instant {
+    let mut now = from;
+    let mut keyframe = [true; 3];
+    for _ in 0..60 {
+        feed(stream, 1, publisher.frame(keyframe), now);
+        keyframe = [false; 3];
+        now += ms(33);
+    }
+    now
+}
+
 fn video_layers(outputs: &[directo_sfu::Output], viewer: PeerId) -> Vec<usize> {
     rtp_for(outputs, viewer, MediaKind::Video)
         .iter()
@@ -203,14 +216,7 @@ fn loss_moves_one_viewer_down_and_leaves_the_others_alone() {
     viewer(&mut stream, 10, Quality::Auto, t0);
     viewer(&mut stream, 11, Quality::Auto, t0);
     drain(&mut stream);
-    // Two seconds of media, so every layer's bitrate is measured.
-    let mut now = t0;
-    let mut keyframe = [true; 3];
-    for _ in 0..60 {
-        feed(&mut stream, 1, publisher.frame(keyframe), now);
-        keyframe = [false; 3];
-        now += ms(33);
-    }
+    let mut now = two_seconds(&mut stream, &mut publisher, t0);
     let layers = stream.video_layers();
     assert_eq!(layers.len(), 3);
     assert!(
@@ -356,13 +362,7 @@ fn twcc_viewer_moved_down(t0: Instant) -> (Stream, SimulcastPublisher, Instant) 
     }
     stream.add_subscriber(10, tracks, t0);
     drain(&mut stream);
-    let mut now = t0;
-    let mut keyframe = [true; 3];
-    for _ in 0..60 {
-        feed(&mut stream, 1, publisher.frame(keyframe), now);
-        keyframe = [false; 3];
-        now += ms(33);
-    }
+    let now = two_seconds(&mut stream, &mut publisher, t0);
     stream.on_receiver_report(10, 0x5000 + 10, 200, now);
     drain(&mut stream);
     feed(&mut stream, 1, publisher.frame([true; 3]), now);
