@@ -428,10 +428,6 @@ impl Engine {
             return;
         };
         peer.last_rx = now;
-        if peer.rtcp_in.is_some() && is_rtcp(&d.data) {
-            self.viewer_rtcp(id, &d.data, now);
-            return;
-        }
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -445,39 +441,6 @@ impl Engine {
         if let Err(e) = peer.pc.handle_read(msg) {
             tracing::debug!(session = %peer.session, error = %e, "peer rejected a datagram");
         }
-        self.mark_dirty(id);
-    }
-
-    /// A connected viewer's SRTCP (over UDP), handled without its `rtc` connection: unprotected
-    /// with the viewer's own receive context, parsed once, and handed to the stream. Viewers
-    /// send RTCP often (transport-wide feedback every 50–100 ms, receiver reports, NACKs), and
-    /// nothing in their connection needs it.
-    fn viewer_rtcp(&mut self, id: PeerId, data: &[u8], now: Instant) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        let Some(context) = peer.rtcp_in.as_mut() else {
-            return;
-        };
-        let packets = match context
-            .decrypt_rtcp(data)
-            .map_err(|e| e.to_string())
-            .and_then(|plain| {
-                rtc::rtcp::packet::unmarshal(&mut &plain[..]).map_err(|e| e.to_string())
-            }) {
-            Ok(packets) => packets,
-            Err(e) => {
-                tracing::debug!(session = %peer.session, error = %e, "viewer RTCP dropped");
-                return;
-            }
-        };
-        let Some(entry) = self.streams.get_mut(&peer.stream) else {
-            return;
-        };
-        let stream = peer.stream.clone();
-        on_rtcp(entry, &self.metrics, id, PeerRole::Viewer, &packets, now);
-        self.drain_stream(&stream, now);
-        // Whatever it produced (retransmissions, keyframe requests) goes out with the flush.
         self.mark_dirty(id);
     }
 
@@ -771,14 +734,11 @@ impl Engine {
                 match state {
                     RTCPeerConnectionState::Connected if !peer.connected => {
                         peer.connected = true;
-                        // A viewer's application SRTP contexts carry its forwarded media
-                        // (`open_leg`) and unprotect its RTCP (`viewer_rtcp`); a publisher's
-                        // are unused: free their key schedules now.
-                        let recv = peer.pc.take_recv_srtp_context();
+                        // Of the application's SRTP contexts only a viewer's send one is used
+                        // (`open_leg`); free the others' key schedules now.
+                        let _ = peer.pc.take_recv_srtp_context();
                         if peer.role == PeerRole::Publisher {
                             let _ = peer.pc.take_send_srtp_context();
-                        } else {
-                            peer.rtcp_in = recv;
                         }
                         self.metrics
                             .connect_seconds
@@ -1493,7 +1453,6 @@ impl Engine {
                 senders: Vec::new(),
                 sending_to: None,
                 quality: Quality::Auto,
-                rtcp_in: None,
             },
         ))
     }
@@ -1874,10 +1833,4 @@ fn on_rtcp(
             entry.sfu.on_transport_feedback(id, feedback, now);
         }
     }
-}
-
-/// Whether a datagram on the media port is RTCP (RFC 5761 / RFC 7983: RTP version 2, packet
-/// type 192–223).
-fn is_rtcp(data: &[u8]) -> bool {
-    data.len() >= 8 && (128..=191).contains(&data[0]) && (192..=223).contains(&data[1])
 }

@@ -54,9 +54,6 @@ pub(crate) struct Peer {
     pub(crate) sending_to: Option<TransportContext>,
     /// Viewer: the simulcast layer it asked for.
     pub(crate) quality: Quality,
-    /// Viewer: the SRTP context its RTCP is unprotected with, outside `rtc`'s pipeline, once
-    /// DTLS is up (the engine's RTCP fast path).
-    pub(crate) rtcp_in: Option<rtc::srtp::context::Context>,
 }
 
 impl Peer {

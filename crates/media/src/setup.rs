@@ -147,13 +147,7 @@ pub(crate) struct PeerSetup {
     pub(crate) pwd: String,
 }
 
-/// Build a peer connection for `role`: ICE-lite, DTLS client, GCM first, our codecs.
-///
-/// The answer says `a=setup:active` (RFC 5763 recommends it for answerers): the peer, as DTLS
-/// server, sends the handshake's last flight, so it holds its SRTP keys before our first media
-/// reaches it. As DTLS server Directo finished first and could forward a keyframe to a viewer
-/// that could not decrypt it yet (a `webrtc-rs` client dropped it, and its first video packet
-/// was then an inter frame).
+/// Build a peer connection for `role`: ICE-lite, DTLS server, GCM first, our codecs.
 pub(crate) fn build_peer_connection(
     role: PeerRole,
     setup: &PeerSetup,
@@ -164,7 +158,7 @@ pub(crate) fn build_peer_connection(
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
         .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
-        .with_answering_dtls_role(RTCDtlsRole::Client)
+        .with_answering_dtls_role(RTCDtlsRole::Server)
         // AEAD_AES_128_GCM first: browsers offer it and it costs a fraction of AES-CM+HMAC.
         .with_srtp_protection_profiles(vec![
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
