@@ -3,9 +3,8 @@
 //! The `rtc` chain consumes inbound RTCP; the SFU needs a viewer's keyframe requests and NACKs
 //! (answered from the shared cache, or collapsed into one request to the publisher), their
 //! receiver reports, REMBs and transport-wide feedback (their bandwidth estimate picks their
-//! simulcast layer), and a
-//! publisher's sender reports (the NTP↔RTP mapping viewers need for lip sync). Everything else
-//! stays inside the chain.
+//! simulcast layer), and a publisher's sender reports (the NTP↔RTP mapping viewers need for lip
+//! sync). Everything else stays inside the chain.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -20,7 +19,8 @@ use rtc::shared::error::Error;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-/// Marks PLI, FIR, NACK, SR, RR, REMB and transport-wide feedback packets for delivery to the application.
+/// Marks PLI, FIR, NACK, SR, RR, REMB and transport-wide feedback packets for delivery to the
+/// application.
 #[derive(Default)]
 pub(crate) struct RtcpTap {
     read_queue: VecDeque<TaggedPacket>,

@@ -22,10 +22,10 @@ pub fn is_keyframe_start(codec: Codec, payload: &[u8]) -> bool {
 /// VP8 (RFC 7741): payload descriptor with S=1 and PID=0, then the VP8 payload header whose
 /// P bit (inverse keyframe flag) is 0.
 fn vp8_keyframe_start(payload: &[u8]) -> bool {
-    vp8::parse(payload).is_some_and(|descriptor| descriptor.frame_start)
-        && vp8::descriptor_len(payload)
-            .and_then(|len| payload.get(len))
-            .is_some_and(|header| header & 0x01 == 0)
+    vp8::parse(payload)
+        .filter(|descriptor| descriptor.frame_start)
+        .and_then(|descriptor| payload.get(descriptor.len))
+        .is_some_and(|header| header & 0x01 == 0)
 }
 
 /// VP9 (RFC 9628): payload descriptor with P=0 (not inter-picture predicted) and B=1 (start

@@ -117,9 +117,9 @@ pub(crate) fn choose_temporal(
     let (Some(estimate), Some(top)) = (estimate_bps, cumulative.len().checked_sub(1)) else {
         return None;
     };
-    let now = current.map_or(top, usize::from);
+    let level = current.map_or(top, usize::from);
     let fits = |layer: usize| {
-        let share = match layer.cmp(&now) {
+        let share = match layer.cmp(&level) {
             std::cmp::Ordering::Equal => KEEP_SHARE,
             std::cmp::Ordering::Less => 1.0,
             std::cmp::Ordering::Greater => UP_SHARE,
@@ -140,14 +140,16 @@ const LOSS_LOW: f64 = 0.02;
 const INCREASE: f64 = 1.08;
 /// At most one increase per this long ("up slowly").
 const INCREASE_INTERVAL: Duration = Duration::from_millis(1000);
-/// After a loss-based decrease, loss reports are not acted on for this long: the next report
+/// After a decrease (on loss, a growing queue or a failed probe), loss reports are not acted
+/// on for this long: the next report
 /// still covers packets of the layer the viewer was moved off (the switch waits for a keyframe
 /// of the new one), and its loss would be charged a second time against the smaller layer
 /// (libwebrtc waits 300 ms plus a round trip; receiver reports come every 0.5–1 s).
 const DECREASE_INTERVAL: Duration = Duration::from_millis(1000);
 /// On a growing queue, the estimate drops to this share of the acknowledged rate.
 const DELAY_DECREASE: f64 = 0.85;
-/// The estimate never goes below this (a viewer always gets the lowest layer).
+/// The estimate never goes below this (a viewer always gets the smallest layer, thinned to its
+/// base temporal layer if it must be).
 const MIN_ESTIMATE_BPS: u64 = 50_000;
 /// After loss at some rate, the estimate stays below it for this long (doubling with every
 /// further loss at that level, up to [`MAX_HOLD`]) before trying it again: a viewer whose link
@@ -155,11 +157,13 @@ const MIN_ESTIMATE_BPS: u64 = 50_000;
 const FIRST_HOLD: Duration = Duration::from_secs(10);
 const MAX_HOLD: Duration = Duration::from_secs(60);
 
-/// One viewer's bandwidth estimate, fed with its receiver reports and REMBs.
+/// One viewer's bandwidth estimate, fed with its receiver reports, its transport-wide feedback's
+/// delay verdicts, the outcome of its link probes and its REMBs.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BandwidthEstimator {
-    /// The loss-based estimate; `None` until the first report says anything.
-    loss_based: Option<u64>,
+    /// What the viewer's loss, queueing delay and probes say its link carries; `None` until
+    /// one of them says anything.
+    measured: Option<u64>,
     /// The viewer's own estimate (REMB), if it sends one.
     remb: Option<u64>,
     last_increase: Option<Instant>,
@@ -172,7 +176,7 @@ pub(crate) struct BandwidthEstimator {
 impl BandwidthEstimator {
     /// The current estimate, if there is one.
     pub(crate) fn estimate(&self) -> Option<u64> {
-        match (self.loss_based, self.remb) {
+        match (self.measured, self.remb) {
             (Some(loss), Some(remb)) => Some(loss.min(remb)),
             (one, other) => one.or(other),
         }
@@ -188,8 +192,8 @@ impl BandwidthEstimator {
         now: Instant,
     ) -> bool {
         let loss = f64::from(fraction_lost) / 256.0;
-        let before = self.loss_based;
-        let current = self.loss_based.unwrap_or(sending_bps.max(MIN_ESTIMATE_BPS));
+        let before = self.measured;
+        let current = self.measured.unwrap_or(sending_bps.max(MIN_ESTIMATE_BPS));
         let next = if loss > LOSS_HIGH
             && self
                 .last_decrease
@@ -206,7 +210,7 @@ impl BandwidthEstimator {
             // loses over 10 % of a layer cannot carry it.
             Some((base * (1.0 - loss) * 0.9) as u64)
         } else if loss < LOSS_LOW {
-            if self.loss_based.is_none() {
+            if self.measured.is_none() {
                 // A clean link says nothing about its limit yet.
                 None
             } else if self
@@ -227,12 +231,12 @@ impl BandwidthEstimator {
         } else {
             Some(current)
         };
-        self.loss_based = next.map(|bps| bps.max(MIN_ESTIMATE_BPS));
+        self.measured = next.map(|bps| bps.max(MIN_ESTIMATE_BPS));
         // Once the clean link's estimate passes every layer, it no longer limits anything.
-        if self.loss_based.is_some_and(|bps| bps >= ceiling_bps) && loss < LOSS_LOW {
-            self.loss_based = None;
+        if self.measured.is_some_and(|bps| bps >= ceiling_bps) && loss < LOSS_LOW {
+            self.measured = None;
         }
-        self.loss_based != before
+        self.measured != before
     }
 
     /// Remembers that the link could not carry `sending_bps`: the estimate stays below it for
@@ -262,16 +266,49 @@ impl BandwidthEstimator {
             return false;
         };
         let target = ((received as f64 * DELAY_DECREASE) as u64).max(MIN_ESTIMATE_BPS);
-        if self.loss_based.is_some_and(|current| current <= target) {
+        if self.measured.is_some_and(|current| current <= target) {
             return false;
         }
         // A new congestion episode (not the same queue seen again by the next report).
         if self.congested.is_none_or(|(_, until, _)| now >= until) {
             self.congest(sending_bps, now);
         }
-        self.loss_based = Some(target);
+        self.measured = Some(target);
         self.last_decrease = Some(now);
         true
+    }
+
+    /// Whether a receiver report's loss fails a running probe (the same threshold that brings
+    /// the estimate down).
+    pub(crate) fn loss_fails_probe(fraction_lost: u8) -> bool {
+        f64::from(fraction_lost) / 256.0 > LOSS_HIGH
+    }
+
+    /// A probe failed on loss: `fraction_lost` while the viewer was sent `probed_bps` (its
+    /// layer's `sending_bps` and the probe's extra). See [`Self::probe_failed`].
+    pub(crate) fn on_probe_loss(
+        &mut self,
+        fraction_lost: u8,
+        sending_bps: u64,
+        probed_bps: u64,
+        now: Instant,
+    ) -> bool {
+        let loss = f64::from(fraction_lost) / 256.0;
+        let through = (probed_bps as f64 * (1.0 - loss) * 0.9) as u64;
+        self.probe_failed(through, sending_bps, probed_bps, now)
+    }
+
+    /// A probe failed on a growing queue: the viewer acknowledged `received_bps` of video
+    /// while it was sent `probed_bps`. See [`Self::probe_failed`].
+    pub(crate) fn on_probe_queue(
+        &mut self,
+        received_bps: Option<u64>,
+        sending_bps: u64,
+        probed_bps: u64,
+        now: Instant,
+    ) -> bool {
+        let through = received_bps.map_or(sending_bps, |bps| (bps as f64 * DELAY_DECREASE) as u64);
+        self.probe_failed(through, sending_bps, probed_bps, now)
     }
 
     /// A probe failed: the viewer was sent `probed_bps` (its layer's `sending_bps` and the
@@ -279,25 +316,25 @@ impl BandwidthEstimator {
     /// goes below the probed rate — and stays below it for the congestion hold, so the viewer is
     /// not probed again at once — but not below the layer it is on, which its link carried
     /// before the probe. Returns whether the estimate changed.
-    pub(crate) fn probe_failed(
+    fn probe_failed(
         &mut self,
         through_bps: u64,
         sending_bps: u64,
         probed_bps: u64,
         now: Instant,
     ) -> bool {
-        let before = self.loss_based;
+        let before = self.measured;
         self.congest(probed_bps, now);
         let target = through_bps
             .min(probed_bps * 9 / 10)
             .max(sending_bps)
             .max(MIN_ESTIMATE_BPS);
-        self.loss_based = Some(
+        self.measured = Some(
             self.estimate()
                 .map_or(target, |current| current.min(target)),
         );
         self.last_decrease = Some(now);
-        self.loss_based != before
+        self.measured != before
     }
 
     /// The viewer's REMB. Returns whether the estimate changed.

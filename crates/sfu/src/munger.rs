@@ -68,7 +68,13 @@ impl Started {
             .find(|epoch| epoch.since <= compacted)
     }
 
-    fn start_epoch(&mut self, epoch: Epoch) {
+    /// Makes `epoch` the current one from the newest packet `at` on. A current epoch that
+    /// starts at `at` itself numbered nothing yet and is simply replaced.
+    fn start_epoch(&mut self, at: u64, epoch: Epoch) {
+        if self.current.since == at {
+            self.current = epoch;
+            return;
+        }
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
@@ -175,15 +181,8 @@ impl RtpMunger {
                 .picture_offset
                 .wrapping_add(u16::from(picture)),
         };
-        if started.current.since == compacted {
-            // The previous packet was skipped too: nothing was numbered in between.
-            started.current = Epoch {
-                since: next.since,
-                ..next
-            };
-        } else {
-            started.start_epoch(next);
-        }
+        // After a skipped packet the current epoch starts here: runs of skips merge.
+        started.start_epoch(compacted, next);
     }
 
     /// Drops the picture renumbering from `compacted` on (a keyframe, where the viewer may
@@ -200,11 +199,7 @@ impl RtpMunger {
             picture_offset: 0,
             ..started.current
         };
-        if started.current.since == compacted {
-            started.current = epoch;
-        } else {
-            started.start_epoch(epoch);
-        }
+        started.start_epoch(compacted, epoch);
     }
 
     /// Maps a viewer sequence number from a NACK back to the track's compacted number,

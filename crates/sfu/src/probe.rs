@@ -81,9 +81,7 @@ impl Probe {
         }
     }
 
-    /// Advances a running probe to `now`: `Some(true)` when it just passed, otherwise the
-    /// number of bytes to send now is `budget` (0 when not due), and `cursor` which recent
-    /// packet to start from.
+    /// Advances a running probe to `now`: whether it just passed, or what to send now.
     pub(crate) fn tick(&mut self, now: Instant) -> Tick {
         let Probe::Running {
             layer,
@@ -116,11 +114,11 @@ impl Probe {
         }
     }
 
-    /// Records what a tick sent: `bytes` in `packets` duplicates.
-    pub(crate) fn sent(&mut self, bytes: usize, packets: u64) {
+    /// Records what a tick sent: `bytes`, after trying `tried` recent packets from its cursor.
+    pub(crate) fn sent(&mut self, bytes: usize, tried: u64) {
         if let Probe::Running { credit, cursor, .. } = self {
             *credit -= bytes as f64;
-            *cursor = cursor.wrapping_add(packets);
+            *cursor = cursor.wrapping_add(tried);
         }
     }
 }

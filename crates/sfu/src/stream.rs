@@ -19,7 +19,7 @@ use rtc::shared::marshal::MarshalSize;
 use crate::codec::{Codec, KeyframeRequestKind, MediaKind};
 use crate::down_track::{DownTrack, DownTrackConfig};
 use crate::keyframe::is_keyframe_start;
-use crate::layers::{Quality, choose_layer, choose_temporal, rid_rank};
+use crate::layers::{BandwidthEstimator, Quality, choose_layer, choose_temporal, rid_rank};
 use crate::probe::{MAX_PER_TICK, Probe, Tick};
 use crate::sender_report::SENDER_REPORT_INTERVAL;
 use crate::stats::{RateWindow, StreamStats};
@@ -286,12 +286,13 @@ impl Stream {
         if video.ssrc() != media_ssrc {
             return;
         }
-        if fraction_lost > PROBE_LOSS && matches!(video.probe, Probe::Running { .. }) {
+        if BandwidthEstimator::loss_fails_probe(fraction_lost)
+            && matches!(video.probe, Probe::Running { .. })
+        {
             // Loss while probing says the link cannot carry the probe, not that it cannot
             // carry the layer the viewer is on.
-            let kept = 1.0 - f64::from(fraction_lost) / 256.0;
-            self.fail_probe(position, "loss", now, |probed, _| {
-                (probed as f64 * kept * 0.9) as u64
+            self.fail_probe(position, "loss", now, |bwe, sending, probed| {
+                bwe.on_probe_loss(fraction_lost, sending, probed, now)
             });
             return;
         }
@@ -343,8 +344,8 @@ impl Stream {
             .received_bps
             .map(|received| received.saturating_sub(audio));
         if verdict.usage == Usage::Over && matches!(video.probe, Probe::Running { .. }) {
-            self.fail_probe(position, "the link queues", now, |_, sending| {
-                received.map_or(sending, |bps| (bps as f64 * 0.85) as u64)
+            self.fail_probe(position, "the link queues", now, |bwe, sending, probed| {
+                bwe.on_probe_queue(received, sending, probed, now)
             });
             return;
         }
@@ -828,14 +829,15 @@ impl Stream {
         self.refresh_waiting();
     }
 
-    /// Ends a viewer's running probe that its link did not carry (`reason`); `through` tells
-    /// from the rate probed and the viewer's layer's rate what got through.
+    /// Ends a viewer's running probe that its link did not carry (`reason`); `lower` tells
+    /// its estimator, given the viewer's layer's rate and the rate probed, and says whether
+    /// the estimate changed.
     fn fail_probe(
         &mut self,
         position: usize,
         reason: &'static str,
         now: Instant,
-        through: impl FnOnce(u64, u64) -> u64,
+        lower: impl FnOnce(&mut BandwidthEstimator, u64, u64) -> bool,
     ) {
         let subscriber = &mut self.subscribers[position];
         let id = subscriber.id;
@@ -844,16 +846,14 @@ impl Stream {
         };
         let sending = sending_bps(&self.up_tracks, video, now);
         let probed = sending + video.probe.extra_bps();
-        let through = through(probed, sending);
         video.probe = Probe::Idle;
         tracing::debug!(
             subscriber = id,
             probed,
-            through,
             reason,
             "probe failed; staying on this layer"
         );
-        if video.bwe.probe_failed(through, sending, probed, now) {
+        if lower(&mut video.bwe, sending, probed) {
             self.reselect(position, now);
         }
     }
@@ -1029,8 +1029,6 @@ fn sending_bps(up_tracks: &[UpTrack], video: &DownTrack, now: Instant) -> u64 {
 
 /// A probe sends at least this much extra (the next layer's bitrate may not be measured yet).
 const MIN_PROBE_BPS: u64 = 100_000;
-/// Loss (fraction of 256) in a receiver report that fails a running probe: 10 %.
-const PROBE_LOSS: u8 = 26;
 /// A probe duplicates the viewer's last this many packets in turn.
 const PROBE_WINDOW: u64 = 16;
 

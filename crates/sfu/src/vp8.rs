@@ -26,6 +26,8 @@ pub(crate) struct Descriptor {
     pub(crate) tid: Option<u8>,
     /// Y: the frame references only temporal layer 0 (a safe point to add its layer).
     pub(crate) layer_sync: bool,
+    /// The descriptor's length: where the VP8 payload header starts.
+    pub(crate) len: usize,
 }
 
 /// Offset of the picture id in an extended descriptor.
@@ -36,6 +38,7 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Descriptor> {
     let first = *payload.first()?;
     let mut descriptor = Descriptor {
         frame_start: first & 0x10 != 0 && first & 0x07 == 0,
+        len: 1,
         ..Descriptor::default()
     };
     if first & 0x80 == 0 {
@@ -58,34 +61,17 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Descriptor> {
         payload.get(offset)?;
         offset += 1;
     }
-    if ext & 0x20 != 0 {
-        let tid_byte = *payload.get(offset)?;
-        descriptor.tid = Some(tid_byte >> 6);
-        descriptor.layer_sync = tid_byte & 0x20 != 0;
-    } else if ext & 0x10 != 0 {
-        payload.get(offset)?;
-    }
-    Some(descriptor)
-}
-
-/// The length of the descriptor (where the VP8 payload header starts), if it is complete.
-pub(crate) fn descriptor_len(payload: &[u8]) -> Option<usize> {
-    let first = *payload.first()?;
-    if first & 0x80 == 0 {
-        return Some(1);
-    }
-    let ext = *payload.get(1)?;
-    let mut len = PICTURE_ID_AT;
-    if ext & 0x80 != 0 {
-        len += if *payload.get(len)? & 0x80 != 0 { 2 } else { 1 };
-    }
-    if ext & 0x40 != 0 {
-        len += 1;
-    }
+    // T and K share one byte: TID, Y and KEYIDX.
     if ext & 0x30 != 0 {
-        len += 1;
+        let tid_byte = *payload.get(offset)?;
+        if ext & 0x20 != 0 {
+            descriptor.tid = Some(tid_byte >> 6);
+            descriptor.layer_sync = tid_byte & 0x20 != 0;
+        }
+        offset += 1;
     }
-    (payload.len() >= len).then_some(len)
+    descriptor.len = offset;
+    Some(descriptor)
 }
 
 /// "Every temporal layer": the filter forwards all frames.
@@ -215,15 +201,21 @@ mod tests {
                 picture_id: Some((0x1234, true)),
                 tid: Some(2),
                 layer_sync: true,
+                len: 6,
             }
         );
-        assert_eq!(descriptor_len(&packet(true, 1, 0, false)), Some(6));
+        // K without T: the byte is there, no TID.
+        let key_index = [0x90, 0x10, 0x03, 0x9d];
+        assert_eq!(parse(&key_index).unwrap().len, 3);
+        assert_eq!(parse(&key_index).unwrap().tid, None);
         // Short picture id, no TID.
         let short = [0x90, 0x80, 0x05, 0x9d];
         assert_eq!(parse(&short).unwrap().picture_id, Some((5, false)));
         assert_eq!(parse(&short).unwrap().tid, None);
+        assert_eq!(parse(&short).unwrap().len, 3);
         // Not extended.
         assert_eq!(parse(&[0x10, 0x9d]).unwrap().picture_id, None);
+        assert_eq!(parse(&[0x10, 0x9d]).unwrap().len, 1);
     }
 
     #[test]
@@ -233,7 +225,6 @@ mod tests {
             assert_eq!(parse(&full[..len]), None, "len {len}");
         }
         for len in 0..full.len() {
-            let _ = descriptor_len(&full[..len]);
             let _ = PicturePatch { offset: 3 }.apply(&Bytes::copy_from_slice(&full[..len]));
         }
         for byte in 0..=255u8 {
@@ -262,6 +253,7 @@ mod tests {
             picture_id: Some((frame, true)),
             tid: Some(tid),
             layer_sync: frame % 4 == 1 || frame % 4 == 2,
+            len: 6,
         }
     }
 
