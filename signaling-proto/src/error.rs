@@ -32,6 +32,8 @@ pub enum ErrorCode {
     StreamNotFound,
     /// The stream already has a live publisher.
     StreamBusy,
+    /// The server ended the session (its client fell too far behind on the session's events).
+    SessionClosed,
     /// The method is not supported on this resource.
     MethodNotAllowed,
     /// The server is shutting down or over capacity.
@@ -53,6 +55,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::RateLimited => 429,
             ErrorCode::SessionNotFound | ErrorCode::StreamNotFound => 404,
+            ErrorCode::SessionClosed => 410,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::StreamBusy => 409,
             ErrorCode::PayloadTooLarge => 413,

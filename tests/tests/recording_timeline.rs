@@ -28,11 +28,21 @@ const GOP: u32 = 30;
 const SYNC_TOLERANCE_MS: f64 = 20.0;
 
 /// Publishes the whole of `source` and leaves with DELETE; returns what was sent.
+/// How a publisher's session ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The presenter pressed Stop: WHIP `DELETE`.
+    Stop,
+    /// The connection is lost: the peer goes away without telling the server.
+    Lost,
+}
+
 async fn publish_all(
     server: &TestServer,
     stream: &str,
     source: &MediaSource,
     config: MediaPublisherConfig,
+    end: End,
 ) -> anyhow::Result<SentMedia> {
     let mut publisher = MediaPublisher::connect_whip(
         server.http(),
@@ -45,8 +55,13 @@ async fn publish_all(
     publisher.wait_connected(CONNECT_TIMEOUT).await?;
     let sent = publisher.wait_done(SEND_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = publisher.disconnect(server.http()).await?;
-    ensure!(status == 200 || status == 204, "DELETE answered {status}");
+    match end {
+        End::Stop => {
+            let status = publisher.disconnect(server.http()).await?;
+            ensure!(status == 200 || status == 204, "DELETE answered {status}");
+        }
+        End::Lost => publisher.close().await?,
+    }
     Ok(sent)
 }
 
@@ -90,7 +105,7 @@ async fn audio_that_starts_late_keeps_its_offset_to_the_video() -> anyhow::Resul
         audio_delay: AUDIO_DELAY,
         ..MediaPublisherConfig::default()
     };
-    let sent = publish_all(&server, STREAM, &source, config).await?;
+    let sent = publish_all(&server, STREAM, &source, config, End::Stop).await?;
     let first_audio = sent.audio().next().context("no audio sent")?.at_ms;
     let first_video = sent.video().next().context("no video sent")?.at_ms;
     // Opus frames sit on their own 20 ms grid, so the first one sent is within a frame of it.
@@ -160,14 +175,30 @@ async fn audio_that_starts_late_keeps_its_offset_to_the_video() -> anyhow::Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_who_comes_back_continues_the_same_file() -> anyhow::Result<()> {
     const STREAM: &str = "rec-reconnect";
-    /// Well within the server's 10 s grace.
-    const AWAY: Duration = Duration::from_secs(2);
+    /// Past the 3 s after which a silent publisher may be replaced, well within the
+    /// recording's 10 s grace.
+    const AWAY: Duration = Duration::from_secs(4);
     let _serial = SERIAL.lock().await;
     let server = TestServer::start().await?;
     let source = MediaSource::make(SourceVideo::Vp8, 3, GOP)?;
-    let first = publish_all(&server, STREAM, &source, MediaPublisherConfig::default()).await?;
+    // The first connection is lost (not stopped): the recording waits for the publisher.
+    let first = publish_all(
+        &server,
+        STREAM,
+        &source,
+        MediaPublisherConfig::default(),
+        End::Lost,
+    )
+    .await?;
     tokio::time::sleep(AWAY).await;
-    let second = publish_all(&server, STREAM, &source, MediaPublisherConfig::default()).await?;
+    let second = publish_all(
+        &server,
+        STREAM,
+        &source,
+        MediaPublisherConfig::default(),
+        End::Stop,
+    )
+    .await?;
 
     let entry = only_recording(&server, STREAM).await?;
     let file = recording_path(&server, &entry);
@@ -218,6 +249,38 @@ async fn a_publisher_who_comes_back_continues_the_same_file() -> anyhow::Result<
         gap >= AWAY.as_secs_f64() && gap <= AWAY.as_secs_f64() + 5.0,
         "the longest gap in the video is {gap:.3} s (after {gap_at:.3} s); the publisher was \
          away {AWAY:?} plus its reconnection"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presenter_who_stops_gets_a_finished_file_at_once() -> anyhow::Result<()> {
+    const STREAM: &str = "rec-stop";
+    /// Well under the 10 s a lost connection is waited for: only a deliberate stop
+    /// finishes the file this soon.
+    const WITHIN_GRACE: Duration = Duration::from_secs(5);
+    let _serial = SERIAL.lock().await;
+    let server = TestServer::start().await?;
+    let source = MediaSource::make(SourceVideo::Vp8, 2, GOP)?;
+    publish_all(
+        &server,
+        STREAM,
+        &source,
+        MediaPublisherConfig::default(),
+        End::Stop,
+    )
+    .await?;
+    let entries = wait_finished(&server, STREAM, WITHIN_GRACE)
+        .await
+        .context("a WHIP DELETE should finish the recording without waiting for the grace")?;
+    ensure!(entries.len() == 1, "one recording expected: {entries:?}");
+    let file = recording_path(&server, &entries[0]);
+    let errors = decode_errors(&file)?;
+    ensure!(errors.trim().is_empty(), "ffmpeg -xerror printed: {errors}");
+    ensure!(
+        entries[0].duration > 1.0,
+        "the finished file has its duration: {:?}",
+        entries[0]
     );
     Ok(())
 }

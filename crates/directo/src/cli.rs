@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Do not record streams (the admin API can still switch recording on per stream).
     #[arg(long, env = "DIRECTO_NO_RECORD")]
     pub no_record: bool,
+    /// Check that no SRTP (SSRC, index) pair is ever protected twice toward a viewer, counting
+    /// any in `directo_srtp_index_reuse_total` (for tests: a hash insert per forwarded packet).
+    #[arg(long, env = "DIRECTO_SRTP_AUDIT", hide = true)]
+    pub srtp_audit: bool,
     /// Threads that encrypt and send a stream's forwarded packets (viewers are sharded over
     /// them; the media thread is one). 0: one per core the process may use.
     #[arg(long, env = "DIRECTO_FANOUT_THREADS", default_value_t = 0)]

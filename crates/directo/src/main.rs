@@ -129,11 +129,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    // The stream settings own the recording policy; the engine asks them.
+    let settings = SettingsStore::load(args.data_dir.join("streams.json"), !args.no_record);
     let media = MediaConfig {
         bind: SocketAddr::new(args.media_bind, args.media_port),
         public_ips: args.public_ip.clone(),
         recordings: Some(args.data_dir.join("recordings")),
-        record_by_default: !args.no_record,
+        recording_policy: Arc::new(settings.clone()),
+        srtp_audit: args.srtp_audit,
         idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
         limits: Limits {
             max_streams: args.max_streams,
@@ -171,7 +174,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             publish_key,
             moderator_key: args.moderator_key.filter(|k| !k.is_empty()),
             tokens: Arc::new(tokens),
-            settings: SettingsStore::load(args.data_dir.join("streams.json")),
+            settings,
         },
         chat,
         recordings: args.data_dir.join("recordings"),
@@ -185,12 +188,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (args.max_requests_per_minute / 6).max(10),
         ),
     };
-    // Per-stream recording switches set through the admin API survive restarts.
-    for (stream, settings) in config.access.settings.all() {
-        if let Some(enabled) = settings.record {
-            engine.set_recording(&stream, enabled).await?;
-        }
-    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
         (None, None) => None,
@@ -216,7 +213,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
                 tick.tick().await;
-                series.sample(&engine).await;
+                series.sample(&engine);
             }
         })
     };

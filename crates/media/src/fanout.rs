@@ -8,11 +8,15 @@
 //! per extra core on its own thread. The engine rewrites each packet per viewer in
 //! `directo-sfu` (header only; the payload is shared `Bytes`) and hands a shard's share of a
 //! fan-out over in one batch, once per incoming packet. Each shard marshals into one scratch
-//! buffer, encrypts (AES-GCM) and sends from the shared socket.
+//! buffer, encrypts (AES-GCM) and sends from the shared socket, or into the viewer's ICE-TCP
+//! connection.
 //!
-//! Everything else a viewer's connection sends (sender reports, DTLS, ICE, SCTP) still goes
-//! through `rtc`, whose own SRTP context protects all RTCP; the leg's context only ever
-//! protects the forwarded SSRCs, which `rtc` never sends, so no nonce is used twice.
+//! One owner per SSRC's context: the leg is the only thing that ever protects a viewer's
+//! forwarded SSRCs, from its first packet to its last. A viewer without a leg, or whose leg
+//! has nowhere to send right now (an ICE-TCP connection not open yet), gets nothing — its
+//! packets are never handed to `rtc`, whose own context (same key, its own rollover counter)
+//! protects only RTCP. With [`SrtpAudit`] on, every shard records the (SSRC, index) pairs it
+//! protects and counts any it sees twice.
 
 use bytes::BytesMut;
 use rtc::rtp::packet::Packet;
@@ -28,6 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::peer::PeerId;
 use crate::socket::{MediaSocket, Outgoing, SendBatch};
+use crate::srtp_audit::{LegAudit, SrtpAudit};
 
 /// Batches a worker may have queued before new ones are dropped (never waited on).
 const WORKER_QUEUE: usize = 4096;
@@ -42,17 +47,25 @@ pub(crate) enum Destination {
     },
     /// The viewer's ICE-TCP connection (framing is done by its writer).
     Tcp(mpsc::Sender<Vec<u8>>),
+    /// Nowhere right now (the ICE-TCP connection the viewer selected is not open): packets
+    /// are dropped, as a dead link would.
+    Unreachable,
 }
 
 /// One viewer's send state.
 pub(crate) struct Leg {
     srtp: Context,
     destination: Destination,
+    audit: Option<Box<LegAudit>>,
 }
 
 impl Leg {
     pub(crate) fn new(srtp: Context, destination: Destination) -> Self {
-        Leg { srtp, destination }
+        Leg {
+            srtp,
+            destination,
+            audit: None,
+        }
     }
 }
 
@@ -67,6 +80,12 @@ impl Shard {
     /// Protect `packet` for viewer `id`: the datagram and where it goes.
     fn protect(&mut self, id: PeerId, packet: &Packet) -> Option<(&Destination, BytesMut)> {
         let leg = self.legs.get_mut(&id)?;
+        if matches!(leg.destination, Destination::Unreachable) {
+            return None;
+        }
+        if let Some(audit) = &mut leg.audit {
+            audit.record(packet.header.ssrc, packet.header.sequence_number);
+        }
         let len = packet.marshal_size();
         if self.scratch.len() < len {
             self.scratch.resize(len, 0);
@@ -144,12 +163,20 @@ pub(crate) struct Fanout {
     pending: Vec<Vec<(PeerId, Packet)>>,
     /// Packets a full worker queue made us drop (reported to `/metrics` by the engine).
     pub(crate) dropped: u64,
+    /// Packets for viewers without a leg, dropped rather than protected by another context.
+    pub(crate) unowned: u64,
+    /// Whether new legs record what they protect.
+    audit: Option<SrtpAudit>,
 }
 
 impl Fanout {
     /// A fan-out over `shards` shards (the engine thread plus `shards - 1` workers), each
     /// worker sending from its own handle on `socket`.
-    pub(crate) fn new(shards: usize, socket: &MediaSocket) -> io::Result<Self> {
+    pub(crate) fn new(
+        shards: usize,
+        socket: &MediaSocket,
+        audit: Option<SrtpAudit>,
+    ) -> io::Result<Self> {
         let mut workers = Vec::new();
         for index in 1..shards.max(1) {
             let fd = socket.try_clone_fd()?;
@@ -172,6 +199,8 @@ impl Fanout {
             placement: HashMap::new(),
             pending,
             dropped: 0,
+            unowned: 0,
+            audit,
         })
     }
 
@@ -180,21 +209,18 @@ impl Fanout {
         self.workers.len() + 1
     }
 
-    /// Give viewer `id` a leg, on the least loaded shard (ICE-TCP legs stay on the engine
-    /// thread, which owns the TCP writers' order).
-    pub(crate) fn add(&mut self, id: PeerId, leg: Leg) {
+    /// Give viewer `id` a leg, on the least loaded shard.
+    pub(crate) fn add(&mut self, id: PeerId, mut leg: Leg) {
         self.remove(id);
+        leg.audit = self.audit.clone().map(|a| Box::new(LegAudit::new(a)));
         let local_legs = self.local.legs.len();
-        let shard = match leg.destination {
-            Destination::Tcp(_) => 0,
-            Destination::Udp { .. } => self
-                .workers
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| w.legs < local_legs)
-                .min_by_key(|(_, w)| w.legs)
-                .map_or(0, |(i, _)| i + 1),
-        };
+        let shard = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.legs < local_legs)
+            .min_by_key(|(_, w)| w.legs)
+            .map_or(0, |(i, _)| i + 1);
         if shard == 0 {
             self.local.legs.insert(id, leg);
         } else {
@@ -220,7 +246,8 @@ impl Fanout {
         }
     }
 
-    /// Viewer `id`'s ICE-selected address changed.
+    /// Viewer `id`'s ICE-selected transport changed (a new address, UDP to ICE-TCP or back):
+    /// the same leg, and so the same SRTP context, sends there from now on.
     pub(crate) fn retarget(&mut self, id: PeerId, destination: Destination) {
         match self.placement.get(&id) {
             Some(0) => {
@@ -236,28 +263,17 @@ impl Fanout {
     /// Forward `packet` (already rewritten for viewer `id`). On the engine thread's shard it is
     /// protected now and queued in `outgoing` (or handed to the TCP writer); on a worker's
     /// shard it joins that worker's batch, handed over by [`Fanout::dispatch`]. A viewer
-    /// without a leg gets the packet back (it goes through its `rtc` connection instead).
-    pub(crate) fn push(&mut self, id: PeerId, packet: Packet) -> Result<(), Packet> {
+    /// without a leg gets nothing: no other context may protect its SSRCs.
+    pub(crate) fn push(&mut self, id: PeerId, packet: Packet) {
         match self.placement.get(&id) {
             Some(0) => {
                 if let Some((destination, data)) = self.local.protect(id, &packet) {
-                    match destination {
-                        Destination::Udp { to, from } => self.outgoing.push(Outgoing {
-                            to: *to,
-                            from: *from,
-                            data,
-                        }),
-                        // A full queue means a slow TCP path: drop, as UDP would.
-                        Destination::Tcp(writer) => {
-                            let _ = writer.try_send(data.to_vec());
-                        }
-                    }
+                    send_protected(destination, data, &mut self.outgoing);
                 }
             }
             Some(&shard) => self.pending[shard - 1].push((id, packet)),
-            None => return Err(packet),
+            None => self.unowned += 1,
         }
-        Ok(())
     }
 
     /// Hand every worker its share of the fan-out built since the last call.
@@ -289,6 +305,22 @@ impl Drop for Fanout {
     }
 }
 
+/// Queue a protected datagram for the next batched UDP send, or hand it to the viewer's
+/// ICE-TCP writer (framing is the writer's; a full queue means a slow path: drop, as UDP would).
+fn send_protected(destination: &Destination, data: BytesMut, udp: &mut Vec<Outgoing>) {
+    match destination {
+        Destination::Udp { to, from } => udp.push(Outgoing {
+            to: *to,
+            from: *from,
+            data,
+        }),
+        Destination::Tcp(writer) => {
+            let _ = writer.try_send(data.to_vec());
+        }
+        Destination::Unreachable => {}
+    }
+}
+
 fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: OwnedFd) {
     let mut shard = Shard::default();
     let mut sender = SendBatch::default();
@@ -308,13 +340,8 @@ fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: OwnedFd) {
             }
             Job::Packets(batch) => {
                 for (id, packet) in batch {
-                    if let Some((Destination::Udp { to, from }, data)) = shard.protect(id, &packet)
-                    {
-                        out.push(Outgoing {
-                            to: *to,
-                            from: *from,
-                            data,
-                        });
+                    if let Some((destination, data)) = shard.protect(id, &packet) {
+                        send_protected(destination, data, &mut out);
                     }
                 }
                 sender.send_all_waiting(socket.as_raw_fd(), &out);

@@ -1,18 +1,35 @@
 //! The media engine as the rest of the server sees it: a cloneable handle that sends commands
-//! to the engine's thread and awaits the replies, plus a feed of stream events.
+//! to the engine's thread and awaits the replies, the streams as the engine last published
+//! them (read without asking the engine), a feed of stream events, and each session's own
+//! events.
 
 pub use directo_sfu::Quality;
 use signaling_proto::StreamInfo;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::analytics::AudienceStats;
 use crate::chat_port::Identity;
 use crate::error::MediaError;
 
+/// Whether a stream is recorded when it goes live. One owner answers (the server's stream
+/// settings, which know the server's default); the engine asks, it keeps no copy.
+pub trait RecordingPolicy: Send + Sync + 'static {
+    /// Whether `stream` is recorded.
+    fn records(&self, stream: &str) -> bool;
+}
+
+/// The same answer for every stream.
+impl RecordingPolicy for bool {
+    fn records(&self, _stream: &str) -> bool {
+        *self
+    }
+}
+
 /// How the engine listens and what it tells peers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MediaConfig {
     /// The UDP address every peer shares (default `0.0.0.0:7880`).
     pub bind: SocketAddr,
@@ -24,14 +41,32 @@ pub struct MediaConfig {
     pub idle_timeout: Duration,
     /// Where live streams are recorded (`None`: recording impossible).
     pub recordings: Option<std::path::PathBuf>,
-    /// Whether streams are recorded unless the admin switched a stream off (`--no-record`
-    /// makes this false; the admin switch can still turn one on).
-    pub record_by_default: bool,
+    /// Whether a stream is recorded (asked when it goes live and when the engine is told the
+    /// policy changed).
+    pub recording_policy: Arc<dyn RecordingPolicy>,
     /// Capacity limits.
     pub limits: Limits,
     /// Threads a stream's fan-out is sharded over, the engine thread included; 0 means one
     /// per core the process may run on.
     pub fanout_threads: usize,
+    /// Record every (SSRC, index) pair protected toward viewers and count reuses (a check of
+    /// the SRTP invariant, for tests; it costs a hash insert per forwarded packet).
+    pub srtp_audit: bool,
+}
+
+impl std::fmt::Debug for MediaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaConfig")
+            .field("bind", &self.bind)
+            .field("public_ips", &self.public_ips)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("recordings", &self.recordings)
+            .field("limits", &self.limits)
+            .field("fanout_threads", &self.fanout_threads)
+            .field("srtp_audit", &self.srtp_audit)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Capacity limits; over one, a request is refused and nobody else is affected.
@@ -63,23 +98,56 @@ impl Default for MediaConfig {
             handshake_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(15),
             recordings: None,
-            record_by_default: true,
+            recording_policy: Arc::new(true),
             limits: Limits::default(),
             fanout_threads: 0,
+            srtp_audit: false,
         }
     }
 }
 
-/// A session the engine created: its id and the SDP answer for the client.
-#[derive(Debug, Clone)]
+/// A session the engine created: its id, the SDP answer for the client, and the session's
+/// own events.
+#[derive(Debug)]
 pub struct SessionAnswer {
     /// The session id (goes in `Location`).
     pub session: String,
     /// The SDP answer, with every server candidate in it.
     pub sdp: String,
+    /// What happens to this session later (a signaling client relays it; WHIP/WHEP have no
+    /// channel back and drop it).
+    pub events: mpsc::Receiver<SessionEvent>,
 }
 
-/// Something that happened to a stream or a session, for signaling clients.
+/// Events of one session waiting to be taken before the engine gives up on the listener.
+pub(crate) const SESSION_EVENT_QUEUE: usize = 16;
+
+/// Something that happened to one session, for its signaling client. A listener that leaves
+/// [`SESSION_EVENT_QUEUE`] events untaken gets [`SessionEvent::Closed`] as the last one and its
+/// session is ended: an event is never silently lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The server wants to renegotiate (the publisher added a kind the viewer's first offer
+    /// lacked); the client answers with [`EngineHandle::answer`].
+    Offer {
+        /// The server's SDP offer.
+        sdp: String,
+    },
+    /// The session was refused something after it was set up (e.g. codec mismatch).
+    Error {
+        /// The wire code.
+        code: signaling_proto::ErrorCode,
+        /// What went wrong.
+        message: String,
+    },
+    /// The engine ended the session for this reason (not sent when the client ended it).
+    Closed {
+        /// Why, for the client.
+        reason: String,
+    },
+}
+
+/// Something that happened to a stream, for everyone following it.
 #[derive(Debug, Clone)]
 pub enum EngineEvent {
     /// A stream's publisher is live (or its tracks changed).
@@ -95,28 +163,6 @@ pub enum EngineEvent {
         stream: String,
         /// Viewers connected now.
         count: usize,
-    },
-    /// A session was refused something after it was set up (e.g. codec mismatch).
-    SessionError {
-        /// The session.
-        session: String,
-        /// What went wrong.
-        error: String,
-        /// The wire code.
-        code: signaling_proto::ErrorCode,
-    },
-    /// The server wants to renegotiate a session (the publisher added a kind the viewer's
-    /// first offer lacked); the client answers with [`EngineHandle::answer`].
-    SessionOffer {
-        /// The session.
-        session: String,
-        /// The server's SDP offer.
-        sdp: String,
-    },
-    /// A session ended (closed, timed out, replaced).
-    SessionClosed {
-        /// The session.
-        session: String,
     },
 }
 
@@ -144,10 +190,9 @@ pub(crate) enum Command {
     },
     Close {
         session: String,
+        /// The client ended it on purpose (a publisher's recording is finished at once).
+        deliberate: bool,
         reply: Reply<Result<String, MediaError>>,
-    },
-    Streams {
-        reply: Reply<Vec<StreamInfo>>,
     },
     Answer {
         session: String,
@@ -166,9 +211,8 @@ pub(crate) enum Command {
         stream: String,
         reply: Reply<usize>,
     },
-    SetRecording {
+    ApplyRecording {
         stream: String,
-        enabled: bool,
         reply: Reply<()>,
     },
     Shutdown {
@@ -198,6 +242,7 @@ pub struct SessionInfo {
 pub struct EngineHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) events: broadcast::Sender<EngineEvent>,
+    pub(crate) streams: watch::Receiver<Arc<Vec<StreamInfo>>>,
     pub(crate) local_addr: SocketAddr,
 }
 
@@ -269,10 +314,28 @@ impl EngineHandle {
         .await?
     }
 
-    /// End a session; returns the stream it belonged to.
+    /// End a session because its client said so (WHIP/WHEP `DELETE`, a `leave`): a
+    /// publisher's recording is finished at once. Returns the stream it belonged to.
     pub async fn close(&self, session: &str) -> Result<String, MediaError> {
         let session = session.to_owned();
-        self.ask(|reply| Command::Close { session, reply }).await?
+        self.ask(|reply| Command::Close {
+            session,
+            deliberate: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// End a session whose client is gone or replaced it (a lost signaling connection, a new
+    /// offer): a publisher's recording waits the grace for it to come back.
+    pub async fn drop_session(&self, session: &str) -> Result<String, MediaError> {
+        let session = session.to_owned();
+        self.ask(|reply| Command::Close {
+            session,
+            deliberate: false,
+            reply,
+        })
+        .await?
     }
 
     /// Apply a client's answer to a server-initiated offer.
@@ -286,14 +349,19 @@ impl EngineHandle {
         .await?
     }
 
-    /// Every stream with a publisher or a viewer.
-    pub async fn streams(&self) -> Result<Vec<StreamInfo>, MediaError> {
-        self.ask(|reply| Command::Streams { reply }).await
+    /// Every stream with a publisher or a viewer, by name, as the engine last published them
+    /// (at most a fraction of a second old; read without asking the engine).
+    pub fn streams(&self) -> Arc<Vec<StreamInfo>> {
+        Arc::clone(&self.streams.borrow())
     }
 
     /// One stream, if it has a publisher or a viewer.
-    pub async fn stream(&self, name: &str) -> Result<Option<StreamInfo>, MediaError> {
-        Ok(self.streams().await?.into_iter().find(|s| s.name == name))
+    pub fn stream(&self, name: &str) -> Option<StreamInfo> {
+        let streams = self.streams.borrow();
+        streams
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+            .map(|i| streams[i].clone())
     }
 
     /// The audience figures of `stream` (kept after it ends), if it ever had a viewer.
@@ -314,15 +382,12 @@ impl EngineHandle {
         self.ask(|reply| Command::EndStream { stream, reply }).await
     }
 
-    /// Start or stop recording `stream` (also applies when it next goes live).
-    pub async fn set_recording(&self, stream: &str, enabled: bool) -> Result<(), MediaError> {
+    /// The recording policy of `stream` changed: start recording it now if it is live and
+    /// the policy says so, or stop.
+    pub async fn apply_recording(&self, stream: &str) -> Result<(), MediaError> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::SetRecording {
-            stream,
-            enabled,
-            reply,
-        })
-        .await
+        self.ask(|reply| Command::ApplyRecording { stream, reply })
+            .await
     }
 
     /// Close every peer (they get a DTLS close), finish recordings and stop the engine.

@@ -20,6 +20,7 @@ mod recording;
 mod rtcp_tap;
 mod setup;
 mod socket;
+mod srtp_audit;
 mod tcp;
 
 pub use analytics::AudienceStats;
@@ -31,5 +32,6 @@ pub use demux::Demuxer;
 pub use engine::start;
 pub use error::MediaError;
 pub use handle::{
-    EngineEvent, EngineHandle, Limits, MediaConfig, Quality, SessionAnswer, SessionInfo,
+    EngineEvent, EngineHandle, Limits, MediaConfig, Quality, RecordingPolicy, SessionAnswer,
+    SessionEvent, SessionInfo,
 };

@@ -15,6 +15,8 @@ pub(crate) struct EngineMetrics {
     pub(crate) keyframe_requests: Counter,
     pub(crate) recorder_dropped: Counter,
     pub(crate) fanout_dropped: Counter,
+    pub(crate) fanout_unowned: Counter,
+    pub(crate) srtp_reuse: Counter,
     pub(crate) chat_dropped: Counter,
     pub(crate) sessions_dropped: Counter,
     pub(crate) streams: Gauge,
@@ -52,6 +54,14 @@ impl EngineMetrics {
             "forwarded packets dropped because a fan-out thread fell behind"
         );
         describe_counter!(
+            "directo_fanout_unowned_total",
+            "forwarded packets dropped because their viewer had no send leg (never sent through another SRTP context)"
+        );
+        describe_counter!(
+            "directo_srtp_index_reuse_total",
+            "SRTP (SSRC, index) pairs protected twice toward viewers, as seen by --srtp-audit (always 0 without it)"
+        );
+        describe_counter!(
             "directo_chat_dropped_total",
             "chat messages dropped for slow members or a busy chat service"
         );
@@ -78,6 +88,8 @@ impl EngineMetrics {
             keyframe_requests: counter!("directo_keyframe_requests_total"),
             recorder_dropped: counter!("directo_recorder_dropped_total"),
             fanout_dropped: counter!("directo_fanout_dropped_total"),
+            fanout_unowned: counter!("directo_fanout_unowned_total"),
+            srtp_reuse: counter!("directo_srtp_index_reuse_total"),
             chat_dropped: counter!("directo_chat_dropped_total"),
             sessions_dropped: counter!("directo_sessions_dropped_total"),
             streams: gauge!("directo_streams"),

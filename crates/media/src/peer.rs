@@ -5,8 +5,10 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::shared::TransportContext;
 use std::time::Instant;
+use tokio::sync::mpsc;
 
 use crate::chat_port::Identity;
+use crate::handle::SessionEvent;
 use crate::setup::PeerRole;
 use rtc::data_channel::RTCDataChannelId;
 
@@ -54,9 +56,31 @@ pub(crate) struct Peer {
     pub(crate) sending_to: Option<TransportContext>,
     /// Viewer: the simulcast layer it asked for.
     pub(crate) quality: Quality,
+    /// Where this session's events go (its signaling client, if one listens).
+    pub(crate) events: mpsc::Sender<SessionEvent>,
 }
 
 impl Peer {
+    /// Tell the session's client `event`. Returns `false` when its listener left the queue
+    /// full: the last slot then says the session is closed, and the caller ends it. Nobody
+    /// listening (WHIP and WHEP have no channel back) is not an error.
+    pub(crate) fn notify(&self, event: SessionEvent) -> bool {
+        match self.events.capacity() {
+            0 => false,
+            1 => {
+                let _ = self.events.try_send(SessionEvent::Closed {
+                    reason: "this session's signaling events went untaken; it was closed"
+                        .to_owned(),
+                });
+                false
+            }
+            _ => {
+                let _ = self.events.try_send(event);
+                true
+            }
+        }
+    }
+
     /// The viewer's down-track configuration, read from what its answer negotiated.
     pub(crate) fn down_tracks(&mut self) -> Vec<DownTrackConfig> {
         let mut tracks = Vec::with_capacity(self.senders.len());

@@ -93,6 +93,20 @@ fn codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     ]
 }
 
+/// The codec a viewer's outgoing track of `codec` is created with: the first registered entry
+/// of that codec in [`codecs`] (the answer then settles the payload type and parameters).
+pub(crate) fn rtc_codec(codec: directo_sfu::Codec) -> RTCRtpCodec {
+    codecs()
+        .into_iter()
+        .map(|(parameters, _)| parameters.rtp_codec)
+        .find(|c| directo_sfu::Codec::from_mime(&c.mime_type) == Some(codec))
+        .map(|c| RTCRtpCodec {
+            rtcp_feedback: Vec::new(),
+            ..c
+        })
+        .unwrap_or_default()
+}
+
 /// The MIME types a client may offer for video, for error messages.
 pub(crate) const ACCEPTED_VIDEO: &str = "video/VP8, video/VP9, video/H264 (packetization-mode=1)";
 

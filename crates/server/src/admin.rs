@@ -71,6 +71,7 @@ async fn get_settings(access: Access, stream: String) -> Result<warp::reply::Res
 
 async fn put_settings(
     access: Access,
+    engine: EngineHandle,
     stream: String,
     authorization: Option<String>,
     body: Result<bytes::Bytes, ApiError>,
@@ -100,6 +101,8 @@ async fn put_settings(
         .settings
         .set(&stream, settings.clone())
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("saving settings: {e}")))?;
+    // The settings own the recording policy: a live stream starts or stops recording now.
+    engine.apply_recording(&stream).await?;
     Ok(warp::reply::json(&settings).into_response())
 }
 
@@ -111,7 +114,7 @@ async fn streams(
 ) -> Result<warp::reply::Response, ApiError> {
     access.authorize_admin(bearer(authorization.as_deref()))?;
     let mut out = Vec::new();
-    for info in engine.streams().await? {
+    for info in engine.streams().iter() {
         let sessions = engine.sessions(&info.name).await?;
         out.push(serde_json::json!({ "stream": info, "sessions": sessions }));
     }
@@ -185,7 +188,7 @@ async fn stats(
     access.admin_on_stream(authorization.as_deref(), &stream)?;
     let audience = engine.audience(&stream).await?.unwrap_or_default();
     let chat = chat.stats(&stream).await;
-    let live = engine.stream(&stream).await?.is_some_and(|s| s.live);
+    let live = engine.stream(&stream).is_some_and(|s| s.live);
     Ok(warp::reply::json(&serde_json::json!({
         "stream": stream,
         "live": live,
@@ -218,17 +221,15 @@ impl ViewerSeries {
     }
 
     /// Record the viewer count of every stream now; run every few seconds.
-    pub async fn sample(&self, engine: &EngineHandle) {
-        let Ok(streams) = engine.streams().await else {
-            return;
-        };
+    pub fn sample(&self, engine: &EngineHandle) {
+        let streams = engine.streams();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         if let Ok(mut map) = self.inner.lock() {
-            for info in streams {
-                let series = map.entry(info.name).or_default();
+            for info in streams.iter() {
+                let series = map.entry(info.name.clone()).or_default();
                 series.push_back((now, info.viewers));
                 if series.len() > SERIES_LEN {
                     series.pop_front();
@@ -295,7 +296,7 @@ pub fn routes(
     let stats = warp::path!("api" / "streams" / String / "stats")
         .and(warp::get())
         .and(with_access.clone())
-        .and(with_engine)
+        .and(with_engine.clone())
         .and(with_chat)
         .and(with_series)
         .and(auth)
@@ -325,10 +326,11 @@ pub fn routes(
     let put = warp::path!("api" / "streams" / String / "settings")
         .and(warp::put())
         .and(with_access)
+        .and(with_engine.clone())
         .and(warp::header::optional::<String>("authorization"))
         .and(limited_body(MAX_ADMIN_BODY))
-        .then(|stream, access, auth, body| async move {
-            put_settings(access, stream, auth, body)
+        .then(|stream, access, engine, auth, body| async move {
+            put_settings(access, engine, stream, auth, body)
                 .await
                 .unwrap_or_else(Reply::into_response)
         });

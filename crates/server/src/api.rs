@@ -11,13 +11,12 @@ use crate::error::ApiError;
 use crate::whip::check_stream_name;
 
 async fn list(engine: EngineHandle) -> Result<warp::reply::Response, ApiError> {
-    let streams = engine.streams().await?;
-    Ok(warp::reply::json(&streams).into_response())
+    Ok(warp::reply::json(engine.streams().as_ref()).into_response())
 }
 
 async fn one(stream: String, engine: EngineHandle) -> Result<warp::reply::Response, ApiError> {
     check_stream_name(&stream)?;
-    match engine.stream(&stream).await? {
+    match engine.stream(&stream) {
         Some(info) => Ok(warp::reply::json(&info).into_response()),
         None => Err(ApiError::new(
             ErrorCode::StreamNotFound,

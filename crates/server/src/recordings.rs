@@ -142,7 +142,7 @@ async fn switch(
         .settings
         .set(&stream, settings)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("saving settings: {e}")))?;
-    engine.set_recording(&stream, request.enabled).await?;
+    engine.apply_recording(&stream).await?;
     Ok(
         warp::reply::json(&serde_json::json!({ "stream": stream, "enabled": request.enabled }))
             .into_response(),

@@ -1,6 +1,7 @@
 //! Per-stream settings an admin sets: viewing policy, branding, recording. Kept in
 //! `{data-dir}/streams.json` so they survive restarts.
 
+use directo_media::RecordingPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,16 +35,26 @@ impl Default for StreamSettings {
     }
 }
 
-/// Every stream's settings, shared by the handlers.
+/// Every stream's settings, shared by the handlers. It owns the recording policy too: the
+/// media engine asks it whether a stream is recorded ([`RecordingPolicy`]).
 #[derive(Debug, Clone, Default)]
 pub struct SettingsStore {
     inner: Arc<RwLock<HashMap<String, StreamSettings>>>,
     path: Option<PathBuf>,
+    /// Whether a stream whose settings say nothing is recorded (`--no-record` clears it).
+    record_by_default: bool,
+}
+
+impl RecordingPolicy for SettingsStore {
+    fn records(&self, stream: &str) -> bool {
+        self.get(stream).record.unwrap_or(self.record_by_default)
+    }
 }
 
 impl SettingsStore {
-    /// Load the settings kept in `path` (missing or unreadable: start empty).
-    pub fn load(path: PathBuf) -> Self {
+    /// Load the settings kept in `path` (missing or unreadable: start empty); streams whose
+    /// settings do not say are recorded if `record_by_default`.
+    pub fn load(path: PathBuf, record_by_default: bool) -> Self {
         let map = std::fs::read(&path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -51,6 +62,7 @@ impl SettingsStore {
         SettingsStore {
             inner: Arc::new(RwLock::new(map)),
             path: Some(path),
+            record_by_default,
         }
     }
 
@@ -59,14 +71,6 @@ impl SettingsStore {
         self.inner
             .read()
             .map(|m| m.get(stream).cloned().unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    /// Every stream with settings, and its settings.
-    pub fn all(&self) -> Vec<(String, StreamSettings)> {
-        self.inner
-            .read()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
     }
 

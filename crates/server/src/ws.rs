@@ -4,11 +4,16 @@
 //! it) and gets the answer; it then hears the stream's events (`live`, `offline`, `viewers`)
 //! until it leaves. A new offer on a joined socket replaces the session (a reconnect without a
 //! new socket). A malformed or unknown message gets an `error` reply and the socket stays open.
+//!
+//! Stream events come from one broadcast every socket follows; if a socket falls behind it is
+//! sent the stream's current state instead of what it missed. Its session's own events
+//! (renegotiation offers, errors) come on the session's own bounded channel: none is lost.
 
-use directo_media::{EngineEvent, EngineHandle, Identity};
+use directo_media::{EngineEvent, EngineHandle, Identity, SessionEvent};
 use futures::{SinkExt, StreamExt};
 use signaling_proto::{ClientMessage, ErrorCode, Role, ServerMessage};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use warp::Filter;
 use warp::filters::ws::{Message, WebSocket};
 
@@ -27,6 +32,8 @@ struct Joined {
     role: Role,
     identity: Identity,
     session: Option<String>,
+    /// The session's own events.
+    events: Option<mpsc::Receiver<SessionEvent>>,
 }
 
 struct Connection {
@@ -62,7 +69,7 @@ impl Connection {
                 Err(e) => (vec![ServerMessage::error(e.0.code, e.0.message)], false),
             },
             ClientMessage::Leave {} => {
-                self.leave().await;
+                self.leave(true).await;
                 (Vec::new(), true)
             }
         }
@@ -105,6 +112,7 @@ impl Connection {
             role,
             identity,
             session: None,
+            events: None,
         });
         let mut replies = Vec::new();
         if let Some(sdp) = sdp {
@@ -141,15 +149,22 @@ impl Connection {
                 role,
             });
         }
-        if let Some(info) = self.engine.stream(&stream).await? {
-            replies.push(ServerMessage::Viewers {
-                count: info.viewers,
-            });
-            if info.live {
-                replies.push(ServerMessage::Live { stream: info });
-            }
-        }
+        replies.extend(self.stream_state(&stream));
         Ok(replies)
+    }
+
+    /// What a client following `stream` should know of it now: viewers, and live if it is.
+    fn stream_state(&self, stream: &str) -> Vec<ServerMessage> {
+        let Some(info) = self.engine.stream(stream) else {
+            return Vec::new();
+        };
+        let mut state = vec![ServerMessage::Viewers {
+            count: info.viewers,
+        }];
+        if info.live {
+            state.push(ServerMessage::Live { stream: info });
+        }
+        state
     }
 
     async fn offer(&mut self, sdp: String) -> Result<Vec<ServerMessage>, ApiError> {
@@ -160,7 +175,8 @@ impl Connection {
             ));
         };
         if let Some(old) = joined.session.take() {
-            let _ = self.engine.close(&old).await;
+            // Replaced, not ended: a publisher's recording continues with the new session.
+            let _ = self.engine.drop_session(&old).await;
         }
         let identity = joined.identity.clone();
         let answer = match joined.role {
@@ -168,6 +184,7 @@ impl Connection {
             Role::Viewer => self.engine.watch(&joined.stream, sdp, identity).await?,
         };
         joined.session = Some(answer.session.clone());
+        joined.events = Some(answer.events);
         Ok(vec![
             ServerMessage::Joined {
                 session: Some(answer.session),
@@ -193,14 +210,34 @@ impl Connection {
         Ok(())
     }
 
-    async fn leave(&mut self) {
+    /// Leave the stream: on the client's word (`deliberate`), or because the socket closed.
+    async fn leave(&mut self, deliberate: bool) {
         if let Some((user, _)) = self.chat_member.take() {
             self.chat.leave(&user).await;
         }
         if let Some(joined) = self.joined.take()
             && let Some(session) = joined.session
         {
-            let _ = self.engine.close(&session).await;
+            let _ = if deliberate {
+                self.engine.close(&session).await
+            } else {
+                self.engine.drop_session(&session).await
+            };
+        }
+    }
+
+    /// The session event as this client hears it.
+    fn session_event(&mut self, event: SessionEvent) -> ServerMessage {
+        match event {
+            SessionEvent::Offer { sdp } => ServerMessage::Offer { sdp },
+            SessionEvent::Error { code, message } => ServerMessage::error(code, message),
+            SessionEvent::Closed { reason } => {
+                if let Some(joined) = self.joined.as_mut() {
+                    joined.session = None;
+                    joined.events = None;
+                }
+                ServerMessage::error(ErrorCode::SessionClosed, reason)
+            }
         }
     }
 
@@ -216,18 +253,6 @@ impl Connection {
             }
             EngineEvent::Viewers { stream, count } if stream == joined.stream => {
                 Some(ServerMessage::Viewers { count })
-            }
-            EngineEvent::SessionOffer { session, sdp }
-                if joined.session.as_deref() == Some(session.as_str()) =>
-            {
-                Some(ServerMessage::Offer { sdp })
-            }
-            EngineEvent::SessionError {
-                session,
-                error,
-                code,
-            } if joined.session.as_deref() == Some(session.as_str()) => {
-                Some(ServerMessage::error(code, error))
             }
             _ => None,
         }
@@ -250,6 +275,14 @@ fn is_chat(text: &str) -> bool {
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
         .is_some_and(|t| t.starts_with("chat.") || t.starts_with("user."))
+}
+
+/// The next event of the socket's session; pending while it has none to listen to.
+async fn next_session_event(joined: Option<&mut Joined>) -> Option<SessionEvent> {
+    match joined.and_then(|j| j.events.as_mut()) {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_chat(member: Option<&Arc<WsMember>>) -> Option<Arc<str>> {
@@ -322,6 +355,20 @@ async fn run(
                 // The chat closed this member (a ban): close the socket.
                 None => break,
             },
+            event = next_session_event(conn.joined.as_mut()) => match event {
+                Some(event) => {
+                    let msg = conn.session_event(event);
+                    if !send(&mut tx, &msg).await {
+                        break;
+                    }
+                }
+                // The session ended and its channel with it: nothing more will come.
+                None => {
+                    if let Some(joined) = conn.joined.as_mut() {
+                        joined.events = None;
+                    }
+                }
+            },
             event = events.recv() => match event {
                 Ok(event) => {
                     if let Some(msg) = conn.relay(event)
@@ -330,12 +377,22 @@ async fn run(
                         break;
                     }
                 }
-                Err(RecvError::Lagged(_)) => continue,
+                // Fell behind the stream events: what matters is the state now.
+                Err(RecvError::Lagged(_)) => {
+                    let state = conn
+                        .joined
+                        .as_ref()
+                        .map(|j| conn.stream_state(&j.stream))
+                        .unwrap_or_default();
+                    for msg in &state {
+                        if !send(&mut tx, msg).await { break; }
+                    }
+                }
                 Err(RecvError::Closed) => break,
             }
         }
     }
-    conn.leave().await;
+    conn.leave(false).await;
     let _ = tx.close().await;
 }
 
