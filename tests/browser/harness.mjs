@@ -292,9 +292,9 @@ export class Netns {
     inside('addr', 'add', `${Netns.ADDRESS}/24`, 'dev', 'd0');
     inside('link', 'set', 'd0', 'up');
     inside('link', 'set', 'd1', 'up');
-    // Firefox gathers candidates only where the default route leads (it asks which address a
-    // socket toward a public resolver would use; no packet is sent): without this route it
-    // offers none at all. Nothing routed here leaves the namespace: d1 is in it too, has no
+    // Without a default route Firefox offers no candidate at all, with one it offers the
+    // address the route leaves from (Firefox 153 ESR; `media.peerconnection.ice.loopback`
+    // changes neither). Nothing routed here leaves the namespace: d1 is in it too, has no
     // address, and the namespace forwards nothing.
     inside('route', 'add', 'default', 'dev', 'd0');
     return netns;
