@@ -143,8 +143,8 @@ export class Harness {
    * share: goto, evaluate, click, focus, keyboard, screenshot, close.
    */
   async openPage(name, { firefox = false } = {}) {
-    // A window each in Firefox: a background tab there gets no camera until it comes to the
-    // front, and its timers slow down.
+    // A window each in Firefox, as pages side by side: Firefox slows a background tab's timers
+    // to one a second (Chromium gets switches for that).
     const page = firefox ? await this.firefox.newPage({ type: 'window' }) : await this.browser.newPage();
     if (firefox) page.setDefaultTimeout(TIMEOUT_MS);
     page.on('console', (message) => this.consoleLines.push(`[${name}] ${message.type()}: ${message.text()}`));
@@ -251,7 +251,7 @@ export async function launchFirefox(profileDir, netns = null) {
 export class Netns {
   /** The address inside the namespace the server announces to peers. */
   static ADDRESS = '10.99.0.1';
-  /** The namespace's name, unique to this process. */
+  /** The namespace's name: `directo-test-<process id>-<count>`. */
   name;
   #forwarders = [];
   #relays = new Set();
@@ -276,13 +276,19 @@ export class Netns {
 
   /** Makes the namespace: loopback up, and the veth pair with the address, both ends up. */
   static create() {
-    const netns = new Netns(`directo-test-${process.pid}`);
+    const netns = new Netns(`directo-test-${process.pid}-${created.size}`);
     const ip = (...args) => execFileSync('ip', args, { stdio: 'pipe' });
-    // Namespaces left by runs that were killed before they could delete theirs.
+    // Namespaces left by runs that were killed before they could delete theirs: made by a
+    // process that is gone (or by an earlier process with our id), and with nothing running
+    // inside, so that a run in another process-id namespace is never touched.
     const listed = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-    for (const [, name, pid] of listed.matchAll(/^(directo-test-(\d+))\b/gm)) {
-      if (Number(pid) === process.pid || !processAlive(Number(pid))) new Netns(name).close();
+    for (const [, name, pid] of listed.matchAll(/^(directo-test-(\d+)-\d+)\b/gm)) {
+      const stale = Number(pid) === process.pid ? !created.has(name) : !processAlive(Number(pid));
+      if (stale && execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).trim() === '') {
+        new Netns(name).close();
+      }
     }
+    created.add(netns.name);
     process.on('exit', () => netns.close());
     netns.#dir = mkdtempSync(join(tmpdir(), 'directo-netns-'));
     ip('netns', 'add', netns.name);
@@ -311,7 +317,7 @@ export class Netns {
    */
   async launcher(command) {
     const path = join(this.#dir, command.split('/').pop());
-    await writeFile(path, `#!/bin/sh\nexec ip netns exec ${this.name} ${command} "$@"\n`);
+    await writeFile(path, `#!/bin/sh\nexec ip netns exec ${this.name} '${command}' "$@"\n`);
     await chmod(path, 0o755);
     return path;
   }
@@ -356,6 +362,10 @@ export class Netns {
   }
 }
 
+/** The names of the namespaces this process made. */
+const created = new Set();
+
+/** Whether a process with id `pid` exists. */
 function processAlive(pid) {
   try {
     process.kill(pid, 0);
@@ -397,8 +407,8 @@ export async function goLive(page, url) {
 /**
  * Waits until the page's `window.directoState` is one of `wanted`. Fails at once, with the
  * status text, if the page reports an error it was not expecting. Polls with `evaluate`, which
- * Playwright's and Puppeteer's pages share, rather than with a page-side wait: Firefox runs no
- * animation frames in a background tab, and Puppeteer's page-side wait polls on those.
+ * Playwright's and Puppeteer's pages share (their `waitForFunction`s take their arguments in
+ * different orders).
  */
 export async function waitForState(page, wanted) {
   const { state, status } = await waitFor(`${page.url()} is ${wanted.join(' or ')}`, () =>
