@@ -7,12 +7,14 @@
 //
 // Firefox gathers no ICE candidate on a loopback address, so the server and both browsers run
 // inside a network namespace this test makes (`Netns` in harness.mjs: 10.99.0.1 on a veth
-// pair that exists only in there), and the server announces that address; pages still load
+// pair that exists only in there, and a default route through it, without which Firefox
+// offers no candidate at all), and the server announces that address; pages still load
 // from http://127.0.0.1 (a secure context). That needs root: without it the tests are skipped.
 // Firefox has no H264 of its own here (OpenH264 is a download), so video is VP8.
 //
 // Run with the other browser tests (`npm test` in tests/browser, after `cargo build -p
-// directo`); the server log and the pages' console go to <repo>/test-artifacts/firefox-*.log.
+// directo`); screenshots, the server log and the pages' console go to
+// <repo>/test-artifacts/firefox-*.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
