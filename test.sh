@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Directo, installing what they need on Debian if it is missing:
-# Chromium (browser tests), ffmpeg (recordings), Node.js/npm (the SDK and browser tests),
-# iproute2 (`ip`, `tc`: the simulcast tests narrow viewers' loopback links, which needs root),
+# Chromium and Firefox ESR (browser tests), ffmpeg (recordings), Node.js/npm (the SDK and
+# browser tests), iproute2 (`ip`, `tc`: the simulcast tests narrow viewers' loopback links and
+# the Firefox tests run in a network namespace of their own, both of which need root),
 # coturn (the TURN relay tests);
 # Python packages for the interop suite go into tests/interop/.venv.
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")"
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
@@ -35,5 +37,5 @@ cargo test --workspace
 echo "==> interop with an independent WebRTC stack (aiortc, from PyPI)"
 DIRECTO_BIN="$PWD/target/debug/directo" tests/interop/run.sh
 
-echo "==> browser tests (Debian Chromium driven by playwright-core)"
+echo "==> browser tests (Debian Chromium driven by playwright-core, Debian Firefox ESR by puppeteer-core)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

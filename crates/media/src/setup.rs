@@ -17,9 +17,13 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::rtcp_tap::RtcpTap;
+
+/// Time without a STUN check before `rtc` calls a peer's ICE disconnected: two of Firefox's
+/// consent checks (every 4-6 s), five of Chrome's (about every 2.5 s).
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// Where the RTCP tap sits: outermost, after every built-in interceptor has seen the packet.
 const RTCP_TAP_SLOT: usize = 14_000;
@@ -173,6 +177,12 @@ pub(crate) fn build_peer_connection(
         .with_lite(true)
         .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
         .with_answering_dtls_role(RTCDtlsRole::Server)
+        // Only STUN counts as a sign of life here (`rtc` does not count media), and as ICE-lite we
+        // only answer checks: Firefox checks consent every 4-6 s (RFC 7675), so at `rtc`'s 5 s
+        // default each Firefox peer flipped to disconnected and back every few seconds. Nothing
+        // is dropped on "disconnected" (silent peers go at --idle-timeout-s), so this only keeps
+        // the state and its log lines true; the failed timeout stays at its default.
+        .with_ice_timeouts(Some(ICE_DISCONNECTED_TIMEOUT), None, None)
         // AEAD_AES_128_GCM first: browsers offer it and it costs a fraction of AES-CM+HMAC.
         .with_srtp_protection_profiles(vec![
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
