@@ -24,8 +24,9 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    /// A backend for `url` (already validated). Connects lazily: no I/O happens here.
-    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self> {
+    /// A backend for `url` (already validated), trusting `tls_ca_pem` instead of the
+    /// system's roots if given. Connects lazily: no I/O happens here.
+    pub(crate) fn new(url: &str, tls_ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self> {
         let redactor = Redactor::for_url(url);
         if url.starts_with("rediss:") {
             // rustls needs a process-wide crypto provider; it picks one by itself only when
@@ -40,7 +41,17 @@ impl Backend {
                 redactor.scrub(&error.to_string())
             ))
         };
-        let client = redis::Client::open(url).map_err(invalid)?;
+        let client = match tls_ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(invalid)?;
         // The manager's own retries stay short: a call is bounded by `timeout` anyway, and
         // the heartbeat retries every beat, so waiting longer here would only hold callers.
         let config = ConnectionManagerConfig::new()

@@ -58,11 +58,11 @@ impl Cluster {
     /// Fails with `InvalidInput` for a bad config (nothing is sent to Redis), `Unavailable`
     /// when Redis cannot be reached (the caller may retry), and `Conflict` when another live
     /// process heartbeats the same node id. A record left by a dead process with this id is
-    /// taken over after watching it for one and a half heartbeats.
+    /// taken over after watching it for up to two heartbeats.
     pub async fn start(config: ClusterConfig) -> Result<Cluster> {
         config.validate()?;
         let timing = config.timing;
-        let backend = Backend::new(&config.url, timing.op_timeout)?;
+        let backend = Backend::new(&config.url, config.tls_ca_pem.as_deref(), timing.op_timeout)?;
         let keys = Keys::new(&config.namespace);
         let me = Identity {
             node_id: config.node_id.clone(),
@@ -360,7 +360,9 @@ impl std::fmt::Debug for Cluster {
 }
 
 /// Refuses to start when another live process heartbeats `me`'s node id: its record is there
-/// under another instance and its beat moves while we watch.
+/// and changes while we watch. Watching lasts two heartbeats (one of slack for a late beat)
+/// or until the record expires, whichever comes first; a dead process's record is then
+/// simply overwritten.
 async fn refuse_live_duplicate(
     backend: &Backend,
     keys: &Keys,
@@ -377,17 +379,22 @@ async fn refuse_live_duplicate(
     let Some(first) = read().await? else {
         return Ok(());
     };
-    tokio::time::sleep(heartbeat * 3 / 2).await;
-    match read().await? {
-        Some(now) if now.instance != first.instance || now.beat != first.beat => {
-            Err(ClusterError::Conflict(format!(
-                "node id {:?} is heartbeating from another live process ({}); give each node \
-                 its own id",
-                me.node_id, now.url
-            )))
+    let deadline = tokio::time::Instant::now() + heartbeat * 2;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(heartbeat / 4).await;
+        match read().await? {
+            None => return Ok(()),
+            Some(now) if now.instance != first.instance || now.beat != first.beat => {
+                return Err(ClusterError::Conflict(format!(
+                    "node id {:?} is heartbeating from another live process ({}); give each \
+                     node its own id",
+                    me.node_id, now.url
+                )));
+            }
+            Some(_) => {}
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 /// `json` as a `T`, or `None` with a warning: one foreign value must not hide every other

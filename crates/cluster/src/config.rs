@@ -26,6 +26,9 @@ pub struct ClusterConfig {
     pub secret: Vec<u8>,
     /// Prefixes every key and channel, so several clusters can share one Redis.
     pub namespace: String,
+    /// For `rediss://` with a private CA: the CA certificate(s) in PEM, trusted instead of
+    /// the system's roots. `None` trusts the system's roots.
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Heartbeat, lease and timeout lengths.
     pub timing: Timing,
 }
@@ -44,6 +47,7 @@ impl ClusterConfig {
             node_url: node_url.into(),
             secret: secret.into(),
             namespace: DEFAULT_NAMESPACE.to_owned(),
+            tls_ca_pem: None,
             timing: Timing::default(),
         }
     }
@@ -51,6 +55,12 @@ impl ClusterConfig {
     /// Checks every field; the error says which one and what would be accepted.
     pub fn validate(&self) -> Result<()> {
         check_redis_url(&self.url)?;
+        if self.tls_ca_pem.is_some() && !self.url.starts_with("rediss:") {
+            return Err(ClusterError::InvalidInput(format!(
+                "a TLS CA is set but the Redis URL {} is not rediss://",
+                redact_url(&self.url)
+            )));
+        }
         NodeId::check(&self.node_id)?;
         check_node_url(&self.node_url)?;
         if self.secret.is_empty() {
@@ -76,6 +86,13 @@ impl std::fmt::Debug for ClusterConfig {
             .field("node_url", &self.node_url)
             .field("secret", &"<hidden>")
             .field("namespace", &self.namespace)
+            .field(
+                "tls_ca_pem",
+                &self
+                    .tls_ca_pem
+                    .as_ref()
+                    .map(|pem| format!("<{} bytes>", pem.len())),
+            )
             .field("timing", &self.timing)
             .finish()
     }
@@ -239,6 +256,15 @@ mod tests {
                 .expect_err("colon")
                 .to_string()
                 .contains("namespace")
+        );
+
+        let mut bad = config();
+        bad.tls_ca_pem = Some(b"-----BEGIN CERTIFICATE-----".to_vec());
+        assert!(
+            bad.validate()
+                .expect_err("no TLS")
+                .to_string()
+                .contains("rediss://")
         );
 
         let mut bad = config();

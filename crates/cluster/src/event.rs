@@ -20,7 +20,7 @@ pub enum ClusterEvent {
     OriginLost {
         /// The stream.
         stream: String,
-        /// Who holds it now.
-        holder: OriginHolder,
+        /// Who holds it now (`None`: the value there is not one this crate writes).
+        holder: Option<OriginHolder>,
     },
 }

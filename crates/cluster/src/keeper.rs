@@ -214,7 +214,7 @@ impl Keeper {
         self.viewers_gone.clear();
         let claimed: Vec<String> = self.claims.iter().cloned().collect();
         for (stream, holder) in claimed.into_iter().zip(holders) {
-            self.check_claim(stream, &holder)?;
+            self.check_claim(stream, &holder);
         }
         Ok(())
     }
@@ -244,18 +244,26 @@ impl Keeper {
     }
 
     /// A renewed claim: still ours, or lost to another node while our lease had run out.
-    fn check_claim(&mut self, stream: String, holder: &str) -> Result<()> {
-        let key = self.keys.origin(StreamName::check(&stream)?);
-        let holder = OriginHolder::from_json(&key, holder)?;
-        if holder.node != self.me.node_id {
-            tracing::warn!(%stream, holder = %holder.node, "origin claim lost to another node");
-            self.claims.remove(&stream);
-            Counters::bump(&self.counters.origins_lost);
-            let _ = self
-                .events
-                .send(ClusterEvent::OriginLost { stream, holder });
-        }
-        Ok(())
+    fn check_claim(&mut self, stream: String, holder: &str) {
+        let holder = match StreamName::check(&stream) {
+            Ok(checked) => OriginHolder::from_json(&self.keys.origin(checked), holder),
+            Err(error) => Err(error),
+        };
+        let holder = match holder {
+            Ok(holder) if holder.node == self.me.node_id => return,
+            Ok(holder) => Some(holder),
+            Err(error) => {
+                // Not a value we write: the claim is not ours any more, whatever it is.
+                tracing::warn!(%stream, %error, "origin claim overwritten by an unreadable value");
+                None
+            }
+        };
+        tracing::warn!(%stream, holder = ?holder.as_ref().map(|h| &h.node), "origin claim lost");
+        self.claims.remove(&stream);
+        Counters::bump(&self.counters.origins_lost);
+        let _ = self
+            .events
+            .send(ClusterEvent::OriginLost { stream, holder });
     }
 
     /// Carries out one command; `false` once the node has left and the task should end.

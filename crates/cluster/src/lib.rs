@@ -64,7 +64,7 @@
 //! - **A node is cut off longer than `L`** while Redis lives: its claims expire and another
 //!   node may take a stream; on renewal the first node sees the new holder and emits
 //!   [`ClusterEvent::OriginLost`] instead of overwriting it.
-//! - **Two processes with one node id**: `start` watches an existing record for 1.5 `H`
+//! - **Two processes with one node id**: `start` watches an existing record for up to 2 `H`
 //!   and refuses with [`ClusterError::Conflict`] if it is still heartbeating.
 //! - Not covered: Redis Cluster (keys of one operation are not hash-tagged into one slot)
 //!   and replicas' asynchronous failover (a promoted replica may miss the last writes; the

@@ -1,10 +1,12 @@
-//! Test support (feature `testkit`): a throw-away `redis-server` on a free loopback port,
-//! a `MONITOR` tap to see which commands reached it, and a wait-until helper.
+//! Test support (feature `testkit`): a throw-away `redis-server` on a free loopback port
+//! (plain or TLS), a `MONITOR` tap to see which commands reached it, and a wait-until helper.
 //!
 //! The server runs with `--bind 127.0.0.1 --save '' --appendonly no` in a fresh directory,
 //! so nothing persists and a restart comes back empty. It is killed on drop. When
 //! `redis-server` is not installed, [`RedisServer::start`] prints
 //! `skipped: redis-server not installed` and returns `None`; tests return early on that.
+//! The TLS variant makes a throw-away CA and server certificate with the `openssl` command
+//! (test time only; the crate itself uses rustls) and skips likewise without it.
 //! Test support panics with a message where a test would fail anyway.
 
 use std::future::Future;
@@ -34,28 +36,42 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     password: Option<String>,
+    tls: Option<Tls>,
+}
+
+/// The certificates of a TLS server, kept outside its data directory (which a restart
+/// empties).
+#[derive(Debug)]
+struct Tls {
+    dir: PathBuf,
+    ca_pem: Vec<u8>,
 }
 
 impl RedisServer {
     /// A fresh server, or `None` (with the skip notice printed) if `redis-server` is missing.
     pub fn start() -> Option<Self> {
-        Self::launch(None)
+        Self::launch(None, false)
     }
 
     /// A fresh server that requires `password` (`requirepass`).
     pub fn start_with_password(password: &str) -> Option<Self> {
-        Self::launch(Some(password.to_owned()))
+        Self::launch(Some(password.to_owned()), false)
     }
 
-    fn launch(password: Option<String>) -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
+    /// A fresh server that speaks only TLS (`rediss://`), with a certificate for 127.0.0.1
+    /// from a throw-away CA ([`RedisServer::ca_pem`]); `None` without `redis-server` or
+    /// `openssl`.
+    pub fn start_tls() -> Option<Self> {
+        Self::launch(None, true)
+    }
+
+    fn launch(password: Option<String>, tls: bool) -> Option<Self> {
+        if !installed("redis-server") {
             println!("skipped: redis-server not installed");
+            return None;
+        }
+        if tls && !installed("openssl") {
+            println!("skipped: openssl not installed (needed to make test certificates)");
             return None;
         }
         static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -67,11 +83,22 @@ impl RedisServer {
         if let Err(error) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {error}", dir.display());
         }
+        let tls = tls.then(|| {
+            let tls_dir = dir.with_extension("tls");
+            match make_certificates(&tls_dir) {
+                Ok(ca_pem) => Tls {
+                    dir: tls_dir,
+                    ca_pem,
+                },
+                Err(error) => panic!("cannot make test certificates: {error}"),
+            }
+        });
         let mut server = Self {
             child: None,
             port: 0,
             dir,
             password,
+            tls,
         };
         // A port found free can be taken before redis-server binds it: try a few.
         for _ in 0..5 {
@@ -83,11 +110,39 @@ impl RedisServer {
         panic!("redis-server did not start on a free port in 5 tries");
     }
 
-    /// `redis://[:password@]127.0.0.1:PORT/0`.
+    /// `redis[s]://[:password@]127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
-            None => format!("redis://127.0.0.1:{}/0", self.port),
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}/0", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/0", self.port),
+        }
+    }
+
+    /// The CA (PEM) that signed a TLS server's certificate.
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.tls.as_ref().map(|tls| tls.ca_pem.as_slice())
+    }
+
+    /// A client for a test's own connections (trusting the test CA for TLS).
+    pub fn client(&self) -> redis::Client {
+        let client = match self.ca_pem() {
+            Some(ca_pem) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca_pem.to_vec()),
+                },
+            ),
+            None => redis::Client::open(self.url()),
+        };
+        match client {
+            Ok(client) => client,
+            Err(error) => panic!("no client for the test redis-server: {error}"),
         }
     }
 
@@ -125,11 +180,40 @@ impl RedisServer {
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
         command
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--dir"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        match &self.tls {
+            Some(tls) => {
+                command
+                    .args([
+                        "--port",
+                        "0",
+                        "--tls-port",
+                        &port,
+                        "--tls-auth-clients",
+                        "no",
+                    ])
+                    .arg("--tls-cert-file")
+                    .arg(tls.dir.join("server.crt"))
+                    .arg("--tls-key-file")
+                    .arg(tls.dir.join("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(tls.dir.join("ca.crt"));
+            }
+            None => {
+                command.args(["--port", &port]);
+            }
+        }
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
@@ -154,12 +238,7 @@ impl RedisServer {
 
     /// A plain connection for a test's own commands.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        let connected = async {
-            redis::Client::open(self.url())?
-                .get_multiplexed_async_connection()
-                .await
-        };
-        match connected.await {
+        match self.client().get_multiplexed_async_connection().await {
             Ok(connection) => connection,
             Err(error) => panic!("cannot connect to the test redis-server: {error}"),
         }
@@ -183,11 +262,7 @@ impl RedisServer {
 
     /// Starts recording every command the server executes from now on.
     pub async fn monitor(&self) -> Monitor {
-        let started = async {
-            let client = redis::Client::open(self.url())?;
-            client.get_async_monitor().await
-        };
-        let monitor = match started.await {
+        let monitor = match self.client().get_async_monitor().await {
             Ok(monitor) => monitor,
             Err(error) => panic!("MONITOR failed: {error}"),
         };
@@ -204,7 +279,7 @@ impl RedisServer {
         Monitor {
             lines,
             task,
-            url: self.url(),
+            client: self.client(),
         }
     }
 }
@@ -213,7 +288,95 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(&tls.dir);
+        }
     }
+}
+
+/// Whether `program` runs (it answers `--version`).
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (P-256, two days), in `dir`;
+/// returns the CA's PEM.
+fn make_certificates(dir: &std::path::Path) -> io::Result<Vec<u8>> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let with_ec = |head: &[&'static str], tail: &[&'static str]| -> Vec<&'static str> {
+        head.iter().chain(&ec).chain(tail).copied().collect()
+    };
+    let steps = [
+        with_ec(
+            &["req", "-x509"],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-subj",
+                "/CN=directo-testkit-ca",
+            ],
+        ),
+        with_ec(
+            &["req"],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let output = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+    }
+    std::fs::read(dir.join("ca.crt"))
 }
 
 /// Every command a server executed since [`RedisServer::monitor`], as `MONITOR` prints them.
@@ -221,7 +384,7 @@ impl Drop for RedisServer {
 pub struct Monitor {
     lines: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
-    url: String,
+    client: redis::Client,
 }
 
 impl Monitor {
@@ -230,9 +393,7 @@ impl Monitor {
     pub async fn commands(&self) -> Vec<String> {
         let marker = format!("testkit-marker-{}", uuid::Uuid::new_v4().simple());
         let sent = async {
-            let mut connection = redis::Client::open(self.url.as_str())?
-                .get_multiplexed_async_connection()
-                .await?;
+            let mut connection = self.client.get_multiplexed_async_connection().await?;
             redis::cmd("ECHO")
                 .arg(&marker)
                 .query_async::<String>(&mut connection)
@@ -265,6 +426,7 @@ pub fn config(redis: &RedisServer, node: &str) -> ClusterConfig {
         format!("https://{node}.test:8443"),
         TEST_SECRET.to_vec(),
     );
+    config.tls_ca_pem = redis.ca_pem().map(<[u8]>::to_vec);
     config.timing = Timing {
         heartbeat: Duration::from_millis(250),
         lease: Duration::from_millis(1500),
