@@ -30,7 +30,7 @@
 //! | `{ns}:msg:admin` | channel | cluster-wide admin | — |
 //!
 //! Why this shape:
-//! - **Keys with `PX` leases plus a sorted-set index** ([`leased`]): the key's lease is the
+//! - **Keys with `PX` leases plus a sorted-set index** (`leased.rs`): the key's lease is the
 //!   truth, so a dead node's entries vanish by themselves; the index lists a stream's relays
 //!   or the cluster's nodes without `SCAN`. Redis 7.0 has no per-field hash expiry.
 //! - **Refreshed, not written once**: one pipeline per heartbeat rewrites every entry the
@@ -53,7 +53,7 @@
 //! - **A node dies**: its heartbeats stop; its record, claims, relays and counts expire
 //!   within `L`. Another publisher can then claim its streams. Dropping every [`Cluster`]
 //!   clone behaves the same; [`Cluster::shutdown`] removes everything at once.
-//! - **Redis is down or slow**: every call answers within the call timeout (1 s), with
+//! - **Redis is down or hung**: every call answers within the call timeout (1 s), with
 //!   [`ClusterError::Unavailable`] (the server answers `503` + `Retry-After`). The
 //!   heartbeat retries every `H`; [`ClusterEvent::RedisLost`] / [`ClusterEvent::RedisBack`]
 //!   report the transitions. Nothing needs restarting.
@@ -75,9 +75,18 @@
 //! The `redis` crate (redis-rs, maintained by Redis Inc.): its [`redis::aio::ConnectionManager`]
 //! reconnects by itself and multiplexes every command on one connection, pub/sub gets a
 //! dedicated connection we own (so re-subscription after a reconnect is ours to see and
-//! test), and `rediss://` uses rustls with ring (no OpenSSL; system roots). `fred` would also
-//! fit, but hides reconnection and re-subscription inside its own policies and brings more
-//! than this crate uses.
+//! test), and `rediss://` uses rustls with ring (no OpenSSL; the system's roots, or a private
+//! CA from [`ClusterConfig::tls_ca_pem`]). `fred` would also fit, but hides reconnection and
+//! re-subscription inside its own policies and brings more than this crate uses.
+//!
+//! # Cost
+//!
+//! Measured on loopback with `examples/cluster_timings.rs` (2 shared cores): 20 nodes
+//! refreshing 150 entries each (3000 entries a second) cost Redis about 4.5 % of a core; a
+//! claim or lookup is one round trip (~0.1 ms), a listing two (~0.5 ms for 50 relays). An
+//! empty Redis is refilled within one heartbeat (~0.9 s), a dead node is gone after one
+//! lease, and with Redis down a call answers in ~0.1 ms (refused) or at the call timeout
+//! (hung).
 
 mod audience;
 mod backend;

@@ -159,6 +159,30 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, as with a
+    /// hung Redis or a black-holed network.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let Some(child) = &self.child else {
+            panic!("redis-server is not running");
+        };
+        let sent = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status();
+        if !sent.is_ok_and(|status| status.success()) {
+            panic!("kill {signal} redis-server failed");
+        }
+    }
+
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
@@ -286,6 +310,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // A paused process still dies of SIGKILL; no resume needed.
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(tls) = &self.tls {
