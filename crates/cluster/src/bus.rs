@@ -151,14 +151,16 @@ impl Bus {
             self.connect().await?;
         }
         if !self.channels.contains_key(&channel) {
-            if self
-                .redis_subscribe(std::slice::from_ref(&channel))
-                .await
-                .is_err()
-            {
-                // The connection may have died unnoticed since the last ping: one fresh try.
-                self.connect().await?;
-                self.redis_subscribe(std::slice::from_ref(&channel)).await?;
+            let first = self.redis_subscribe(std::slice::from_ref(&channel)).await;
+            match first {
+                Ok(()) => {}
+                // A Redis that does not answer will not answer a second connection either.
+                Err(error) if error == self.backend.timed_out() => return Err(error),
+                Err(_) => {
+                    // The connection died unnoticed since the last ping: one fresh try.
+                    self.connect().await?;
+                    self.redis_subscribe(std::slice::from_ref(&channel)).await?;
+                }
             }
             self.channels.insert(
                 channel.clone(),
