@@ -1,5 +1,5 @@
-//! An origin claim is exclusive, held while its holder renews it, free once the holder stops,
-//! and released explicitly only by its holder.
+//! An origin claim is exclusive (one winner among racing publishers), held while its holder
+//! renews it, free once the holder stops, and released explicitly only by its holder.
 
 use directo_cluster::testkit::{RedisServer, config, wait_for};
 use directo_cluster::{Claim, Cluster};
@@ -83,5 +83,41 @@ async fn only_the_holder_releases_and_then_anyone_may_claim() -> anyhow::Result<
     // A clean shutdown releases the claims held.
     b.shutdown().await?;
     assert_eq!(a.origin_of("talk").await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_publishers_get_exactly_one_winner() -> anyhow::Result<()> {
+    let Some(redis) = RedisServer::start() else {
+        return Ok(());
+    };
+    let mut nodes = Vec::new();
+    for i in 0..8 {
+        nodes.push(Cluster::start(config(&redis, &format!("node-{i}"))).await?);
+    }
+    for round in 0..5 {
+        let stream = format!("race-{round}");
+        let claims = futures::future::join_all(nodes.iter().map(|node| {
+            let node = node.clone();
+            let stream = stream.clone();
+            tokio::spawn(async move { node.claim_origin(&stream).await })
+        }))
+        .await;
+        let mut winners = Vec::new();
+        let mut holders = Vec::new();
+        for (i, claim) in claims.into_iter().enumerate() {
+            match claim?? {
+                Claim::Acquired => winners.push(format!("node-{i}")),
+                Claim::HeldBy(holder) => holders.push(holder.node),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert!(
+            holders.iter().all(|holder| *holder == winners[0]),
+            "{holders:?}"
+        );
+        let origin = nodes[0].origin_of(&stream).await?.map(|o| o.node);
+        assert_eq!(origin.as_ref(), Some(&winners[0]));
+    }
     Ok(())
 }
