@@ -3,7 +3,8 @@
 # Chromium and Firefox ESR (browser tests), ffmpeg (recordings), Node.js/npm (the SDK and
 # browser tests), iproute2 (`ip`, `tc`: the simulcast tests narrow viewers' loopback links and
 # the Firefox tests run in a network namespace of their own, both of which need root),
-# coturn (the TURN relay tests);
+# coturn (the TURN relay tests), redis-server and openssl (the cluster tests start their own
+# Redis, one of them behind TLS);
 # Python packages for the interop suite go into tests/interop/.venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,6 +18,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v tc >/dev/null 2>&1 || [ -x /usr/sbin/tc ] || missing+=(iproute2)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]} (Debian packages)"
