@@ -131,7 +131,7 @@ fuzz_target!(|data: &[u8]| {
         }
         while stream.poll_output().is_some() {}
     }
-    let _ = stream.stats();
+    let _ = stream.stats(now);
     stream.remove_publisher(PUBLISHER, now);
     while stream.poll_output().is_some() {}
 });

@@ -914,7 +914,7 @@ impl Engine {
         {
             entry.sfu.set_publisher(id, tracks.clone(), now);
             entry.live_announced = true;
-            let recorded = recorded_tracks(&tracks, entry.sfu.top_video_ssrc());
+            let recorded = recorded_tracks(&tracks, entry.sfu.top_video_ssrc(now));
             let record = self
                 .record_overrides
                 .get(&stream)
@@ -930,7 +930,7 @@ impl Engine {
                 }
                 _ => {}
             }
-            let info = stream_info(&stream, entry);
+            let info = stream_info(&stream, entry, now);
             let _ = self.events.send(EngineEvent::Live(info));
             let viewers = entry.viewers.clone();
             for viewer in viewers {
@@ -1257,7 +1257,7 @@ impl Engine {
                 let mut list: Vec<StreamInfo> = self
                     .streams
                     .iter()
-                    .map(|(name, entry)| stream_info(name, entry))
+                    .map(|(name, entry)| stream_info(name, entry, now))
                     .collect();
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 let _ = reply.send(list);
@@ -1355,7 +1355,7 @@ impl Engine {
         if tracks.is_empty() {
             return;
         }
-        let tracks = recorded_tracks(&tracks, entry.sfu.top_video_ssrc());
+        let tracks = recorded_tracks(&tracks, entry.sfu.top_video_ssrc(now));
         match StreamRecording::start(dir, stream, &tracks, now) {
             Ok(recording) => {
                 match recording.video_ssrc() {
@@ -1747,8 +1747,8 @@ fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Result<(), Medi
     Ok(())
 }
 
-fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {
-    let stats = entry.sfu.stats();
+fn stream_info(name: &str, entry: &StreamEntry, now: Instant) -> StreamInfo {
+    let stats = entry.sfu.stats(now);
     let mut tracks: Vec<TrackInfo> = Vec::new();
     for track in entry.sfu.tracks() {
         let kind = kind_name(track.kind);
@@ -1759,7 +1759,7 @@ fn stream_info(name: &str, entry: &StreamEntry) -> StreamInfo {
         let layers = if track.rid.is_some() {
             entry
                 .sfu
-                .video_layers()
+                .video_layers(now)
                 .into_iter()
                 .filter_map(|(rid, _, _)| rid)
                 .collect()

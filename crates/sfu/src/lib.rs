@@ -40,6 +40,8 @@ mod sender_report;
 mod sequence;
 mod stats;
 mod stream;
+#[cfg(test)]
+mod test_clock;
 mod track;
 mod trendline;
 mod twcc;

@@ -137,10 +137,11 @@ pub(crate) enum Tick {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     #[test]
     fn a_probe_earns_its_rate_then_passes() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut probe = Probe::start(2, 400_000, t0);
         assert!(probe.running_for(2));
         let mut sent = 0.0;
@@ -163,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_late_timer_does_not_burst() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut probe = Probe::start(1, 1_000_000, t0);
         probe.tick(t0);
         let Tick::Send { budget, .. } = probe.tick(t0 + Duration::from_millis(500)) else {

@@ -72,10 +72,11 @@ impl RateWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     #[test]
     fn sliding_window_forgets_old_bytes() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut window = RateWindow::default();
         // 1000 bytes every 10 ms for 2 s = 100 kB/s = 800 kbit/s.
         for i in 0..200 {
@@ -88,6 +89,6 @@ mod tests {
 
     #[test]
     fn empty_window_is_zero() {
-        assert_eq!(RateWindow::default().bitrate_bps(Instant::now()), 0);
+        assert_eq!(RateWindow::default().bitrate_bps(test_clock::start()), 0);
     }
 }

@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::time::Instant;
-
 use common::*;
 use directo_sfu::{MediaKind, Stream};
 
 #[test]
 fn late_packets_fill_the_gap_they_left() {
-    let now = Instant::now();
+    let now = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 65_530, 7);
     stream.set_publisher(1, publisher.tracks(), now);
@@ -49,7 +47,7 @@ fn late_packets_fill_the_gap_they_left() {
 
 #[test]
 fn late_packets_from_before_the_keyframe_are_not_forwarded() {
-    let now = Instant::now();
+    let now = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 100, 7);
     stream.set_publisher(1, publisher.tracks(), now);

@@ -111,7 +111,7 @@ fn video_layers(outputs: &[directo_sfu::Output], viewer: PeerId) -> Vec<usize> {
 
 #[test]
 fn each_viewer_gets_its_layer_from_that_layers_keyframe() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Auto, t0);
     viewer(&mut stream, 11, Quality::Low, t0);
@@ -140,14 +140,14 @@ fn each_viewer_gets_its_layer_from_that_layers_keyframe() {
     assert_eq!(video_layers(&outputs, 10), vec![2, 2, 2, 2, 2, 2]);
     assert_eq!(video_layers(&outputs, 11), vec![0, 0]);
     assert_eq!(video_layers(&outputs, 12), vec![1, 1, 1, 1]);
-    assert_eq!(stream.subscriber_layer(10), Some((2, 3)));
-    assert_eq!(stream.subscriber_layer(11), Some((0, 3)));
-    assert_eq!(stream.top_video_ssrc(), Some(0x300));
+    assert_eq!(stream.subscriber_layer(10, t0 + ms(73)), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(11, t0 + ms(73)), Some((0, 3)));
+    assert_eq!(stream.top_video_ssrc(t0 + ms(73)), Some(0x300));
 }
 
 #[test]
 fn switching_waits_for_the_new_layers_keyframe_and_keeps_numbering_continuous() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Low, t0);
     drain(&mut stream);
@@ -181,7 +181,7 @@ fn switching_waits_for_the_new_layers_keyframe_and_keeps_numbering_continuous() 
     // The low layer's packet of that frame still went out first, then the top layer from
     // its keyframe on.
     assert_eq!(video_layers(&after_all, 10), vec![0, 2, 2, 2, 2, 2, 2]);
-    assert_eq!(stream.subscriber_layer(10), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(10, t0 + ms(133)), Some((2, 3)));
 
     // One numbering for the viewer across the switch: no gap, no repeat; time goes forward.
     sent.extend(before);
@@ -211,19 +211,19 @@ fn switching_waits_for_the_new_layers_keyframe_and_keeps_numbering_continuous() 
 
 #[test]
 fn loss_moves_one_viewer_down_and_leaves_the_others_alone() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Auto, t0);
     viewer(&mut stream, 11, Quality::Auto, t0);
     drain(&mut stream);
     let mut now = two_seconds(&mut stream, &mut publisher, t0);
-    let layers = stream.video_layers();
+    let layers = stream.video_layers(now);
     assert_eq!(layers.len(), 3);
     assert!(
         layers[0].2 < layers[1].2 && layers[1].2 < layers[2].2,
         "{layers:?}"
     );
-    assert_eq!(stream.subscriber_layer(10), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(10, now), Some((2, 3)));
 
     // Viewer 10 reports 40 % loss: it is moved down at the lower layer's keyframe.
     stream.on_receiver_report(10, 0x5000 + 10, 102, now);
@@ -242,12 +242,12 @@ fn loss_moves_one_viewer_down_and_leaves_the_others_alone() {
     );
     // The other viewer never noticed: still the top layer, and no keyframe was asked for it.
     assert_eq!(video_layers(&outputs, 11), vec![2, 2, 2]);
-    assert_eq!(stream.subscriber_layer(11), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(11, now), Some((2, 3)));
 }
 
 #[test]
 fn a_nack_after_a_switch_is_answered_from_the_new_layer() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Low, t0);
     feed(&mut stream, 1, publisher.frame([true; 3]), t0);
@@ -274,7 +274,7 @@ fn a_nack_after_a_switch_is_answered_from_the_new_layer() {
 
 #[test]
 fn layers_are_ranked_by_bitrate_whatever_their_names() {
-    let t0 = Instant::now();
+    let t0 = start();
     // Names that say nothing, in the wrong order: the biggest layer is published first.
     let rids = ["c", "b", "a"];
     let mut publisher = SimulcastPublisher::new(rids);
@@ -287,9 +287,9 @@ fn layers_are_ranked_by_bitrate_whatever_their_names() {
         feed(&mut stream, 1, publisher.frame([i == 0; 3]), now);
         now += ms(33);
     }
-    let ssrcs: Vec<u32> = stream.video_layers().iter().map(|l| l.1).collect();
+    let ssrcs: Vec<u32> = stream.video_layers(now).iter().map(|l| l.1).collect();
     assert_eq!(ssrcs, vec![0x100, 0x200, 0x300]);
-    assert_eq!(stream.top_video_ssrc(), Some(0x300));
+    assert_eq!(stream.top_video_ssrc(now), Some(0x300));
     // A recording keeping one layer asks that layer, and only it, for a keyframe.
     let later = now + KEYFRAME_REQUEST_INTERVAL;
     drain(&mut stream);
@@ -302,7 +302,7 @@ fn layers_are_ranked_by_bitrate_whatever_their_names() {
 
 #[test]
 fn a_layer_that_opens_late_joins_without_disturbing_the_viewers() {
-    let t0 = Instant::now();
+    let t0 = start();
     let rids = ["q", "h", "f"];
     let mut publisher = SimulcastPublisher::new(rids);
     let tracks = publisher.tracks(rids);
@@ -344,7 +344,7 @@ fn a_layer_that_opens_late_joins_without_disturbing_the_viewers() {
         },
         t0 + ms(70),
     );
-    assert_eq!(stream.video_layers().len(), 2);
+    assert_eq!(stream.video_layers(t0 + ms(70)).len(), 2);
 }
 
 /// The transport-wide extension id viewer 10 negotiates.
@@ -366,13 +366,13 @@ fn twcc_viewer_moved_down(t0: Instant) -> (Stream, SimulcastPublisher, Instant) 
     stream.on_receiver_report(10, 0x5000 + 10, 200, now);
     drain(&mut stream);
     feed(&mut stream, 1, publisher.frame([true; 3]), now);
-    assert_eq!(stream.subscriber_layer(10), Some((0, 3)));
+    assert_eq!(stream.subscriber_layer(10, now), Some((0, 3)));
     (stream, publisher, now)
 }
 
 #[test]
 fn moving_up_waits_for_a_probe_of_the_link() {
-    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(Instant::now());
+    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(start());
 
     // A clean link from now on: the estimate climbs, and the viewer moves up again — but
     // only after a second of probe traffic (packets it already got, sent again).
@@ -453,7 +453,7 @@ fn transport_feedback(base: u16, arrivals: &[i64]) -> TransportLayerCc {
 
 #[test]
 fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(t0);
     // The viewer reports every 100 ms: each packet arrives 20 ms after it left, until the
     // probe starts; from then on the link's queue grows by half of the time that passes.
@@ -504,7 +504,7 @@ fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
         "no keyframe asked for a layer the link cannot carry"
     );
     assert_eq!(
-        stream.subscriber_layer(10),
+        stream.subscriber_layer(10, now),
         Some((0, 3)),
         "still on the smallest layer"
     );

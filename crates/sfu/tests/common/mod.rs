@@ -1,6 +1,6 @@
 //! Test helpers shared by the behaviour tests: a simulated VP8 + Opus publisher that builds
-//! real payloads (valid VP8 payload descriptors), viewer configurations, and output
-//! draining. Each test file uses a subset, hence the `dead_code` allowance.
+//! real payloads (valid VP8 payload descriptors), viewer configurations, output draining, and
+//! the tests' one clock read. Each test file uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -13,6 +13,11 @@ use directo_sfu::{
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::Packet;
 use rtc::rtp::header::Header;
+
+#[path = "../../src/test_clock.rs"]
+mod test_clock;
+
+pub use test_clock::start;
 
 pub const PUBLISHER_VP8_PT: u8 = 96;
 pub const PUBLISHER_OPUS_PT: u8 = 111;
