@@ -83,6 +83,7 @@ impl Peer {
                 payload_types,
                 extensions,
                 quality: self.quality,
+                rtx: None,
             });
         }
         tracks

@@ -14,8 +14,12 @@ pub struct StreamStats {
     pub packets_out: u64,
     /// Padding-only packets dropped instead of forwarded.
     pub padding_dropped: u64,
-    /// Retransmissions sent in answer to viewers' NACKs.
+    /// Publisher packets dropped because they were received before (or are too old to tell).
+    pub duplicates_dropped: u64,
+    /// Retransmissions sent in answer to viewers' NACKs (over RTX).
     pub nacks_answered: u64,
+    /// Packets NACKed by viewers without RTX, which are never sent a packet twice.
+    pub nacks_unanswered: u64,
     /// Keyframe requests (PLI/FIR) sent to the publisher.
     pub keyframe_requests_sent: u64,
     /// Incoming bitrate in bits per second over the last ~2 seconds.

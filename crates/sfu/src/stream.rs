@@ -21,6 +21,7 @@ use crate::down_track::{DownTrack, DownTrackConfig};
 use crate::keyframe::is_keyframe_start;
 use crate::layers::{BandwidthEstimator, Quality, choose_layer, choose_temporal, rid_rank};
 use crate::probe::{MAX_PER_TICK, Probe, Tick};
+use crate::rtx::RtxBuffer;
 use crate::sender_report::SENDER_REPORT_INTERVAL;
 use crate::stats::{RateWindow, StreamStats};
 use crate::track::{PublishedTrack, UpTrack};
@@ -93,6 +94,13 @@ impl Subscriber {
         self.audio.iter_mut().chain(self.video.iter_mut())
     }
 
+    fn take_track(&mut self, kind: MediaKind) -> Option<DownTrack> {
+        match kind {
+            MediaKind::Audio => self.audio.take(),
+            MediaKind::Video => self.video.take(),
+        }
+    }
+
     /// Gives a packet leaving for this viewer its transport-wide sequence number.
     fn stamp(twcc: &mut Option<TransportCc>, packet: &mut Packet, now: Instant) {
         if let Some(twcc) = twcc {
@@ -125,6 +133,8 @@ pub struct Stream {
     outputs: VecDeque<Output>,
     stats: StreamStats,
     rate: RateWindow,
+    /// Where the payloads of RTX packets (retransmissions, probes) are written.
+    rtx_buffer: RtxBuffer,
 }
 
 impl Stream {
@@ -377,7 +387,7 @@ impl Stream {
         tracks: Vec<DownTrackConfig>,
         now: Instant,
     ) {
-        self.remove_subscriber(subscriber);
+        let mut previous = self.take_subscriber(subscriber);
         let twcc = tracks
             .iter()
             .find_map(|config| TransportCc::negotiated_id(&config.extensions))
@@ -401,7 +411,12 @@ impl Stream {
                 );
                 continue;
             }
-            *slot = Some(DownTrack::new(config));
+            let kind = config.kind;
+            let mut down_track = DownTrack::new(config);
+            if let Some(old) = previous.as_mut().and_then(|old| old.take_track(kind)) {
+                down_track.continue_from(old);
+            }
+            *slot = Some(down_track);
         }
         self.index.insert(subscriber, self.subscribers.len());
         self.subscribers.push(entry);
@@ -413,14 +428,17 @@ impl Stream {
 
     /// Removes a viewer; unknown ids are ignored.
     pub fn remove_subscriber(&mut self, subscriber: PeerId) {
-        let Some(position) = self.index.remove(&subscriber) else {
-            return;
-        };
-        self.subscribers.swap_remove(position);
+        self.take_subscriber(subscriber);
+    }
+
+    fn take_subscriber(&mut self, subscriber: PeerId) -> Option<Subscriber> {
+        let position = self.index.remove(&subscriber)?;
+        let taken = self.subscribers.swap_remove(position);
         if let Some(moved) = self.subscribers.get(position) {
             self.index.insert(moved.id, position);
         }
         self.refresh_waiting();
+        Some(taken)
     }
 
     /// How many viewers the stream has.
@@ -471,6 +489,13 @@ impl Stream {
         let Some(compacted) = up.compactor.compact(at.extended) else {
             return;
         };
+        if !up.cache.is_new(compacted) {
+            // Seen before (resent by the publisher, or doubled on the way), or too old for the
+            // cache to tell: forwarded again, it would reach a viewer with a sequence number
+            // it was already sent, under a new transport-wide number.
+            self.stats.duplicates_dropped += 1;
+            return;
+        }
         let kind = track.kind;
         let can_start = is_keyframe_start(track.codec, &packet.payload);
         let descriptor = if track.codec == Codec::Vp8 {
@@ -555,7 +580,9 @@ impl Stream {
     }
 
     /// A viewer's NACK for its down track `media_ssrc`; `lost` are sequence numbers in the
-    /// viewer's numbering. Answered from the track's NACK cache.
+    /// viewer's numbering. Answered from the track's NACK cache over the viewer's RTX stream.
+    /// A viewer without RTX is never sent a packet again (that would reuse its SRTP nonce):
+    /// when it lost a video packet it was sent, it gets a keyframe, asked for like its PLIs.
     pub fn on_nack(&mut self, subscriber: PeerId, media_ssrc: u32, lost: &[u16], now: Instant) {
         let Some(&position) = self.index.get(&subscriber) else {
             return;
@@ -574,8 +601,19 @@ impl Stream {
             return;
         };
         let cache = &self.up_tracks[index].cache;
+        if !down_track.has_rtx() {
+            self.stats.nacks_unanswered += lost.len() as u64;
+            let repair =
+                kind == MediaKind::Video && lost.iter().any(|&seq| down_track.was_sent(seq, cache));
+            if repair {
+                let layer = down_track.target.unwrap_or(index);
+                self.up_tracks[layer].keyframes.request();
+                self.run_timers(now);
+            }
+            return;
+        }
         for &seq in lost {
-            if let Some(mut packet) = down_track.retransmit(seq, cache, now) {
+            if let Some(mut packet) = down_track.retransmit(seq, cache, &mut self.rtx_buffer, now) {
                 Subscriber::stamp(&mut entry.twcc, &mut packet, now);
                 self.stats.nacks_answered += 1;
                 self.stats.packets_out += 1;
@@ -760,10 +798,13 @@ impl Stream {
         let rank = |layer: Option<usize>| layer.and_then(|l| ranked.iter().position(|&r| r == l));
         let subscriber = &mut self.subscribers[position];
         let id = subscriber.id;
-        let probes = subscriber.twcc.is_some();
+        let twcc = subscriber.twcc.is_some();
         let Some(video) = subscriber.video.as_mut() else {
             return;
         };
+        // A probe needs the viewer's transport feedback to judge it and its RTX stream to
+        // carry it; a viewer without either moves up on its estimate alone.
+        let probes = twcc && video.has_rtx();
         if let Probe::Running { layer, .. } = video.probe
             && Some(layer) != choice
         {
@@ -838,8 +879,8 @@ impl Stream {
         }
     }
 
-    /// Sends the running probes' duplicates that are due; a probe that ran its course lets
-    /// its viewer move up.
+    /// Sends the running probes' packets that are due (RTX copies of recent packets); a probe
+    /// that ran its course lets its viewer move up.
     fn run_probes(&mut self, now: Instant) {
         let mut next: Option<Instant> = None;
         let mut passed = Vec::new();
@@ -863,7 +904,8 @@ impl Stream {
                     {
                         let back = (cursor + tried) % PROBE_WINDOW;
                         tried += 1;
-                        let Some(mut packet) = video.duplicate(back, cache) else {
+                        let Some(mut packet) = video.probe_copy(back, cache, &mut self.rtx_buffer)
+                        else {
                             continue;
                         };
                         bytes += packet.payload.len() + RTP_OVERHEAD;
@@ -1009,7 +1051,7 @@ fn sending_bps(up_tracks: &[UpTrack], video: &DownTrack, now: Instant) -> u64 {
 
 /// A probe sends at least this much extra (the next layer's bitrate may not be measured yet).
 const MIN_PROBE_BPS: u64 = 100_000;
-/// A probe duplicates the viewer's last this many packets in turn.
+/// A probe copies the viewer's last this many packets in turn.
 const PROBE_WINDOW: u64 = 16;
 
 /// Simulcast layers kept at most.

@@ -13,19 +13,6 @@ use rtc::rtp::Packet;
 use rtc::rtp::header::Header;
 use rtc::shared::marshal::Marshal;
 
-/// A small deterministic generator, so failures reproduce.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) as u32
-    }
-}
-
 #[test]
 fn random_input_never_panics() {
     let mut rng = Lcg(7);

@@ -11,10 +11,6 @@ use directo_sfu::{
     Codec, KEYFRAME_REQUEST_INTERVAL, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack,
     Quality, Stream,
 };
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
-    PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
-    TransportLayerCc,
-};
 use rtc::rtp::Packet;
 
 const LAYERS: [(&str, u32, u16); 3] = [("q", 0x100, 1000), ("h", 0x200, 2000), ("f", 0x300, 3000)];
@@ -267,9 +263,7 @@ fn a_nack_after_a_switch_is_answered_from_the_new_layer() {
     stream.on_nack(10, 0x5000 + 10, &[lost], t0 + ms(50));
     let resent = rtp_for(&drain(&mut stream), 10, MediaKind::Video);
     assert_eq!(resent.len(), 1);
-    assert_eq!(resent[0].header.sequence_number, lost);
-    assert_eq!(resent[0].payload, top[1].payload);
-    assert_eq!(layer_of(&resent[0]), 2);
+    assert_eq!(unwrap_rtx(&resent[0]), (lost, top[1].payload.clone()));
 }
 
 #[test]
@@ -350,11 +344,15 @@ fn a_layer_that_opens_late_joins_without_disturbing_the_viewers() {
 /// The transport-wide extension id viewer 10 negotiates.
 const TWCC_ID: u8 = 7;
 
-/// Viewer 10, with transport-wide feedback, watched two seconds and was moved down to the
-/// smallest layer by heavy loss.
-fn twcc_viewer_moved_down(t0: Instant) -> (Stream, SimulcastPublisher, Instant) {
+/// Viewer 10, with transport-wide feedback (and RTX or not), watched two seconds and was moved
+/// down to the smallest layer by heavy loss.
+fn twcc_viewer_moved_down(t0: Instant, rtx: bool) -> (Stream, SimulcastPublisher, Instant) {
     let (mut stream, mut publisher) = setup(t0);
-    let mut tracks = viewer_tracks(10, 0x5000 + 10);
+    let mut tracks = if rtx {
+        viewer_tracks(10, 0x5000 + 10)
+    } else {
+        viewer_tracks_without_rtx(10, 0x5000 + 10)
+    };
     for track in &mut tracks {
         track
             .extensions
@@ -370,29 +368,46 @@ fn twcc_viewer_moved_down(t0: Instant) -> (Stream, SimulcastPublisher, Instant) 
     (stream, publisher, now)
 }
 
-#[test]
-fn moving_up_waits_for_a_probe_of_the_link() {
-    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(start());
-
-    // A clean link from now on: the estimate climbs, and the viewer moves up again — but
-    // only after a second of probe traffic (packets it already got, sent again).
-    let mut seen = std::collections::HashSet::new();
-    let mut first_duplicate = None;
+/// When viewer 10, on a clean link from `now` on, first got a probe packet, when the bigger
+/// layer was first asked for a keyframe, and when the viewer got it (within a minute).
+/// Every probe packet must be an RTX copy of a packet the viewer got, and no sequence number
+/// of its media SSRC may come twice.
+fn clean_link(
+    stream: &mut Stream,
+    publisher: &mut SimulcastPublisher,
+    mut now: Instant,
+) -> (Option<Instant>, Option<Instant>, Option<Instant>) {
+    let mut sent = std::collections::HashMap::new();
+    let mut first_probe = None;
     let mut first_request = None;
     let mut moved = None;
     let mut keyframe = [false; 3];
     for second in 0..60 {
         stream.on_receiver_report(10, 0x5000 + 10, 0, now);
         for _ in 0..30 {
-            let outputs = feed(&mut stream, 1, publisher.frame(keyframe), now);
+            let outputs = feed(stream, 1, publisher.frame(keyframe), now);
             keyframe = [false; 3];
             for packet in rtp_for(&outputs, 10, MediaKind::Video) {
-                if !seen.insert(packet.header.sequence_number) {
-                    first_duplicate.get_or_insert(now);
-                    assert_eq!(layer_of(&packet), 0, "probes repeat the current layer");
-                } else if layer_of(&packet) > 0 {
+                if packet.header.ssrc == rtx_ssrc(0x5000 + 10) {
+                    first_probe.get_or_insert(now);
+                    assert_eq!(packet.header.payload_type, VIEWER_RTX_PT);
+                    let (osn, payload) = unwrap_rtx(&packet);
+                    assert_eq!(
+                        sent.get(&osn),
+                        Some(&payload),
+                        "a probe packet is a copy of one the viewer got"
+                    );
+                    continue;
+                }
+                assert_eq!(packet.header.ssrc, 0x5000 + 10);
+                if layer_of(&packet) > 0 {
                     moved.get_or_insert(now);
                 }
+                let seq = packet.header.sequence_number;
+                assert!(
+                    sent.insert(seq, packet.payload).is_none(),
+                    "sequence number {seq} sent twice"
+                );
             }
             for (_, ssrc, _, _) in keyframe_requests(&outputs) {
                 let layer = LAYERS.iter().position(|l| l.1 == ssrc).unwrap();
@@ -408,9 +423,18 @@ fn moving_up_waits_for_a_probe_of_the_link() {
             break;
         }
     }
+    (first_probe, first_request, moved)
+}
+
+#[test]
+fn moving_up_waits_for_a_probe_of_the_link() {
+    let (mut stream, mut publisher, now) = twcc_viewer_moved_down(start(), true);
+    // A clean link from now on: the estimate climbs, and the viewer moves up again — but
+    // only after a second of probe traffic (packets it already got, copied over RTX).
+    let (probe, request, moved) = clean_link(&mut stream, &mut publisher, now);
     let (probe, request, moved) = (
-        first_duplicate.expect("probe traffic before moving up"),
-        first_request.expect("a keyframe request for the layer above"),
+        probe.expect("probe traffic before moving up"),
+        request.expect("a keyframe request for the layer above"),
         moved.expect("moved up"),
     );
     assert!(
@@ -421,43 +445,21 @@ fn moving_up_waits_for_a_probe_of_the_link() {
     assert!(moved >= request);
 }
 
-/// A transport feedback report: packets `base..base + arrivals.len()` arrived at those times
-/// (µs since some origin on the viewer's clock).
-fn transport_feedback(base: u16, arrivals: &[i64]) -> TransportLayerCc {
-    let reference = arrivals[0] / 64_000;
-    let mut last = reference * 64_000;
-    let recv_deltas = arrivals
-        .iter()
-        .map(|&at| {
-            let delta = (at - last) / 250 * 250;
-            last += delta;
-            RecvDelta {
-                type_tcc_packet: SymbolTypeTcc::PacketReceivedLargeDelta,
-                delta,
-            }
-        })
-        .collect();
-    TransportLayerCc {
-        base_sequence_number: base,
-        packet_status_count: arrivals.len() as u16,
-        reference_time: reference as u32,
-        packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
-            type_tcc: StatusChunkTypeTcc::RunLengthChunk,
-            packet_status_symbol: SymbolTypeTcc::PacketReceivedLargeDelta,
-            run_length: arrivals.len() as u16,
-        })],
-        recv_deltas,
-        ..Default::default()
-    }
+#[test]
+fn a_viewer_without_rtx_moves_up_unprobed() {
+    let (mut stream, mut publisher, now) = twcc_viewer_moved_down(start(), false);
+    // Probe packets would need its RTX stream: it moves up on its estimate alone.
+    let (probe, request, moved) = clean_link(&mut stream, &mut publisher, now);
+    assert_eq!(probe, None);
+    assert!(request.is_some() && moved.is_some());
 }
 
 #[test]
 fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
     let t0 = start();
-    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(t0);
+    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(t0, true);
     // The viewer reports every 100 ms: each packet arrives 20 ms after it left, until the
     // probe starts; from then on the link's queue grows by half of the time that passes.
-    let mut seen = std::collections::HashSet::new();
     let mut pending: Vec<(u16, Instant)> = Vec::new();
     let mut probe_started = None;
     let mut asked_up = false;
@@ -468,7 +470,7 @@ fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
             for packet in rtp_for(&outputs, 10, MediaKind::Video) {
                 let ext = packet.header.get_extension(TWCC_ID).expect("stamped");
                 pending.push((u16::from_be_bytes([ext[0], ext[1]]), now));
-                if !seen.insert(packet.header.sequence_number) {
+                if packet.header.ssrc == rtx_ssrc(0x5000 + 10) {
                     probe_started.get_or_insert(now);
                 }
             }
