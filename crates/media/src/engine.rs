@@ -27,7 +27,8 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
@@ -1722,7 +1723,10 @@ fn recorded_tracks(published: &[PublishedTrack], top_video: Option<u32>) -> Vec<
 
 /// Add one send-only track of `kind` in `codec` to a viewer's peer connection.
 fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Result<(), MediaError> {
-    let ssrc = rand::rng().random::<u32>();
+    let ssrc = peer.unused_ssrc(&[]);
+    // Video resends lost packets and probes over RTX; `rtc` drops it if the viewer does not
+    // negotiate RTX.
+    let rtx_ssrc = (kind == MediaKind::Video).then(|| peer.unused_ssrc(&[ssrc]));
     let track = MediaStreamTrack::new(
         format!("directo-{}", peer.stream),
         format!("{}-{}", kind_name(kind), peer.session),
@@ -1731,6 +1735,7 @@ fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Result<(), Medi
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
+                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                 ..Default::default()
             },
             codec: rtc_codec(codec),
@@ -1743,6 +1748,7 @@ fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Result<(), Medi
         kind,
         id: sender,
         ssrc,
+        rtx_ssrc,
     });
     Ok(())
 }
