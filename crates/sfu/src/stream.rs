@@ -35,7 +35,8 @@ pub type PeerId = u64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// One RTP packet to write to a subscriber's down track (SSRC/seq/ts/PT/extensions
-    /// already rewritten).
+    /// already rewritten): on the track's media SSRC, or on its RTX SSRC for a retransmission
+    /// or a probe.
     Rtp {
         /// The viewer to send it to.
         subscriber: PeerId,
