@@ -1,6 +1,7 @@
 //! Answering a viewer's NACK from the track's shared NACK cache (`Stream::on_nack`): 16 lost
-//! packets looked up and re-munged for one viewer among 100, with time moving on between
-//! rounds so the per-viewer retransmission throttle never suppresses the answer.
+//! packets looked up, re-munged and wrapped as RTX packets (payload copied behind the original
+//! sequence number) for one viewer among 100, with time moving on between rounds so the
+//! per-viewer retransmission throttle never suppresses the answer.
 
 mod common;
 

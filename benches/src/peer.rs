@@ -7,7 +7,8 @@
 //! events and inbound messages and calls it at the deadlines it asks for.
 //!
 //! Peers register just Opus (111) and VP8 (96), with the feedback a browser offers on video
-//! (NACK, PLI, FIR; viewers also transport-wide congestion control), and prefer SRTP
+//! (NACK, PLI, FIR; viewers also transport-wide congestion control and VP8's RTX format on 97,
+//! which carries the server's probes), and prefer SRTP
 //! AEAD_AES_128_GCM. The publisher carries the NACK responder, sender reports and a tap that
 //! surfaces PLI/FIR. Viewers, which must stay cheap by the thousand, read RTP off their socket
 //! themselves once DTLS is done: the connection hands over a receive SRTP context (the one
@@ -23,7 +24,7 @@ use bytes::BytesMut;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{NackResponderBuilder, Registry, SenderReportBuilder, Slot};
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -43,7 +44,7 @@ use tokio::net::UdpSocket;
 use crate::error::{LoadError, Result};
 use crate::keyframe_tap::KeyframeRequestTap;
 use crate::rx_stamp;
-use crate::synth::{OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
+use crate::synth::{OPUS_PAYLOAD_TYPE, RTX_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 
 /// Interceptor slot after every built-in one, so the tap sees RTCP last.
 const KEYFRAME_TAP_SLOT: usize = 14_000;
@@ -119,10 +120,26 @@ pub fn build_peer_connection(role: Role, now: Instant) -> Result<RTCPeerConnecti
         },
         RtpCodecKind::Video,
     )?;
-    if let Role::Viewer { transport_cc: true } = role {
-        // Viewers ask for transport-wide congestion control as browsers do, so the server
-        // numbers every packet and reads their feedback (`twcc_feedback`).
-        directo_sfu::negotiate_transport_cc(&mut media_engine)?;
+    if let Role::Viewer { transport_cc } = role {
+        // RTX as browsers offer it: the server probes a viewer's link with RTX packets only.
+        media_engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_RTX.to_owned(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: format!("apt={VP8_PAYLOAD_TYPE}"),
+                    rtcp_feedback: Vec::new(),
+                },
+                payload_type: RTX_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )?;
+        if transport_cc {
+            // Viewers ask for transport-wide congestion control as browsers do, so the server
+            // numbers every packet and reads their feedback (`twcc_feedback`).
+            directo_sfu::negotiate_transport_cc(&mut media_engine)?;
+        }
     }
     if role == Role::Publisher {
         // A simulcast publisher tags its layers with MID and RID (RFC 8852).

@@ -125,6 +125,10 @@ pub struct Report {
     /// between (holes a decoder would wait on).
     #[serde(default)]
     pub picture_id_gaps: u64,
+    /// RTX packets all viewers received: probe traffic before a move up a simulcast layer (the
+    /// generator's viewers send no NACKs).
+    #[serde(default)]
+    pub probe_packets: u64,
     /// Publisher send to viewer receive, per packet.
     pub latency_ms: Percentiles,
     /// Join request to first keyframe, per viewer.
@@ -314,6 +318,7 @@ impl Report {
             constrained_temporal_layers: constrained_temporal,
             other_temporal_layers: other_temporal,
             picture_id_gaps: viewers.iter().map(|v| v.picture_gaps).sum(),
+            probe_packets: viewers.iter().map(|v| v.probe_packets).sum(),
             latency_ms: histogram_percentiles(&latency),
             join_ms: sorted_percentiles(joins),
             connect_ms: sorted_percentiles(connects),

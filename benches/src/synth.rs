@@ -27,6 +27,8 @@ use crate::stamp::{STAMP_LEN, SendTimes, write_stamp};
 pub const VP8_PAYLOAD_TYPE: u8 = 96;
 /// The payload type the generator offers Opus with (Chrome's choice too).
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// The payload type viewers offer VP8's RTX format with (RFC 4588), as Chrome does.
+pub const RTX_PAYLOAD_TYPE: u8 = 97;
 
 /// VP8 descriptor length we write: flags, extension flags, two PictureID bytes, TL0PICIDX,
 /// TID/Y.

@@ -4,7 +4,9 @@
 //! of every stamped packet, and the time from its join request to its first keyframe.
 //!
 //! Like a browser it sends transport-wide congestion control feedback every 100 ms when the
-//! server negotiates it. It answers nothing else itself beyond what its interceptors do,
+//! server negotiates it, and offers RTX for VP8 so that the server can probe its link before
+//! moving it up a simulcast layer (probe packets come over RTX; with no NACKs sent, nothing
+//! else does). It answers nothing else itself beyond what its interceptors do,
 //! except PLIs, as a browser sends them: at once when video arrives that it cannot start
 //! decoding (inter frames before any keyframe, as a server that does not gate on keyframes
 //! forwards them), and when video has not started or has stalled for a while.
@@ -31,7 +33,9 @@ use crate::histogram::Histogram;
 use crate::janus::{JanusSession, KEEPALIVE_INTERVAL};
 use crate::peer::{Peer, PeerApp, Role, drive};
 use crate::stamp::{SendTimes, read_stamp};
-use crate::synth::{VP8_PAYLOAD_TYPE, is_vp8_keyframe_start, keyframe_width, vp8_picture};
+use crate::synth::{
+    RTX_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, is_vp8_keyframe_start, keyframe_width, vp8_picture,
+};
 use crate::twcc_feedback::{FEEDBACK_INTERVAL, TwccRecorder, negotiated_id};
 use crate::whip::{Session, delete_session, post_offer};
 
@@ -160,6 +164,8 @@ pub struct ViewerStats {
     /// lost in between: a hole a decoder would wait on (frames dropped for this viewer must
     /// be renumbered away).
     pub picture_gaps: u64,
+    /// RTX packets received: the server's probes of its link.
+    pub probe_packets: u64,
 }
 
 /// Counters every viewer of a run adds to, read by the run for its measurement window.
@@ -233,6 +239,11 @@ impl ViewerApp {
             && ext.len() >= 2
         {
             recorder.record(u16::from_be_bytes([ext[0], ext[1]]), now);
+        }
+        if packet.header.payload_type == RTX_PAYLOAD_TYPE {
+            // A probe: a copy of a packet already counted, on the RTX SSRC.
+            self.stats.probe_packets += 1;
+            return;
         }
         let video = packet.header.payload_type == VP8_PAYLOAD_TYPE;
         let counter = if video {

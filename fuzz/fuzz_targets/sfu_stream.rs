@@ -8,8 +8,8 @@ mod common;
 
 use common::Input;
 use directo_sfu::{
-    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PublishedTrack, Quality, Stream,
-    is_keyframe_start,
+    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PublishedTrack, Quality, RtxConfig,
+    Stream, is_keyframe_start,
 };
 use libfuzzer_sys::fuzz_target;
 use rtc::rtp::Packet;
@@ -54,6 +54,7 @@ fn viewer_tracks(base: u32) -> Vec<DownTrackConfig> {
             payload_types: vec![(Codec::Opus, 111)],
             extensions: vec![(1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level".into())],
             quality: Quality::Auto,
+            rtx: None,
         },
         DownTrackConfig {
             kind: MediaKind::Video,
@@ -61,6 +62,10 @@ fn viewer_tracks(base: u32) -> Vec<DownTrackConfig> {
             payload_types: vec![(Codec::Vp8, 96), (Codec::Vp9, 98), (Codec::H264, 102)],
             extensions: vec![(4, "urn:ietf:params:rtp-hdrext:sdes:mid".into())],
             quality: Quality::Auto,
+            rtx: Some(RtxConfig {
+                ssrc: base + 2,
+                payload_types: vec![(96, 97), (98, 99), (102, 103)],
+            }),
         },
     ]
 }
@@ -131,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
         }
         while stream.poll_output().is_some() {}
     }
-    let _ = stream.stats();
+    let _ = stream.stats(now);
     stream.remove_publisher(PUBLISHER, now);
     while stream.poll_output().is_some() {}
 });

@@ -19,6 +19,7 @@ mod error;
 pub mod ffmpeg;
 mod http;
 mod keyframe_request;
+mod lossy_link;
 mod media_publisher;
 mod media_source;
 mod offers;

@@ -298,6 +298,7 @@ impl MediaPublisher {
             ],
             keyframe_requests: true,
             on_track: None,
+            lossy_link: None,
         })
         .await?;
         let video_ssrc = rand::random::<u32>() | 1;

@@ -1,19 +1,23 @@
 //! Builds a `webrtc` peer connection the way every test client needs one, and waits on it.
 //!
 //! Clients bind UDP on 127.0.0.1 only, register just the codecs they mean to offer (Opus and
-//! VP8, with the feedback a browser offers), and do non-trickle ICE: an offer or answer is
-//! handed over only once gathering is complete, as WHIP/WHEP without trickle expect.
+//! VP8, with the feedback a browser offers; viewers also VP8's RTX format, as browsers offer
+//! it), and do non-trickle ICE: an offer or answer is handed over only once gathering is
+//! complete, as WHIP/WHEP without trickle expect.
 
 use crate::chat::{CHAT_LABEL, ChatMember};
 use crate::error::{ClientError, Result};
 use crate::keyframe_request::KeyframeRequestTap;
+use crate::lossy_link::{LOSSY_LINK_SLOT, LossyLink};
 use crate::settling_runtime::SettlingRuntime;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
 use rtc::rtp_transceiver::PayloadType;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,6 +32,8 @@ use webrtc::peer_connection::{
 pub(crate) const VP8_PAYLOAD_TYPE: PayloadType = 96;
 /// The payload type clients offer Opus with (Chrome's choice too).
 pub(crate) const OPUS_PAYLOAD_TYPE: PayloadType = 111;
+/// The payload type viewers offer VP8's RTX format with (Chrome's choice too).
+pub(crate) const RTX_PAYLOAD_TYPE: PayloadType = 97;
 
 /// Interceptor slot after every default one, so the tap sees RTCP last.
 const KEYFRAME_TAP_SLOT: usize = 14_000;
@@ -93,6 +99,21 @@ pub(crate) fn default_codecs() -> Vec<CodecSpec> {
     ]
 }
 
+/// VP8's RTX format (RFC 4588): retransmissions on a stream of their own.
+pub(crate) fn rtx_codec() -> CodecSpec {
+    CodecSpec {
+        codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_RTX.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={VP8_PAYLOAD_TYPE}"),
+            rtcp_feedback: Vec::new(),
+        },
+        payload_type: RTX_PAYLOAD_TYPE,
+        kind: RtpCodecKind::Video,
+    }
+}
+
 /// Called, from the peer's driver task, with every remote track as it opens. Must not block.
 pub(crate) type TrackSink = Box<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
 
@@ -102,6 +123,9 @@ pub(crate) struct PeerSetup {
     /// Surface inbound PLI/FIR on `TrackLocal::poll` (publishers).
     pub keyframe_requests: bool,
     pub on_track: Option<TrackSink>,
+    /// Drop every n-th inbound VP8 packet before the chain sees it (a lossy link), counting
+    /// the drops here.
+    pub lossy_link: Option<(u64, Arc<AtomicU64>)>,
 }
 
 /// The states a peer went through, as the event handler saw them.
@@ -161,6 +185,12 @@ pub(crate) async fn build_peer(setup: PeerSetup) -> Result<(Arc<dyn PeerConnecti
         registry = registry.with(
             rtc::interceptor::Slot::from(KEYFRAME_TAP_SLOT),
             KeyframeRequestTap::default(),
+        );
+    }
+    if let Some((every, dropped)) = setup.lossy_link {
+        registry = registry.with(
+            rtc::interceptor::Slot::from(LOSSY_LINK_SLOT),
+            LossyLink::new(every, dropped),
         );
     }
 

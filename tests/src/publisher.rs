@@ -133,6 +133,7 @@ impl Publisher {
             codecs: default_codecs(),
             keyframe_requests: true,
             on_track: None,
+            lossy_link: None,
         })
         .await?;
         let video_ssrc = rand::random::<u32>() | 1;

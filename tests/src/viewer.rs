@@ -3,14 +3,16 @@
 //! Per kind it keeps every RTP header (sequence number, timestamp, SSRC, marker) in arrival
 //! order, whether each video packet starts a VP8 keyframe, and when the first keyframe came.
 //! Recording headers can be turned off for load tests, leaving only counters. With `chat` on,
-//! the offer also carries a `chat` data channel, read by a [`ChatMember`].
+//! the offer also carries a `chat` data channel, read by a [`ChatMember`]. Like a browser it
+//! offers RTX for VP8 (unless told not to); `webrtc` puts packets that come back over RTX
+//! into the video track under their original sequence numbers.
 
 use crate::chat::ChatMember;
 use crate::error::{ClientError, Result};
 use crate::http::{Session, delete_session, post_offer, with_name};
 use crate::peer::{
     PeerEvents, PeerSetup, build_peer, default_codecs, local_answer, local_offer,
-    open_chat_channel, remote_answer,
+    open_chat_channel, remote_answer, rtx_codec,
 };
 use crate::rtp_log::{MediaKind, RtpRecord, TrackLog};
 use crate::vp8::{is_keyframe_start, parse_descriptor};
@@ -18,6 +20,7 @@ use reqwest::Client;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -34,6 +37,10 @@ pub struct ViewerConfig {
     pub name: Option<String>,
     /// The `Authorization: Bearer` credential on WHEP: a moderator key or an access token.
     pub bearer: Option<String>,
+    /// Offer RTX for VP8, as browsers do (off: a client that did not).
+    pub rtx: bool,
+    /// Lose every n-th VP8 packet on the way in, before the client's NACK generator sees it.
+    pub lose_every_nth_video: Option<u64>,
 }
 
 impl Default for ViewerConfig {
@@ -43,6 +50,8 @@ impl Default for ViewerConfig {
             chat: false,
             name: None,
             bearer: None,
+            rtx: true,
+            lose_every_nth_video: None,
         }
     }
 }
@@ -54,7 +63,7 @@ impl ViewerConfig {
             record_headers: false,
             chat: true,
             name: Some(name.to_owned()),
-            bearer: None,
+            ..ViewerConfig::default()
         }
     }
 }
@@ -101,6 +110,8 @@ pub struct Viewer {
     created: Instant,
     chat: Option<ChatMember>,
     config: ViewerConfig,
+    /// VP8 packets its lossy link dropped.
+    video_lost: Arc<AtomicU64>,
 }
 
 impl Viewer {
@@ -116,8 +127,16 @@ impl Viewer {
         });
         let sink_shared = Arc::clone(&shared);
         let chat = config.chat;
+        let mut codecs = default_codecs();
+        if config.rtx {
+            codecs.push(rtx_codec());
+        }
+        let video_lost = Arc::new(AtomicU64::new(0));
         let (pc, events) = build_peer(PeerSetup {
-            codecs: default_codecs(),
+            codecs,
+            lossy_link: config
+                .lose_every_nth_video
+                .map(|every| (every, Arc::clone(&video_lost))),
             keyframe_requests: false,
             on_track: Some(Box::new(move |track| {
                 tokio::spawn(read_track(track, Arc::clone(&sink_shared)));
@@ -137,6 +156,7 @@ impl Viewer {
             created: Instant::now(),
             chat,
             config,
+            video_lost,
         })
     }
 
@@ -223,6 +243,11 @@ impl Viewer {
     /// Packets received of one kind.
     pub fn packets(&self, kind: MediaKind) -> u64 {
         self.shared.report().track(kind).packets
+    }
+
+    /// VP8 packets its lossy link dropped (`lose_every_nth_video`).
+    pub fn video_lost(&self) -> u64 {
+        self.video_lost.load(Ordering::Relaxed)
     }
 
     /// Keyframe starts received.

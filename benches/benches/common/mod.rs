@@ -9,7 +9,8 @@ use criterion::Criterion;
 use directo_benches::stamp::SendTimes;
 use directo_benches::synth::{VP8_PAYLOAD_TYPE, VideoShape, VideoSource};
 use directo_sfu::{
-    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack, Quality, Stream,
+    Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack, Quality,
+    RtxConfig, Stream,
 };
 use rtc::rtp::Packet;
 
@@ -103,6 +104,10 @@ pub fn stream_with_viewers(viewers: u64, now: Instant) -> (Stream, PacketSource)
                     payload_types: vec![(Codec::Vp8, 96)],
                     extensions: vec![],
                     quality: Quality::Auto,
+                    rtx: Some(RtxConfig {
+                        ssrc: 0x4000_0000 + index as u32,
+                        payload_types: vec![(96, 97)],
+                    }),
                 },
                 DownTrackConfig {
                     kind: MediaKind::Audio,
@@ -110,6 +115,7 @@ pub fn stream_with_viewers(viewers: u64, now: Instant) -> (Stream, PacketSource)
                     payload_types: vec![(Codec::Opus, 111)],
                     extensions: vec![],
                     quality: Quality::Auto,
+                    rtx: None,
                 },
             ],
             now,

@@ -5,11 +5,14 @@
 //! send-side ones: retransmissions come from the one shared NACK cache in `directo-sfu`,
 //! sender reports are derived from the publisher's, and transport-wide sequence numbers are
 //! stamped and their feedback read by the SFU, so nothing is buffered per viewer in `rtc`.
+//! Viewers are offered RTX (RFC 4588) for every video codec: their retransmissions and probe
+//! traffic go over it, never again on the media SSRC, where a sequence number sent twice would
+//! reuse an SRTP nonce.
 
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::RTCDtlsRole;
@@ -45,8 +48,8 @@ fn video_feedback() -> Vec<RTCPFeedback> {
         .collect()
 }
 
-/// The codecs Directo forwards. No RTX: retransmissions travel on the media SSRC, which keeps
-/// one sequence space per track and one NACK cache.
+/// The codecs Directo forwards. Publishers are offered no RTX: their retransmissions arrive on
+/// the media SSRC, which keeps one sequence space per track and one NACK cache.
 fn codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     let video = |mime: &str, fmtp: &str, payload_type: u8| {
         (
@@ -109,6 +112,32 @@ pub(crate) fn rtc_codec(codec: directo_sfu::Codec) -> RTCRtpCodec {
             ..c
         })
         .unwrap_or_default()
+}
+
+/// A viewer's RTX format for each video codec, at the payload type after the codec's (`apt`
+/// names the codec, RFC 4588), as `rtc`'s own defaults pair them.
+fn rtx_codecs() -> Vec<RTCRtpCodecParameters> {
+    codecs()
+        .into_iter()
+        .filter(|(_, kind)| *kind == RtpCodecKind::Video)
+        .map(|(codec, _)| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={}", codec.payload_type),
+                rtcp_feedback: vec![],
+            },
+            payload_type: codec.payload_type + 1,
+        })
+        .collect()
+}
+
+/// The associated payload type (`apt`) of an RTX format's fmtp line, e.g. `apt=96;rtx-time=3000`.
+pub(crate) fn rtx_apt(fmtp: &str) -> Option<u8> {
+    fmtp.split(';')
+        .find_map(|parameter| parameter.trim().strip_prefix("apt="))
+        .and_then(|apt| apt.trim().parse().ok())
 }
 
 /// The MIME types a client may offer for video, for error messages.
@@ -194,6 +223,11 @@ pub(crate) fn build_peer_connection(
     for (codec, kind) in codecs() {
         media_engine.register_codec(codec, kind)?;
     }
+    if role == PeerRole::Viewer {
+        for codec in rtx_codecs() {
+            media_engine.register_codec(codec, RtpCodecKind::Video)?;
+        }
+    }
     let extensions = match role {
         PeerRole::Publisher => PUBLISHER_EXTENSIONS,
         PeerRole::Viewer => VIEWER_EXTENSIONS,
@@ -225,4 +259,40 @@ pub(crate) fn build_peer_connection(
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .build(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_video_codec_has_an_rtx_format_on_a_payload_type_of_its_own() {
+        let rtx = rtx_codecs();
+        let video: Vec<u8> = codecs()
+            .iter()
+            .filter(|(_, kind)| *kind == RtpCodecKind::Video)
+            .map(|(codec, _)| codec.payload_type)
+            .collect();
+        assert_eq!(rtx.len(), video.len());
+        let mut all: Vec<u8> = codecs()
+            .iter()
+            .map(|(codec, _)| codec.payload_type)
+            .collect();
+        for format in &rtx {
+            assert!(video.contains(&rtx_apt(&format.rtp_codec.sdp_fmtp_line).unwrap()));
+            all.push(format.payload_type);
+        }
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count, "payload types collide");
+    }
+
+    #[test]
+    fn reads_the_apt_among_other_parameters() {
+        assert_eq!(rtx_apt("apt=96"), Some(96));
+        assert_eq!(rtx_apt("rtx-time=3000; apt=102"), Some(102));
+        assert_eq!(rtx_apt("rtx-time=3000"), None);
+        assert_eq!(rtx_apt("apt=x"), None);
+    }
 }

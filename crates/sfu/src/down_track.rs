@@ -1,7 +1,11 @@
 //! A down track: everything one viewer's copy of one track needs, and nothing shared. It
 //! picks the viewer's payload type, translates header extensions, munges sequence numbers
-//! and timestamps, answers NACKs from the track's shared cache, and builds this viewer's
-//! sender reports.
+//! and timestamps, answers NACKs from the track's shared cache over the viewer's RTX stream,
+//! copies recent packets there as probe traffic, and builds this viewer's sender reports.
+//!
+//! Every packet it emits takes a (SSRC, sequence number) pair the viewer has not been sent
+//! before: a live packet its own number on the media SSRC, exactly once; a retransmission or a
+//! probe the next number of the RTX stream. A viewer without RTX gets neither (see `rtx`).
 //!
 //! Keeping this state in its own type is what lets subscribers later be sharded over
 //! worker threads (a shard owns its down tracks outright) and lets a simulcast layer
@@ -19,6 +23,7 @@ use crate::layers::{BandwidthEstimator, Quality};
 use crate::munger::{Munged, RtpMunger};
 use crate::nack_cache::NackCache;
 use crate::probe::Probe;
+use crate::rtx::{RtxBuffer, RtxConfig, RtxStream};
 use crate::sender_report::ClockMapping;
 use crate::track::PublishedTrack;
 use crate::vp8::{self, Descriptor, PicturePatch, TemporalFilter, Verdict};
@@ -43,6 +48,9 @@ pub struct DownTrackConfig {
     pub extensions: Vec<(u8, String)>,
     /// The simulcast layer the viewer wants (video; ignored without simulcast).
     pub quality: Quality,
+    /// Retransmissions over RTX, when the viewer negotiated it; without, lost packets are
+    /// never resent and the link is never probed.
+    pub rtx: Option<RtxConfig>,
 }
 
 /// Per-viewer forwarding state of one track.
@@ -58,11 +66,14 @@ pub(crate) struct DownTrack {
     extensions: ExtensionMap,
     munger: RtpMunger,
     mismatch_reported: Option<Codec>,
+    /// Live packets and payload bytes sent on the media SSRC (RTX has its own stream).
     packets_sent: u32,
     octets_sent: u32,
     /// Compacted sequence number and time of recent retransmissions, allocated on the
     /// first NACK.
     resent: Vec<Option<(u64, Instant)>>,
+    /// Where retransmissions and probe packets go, when the viewer negotiated RTX.
+    rtx: Option<RtxStream>,
     /// The stream's track (index) this down track is bound to: for simulcast video, the
     /// layer the viewer is getting.
     pub(crate) layer: Option<usize>,
@@ -83,6 +94,7 @@ impl DownTrack {
     pub(crate) fn new(config: DownTrackConfig) -> Self {
         Self {
             quality: config.quality,
+            rtx: config.rtx.clone().map(RtxStream::new),
             config,
             payload_type: None,
             clock_rate: 0,
@@ -111,6 +123,27 @@ impl DownTrack {
         self.config.ssrc
     }
 
+    /// Whether packets of the current source can be resent (and probed with) over RTX.
+    pub(crate) fn has_rtx(&self) -> bool {
+        self.rtx.as_ref().is_some_and(RtxStream::is_active)
+    }
+
+    /// Takes over what the viewer was sent on `previous`, the down track this one replaces
+    /// (the viewer was subscribed again, e.g. after a renegotiation): on the same SSRCs the
+    /// numbering resumes after the last packet sent, as after a publisher change, so that no
+    /// (SSRC, sequence number) is used twice.
+    pub(crate) fn continue_from(&mut self, previous: DownTrack) {
+        if previous.config.ssrc == self.config.ssrc {
+            self.munger = previous.munger;
+            self.munger.new_source();
+            self.packets_sent = previous.packets_sent;
+            self.octets_sent = previous.octets_sent;
+        }
+        if let (Some(rtx), Some(old)) = (self.rtx.as_mut(), previous.rtx.as_ref()) {
+            rtx.continue_from(old);
+        }
+    }
+
     /// Binds to a new publisher generation's track, or to another simulcast layer, given as
     /// its index in the stream and the track (or to none). The viewer's numbering resumes at
     /// the new source's next start packet. Returns the codec to report as a mismatch the
@@ -122,6 +155,9 @@ impl DownTrack {
         self.layer = source.map(|(index, _)| index);
         let Some((_, track)) = source else {
             self.payload_type = None;
+            if let Some(rtx) = &mut self.rtx {
+                rtx.bind(None);
+            }
             return None;
         };
         self.clock_rate = track.codec.clock_rate();
@@ -133,6 +169,9 @@ impl DownTrack {
             .iter()
             .find(|(codec, _)| *codec == track.codec)
             .map(|(_, payload_type)| *payload_type);
+        if let Some(rtx) = &mut self.rtx {
+            rtx.bind(self.payload_type);
+        }
         if self.payload_type.is_none() && self.mismatch_reported != Some(track.codec) {
             self.mismatch_reported = Some(track.codec);
             return Some(track.codec);
@@ -186,18 +225,30 @@ impl DownTrack {
             self.clock_rate,
             now,
         )?;
+        self.packets_sent = self.packets_sent.wrapping_add(1);
+        self.octets_sent = self.octets_sent.wrapping_add(packet.payload.len() as u32);
         Some(self.rewrite(packet, payload_type, munged))
     }
 
-    /// The retransmission of the packet the viewer NACKed as `viewer_seq`, if the cache
-    /// still holds it, the viewer was meant to get it, and it was not resent just now.
+    /// Whether `viewer_seq` names a packet this viewer was sent that the cache still holds:
+    /// what a NACK of a viewer without RTX says was lost on its link.
+    pub(crate) fn was_sent(&self, viewer_seq: u16, cache: &NackCache) -> bool {
+        self.munger
+            .to_compacted(viewer_seq)
+            .is_some_and(|compacted| cache.get(compacted).is_some())
+    }
+
+    /// The retransmission, as an RTX packet, of the packet the viewer NACKed as `viewer_seq`,
+    /// if the viewer has RTX, the cache still holds the packet, the viewer was meant to get
+    /// it, and it was not resent just now.
     pub(crate) fn retransmit(
         &mut self,
         viewer_seq: u16,
         cache: &NackCache,
+        buffer: &mut RtxBuffer,
         now: Instant,
     ) -> Option<Packet> {
-        let payload_type = self.payload_type?;
+        let payload_type = self.payload_type.filter(|_| self.has_rtx())?;
         let compacted = self.munger.to_compacted(viewer_seq)?;
         let packet = cache.get(compacted)?;
         if self.resent.is_empty() {
@@ -214,14 +265,21 @@ impl DownTrack {
         let munged = self
             .munger
             .munge_retransmission(compacted, packet.header.timestamp)?;
-        Some(self.rewrite(packet, payload_type, munged))
+        let original = self.rewrite(packet, payload_type, munged);
+        self.rtx.as_mut()?.wrap(original, buffer)
     }
 
-    /// A second copy of a packet this viewer was sent lately (`back` packets before the
-    /// newest), with the same numbers: probe traffic the receiver drops as a duplicate. `None`
-    /// when that packet was not sent to this viewer or is no longer cached.
-    pub(crate) fn duplicate(&mut self, back: u64, cache: &NackCache) -> Option<Packet> {
-        let payload_type = self.payload_type?;
+    /// A copy, as an RTX packet, of a packet this viewer was sent lately (`back` packets
+    /// before the newest): probe traffic the receiver recognises as a packet it already has.
+    /// `None` without RTX, or when that packet was not sent to this viewer or is no longer
+    /// cached.
+    pub(crate) fn probe_copy(
+        &mut self,
+        back: u64,
+        cache: &NackCache,
+        buffer: &mut RtxBuffer,
+    ) -> Option<Packet> {
+        let payload_type = self.payload_type.filter(|_| self.has_rtx())?;
         let compacted = self.munger.highest()?.checked_sub(back)?;
         let packet = cache.get(compacted)?;
         let munged = self
@@ -231,7 +289,8 @@ impl DownTrack {
         if self.munger.to_compacted(munged.seq) != Some(compacted) {
             return None;
         }
-        Some(self.rewrite(packet, payload_type, munged))
+        let original = self.rewrite(packet, payload_type, munged);
+        self.rtx.as_mut()?.wrap(original, buffer)
     }
 
     /// This viewer's sender report, once it has been started on the current source.
@@ -248,7 +307,8 @@ impl DownTrack {
         })
     }
 
-    fn rewrite(&mut self, source: &Packet, payload_type: u8, munged: Munged) -> Packet {
+    /// `source` in this viewer's numbering and header extensions, on its media SSRC.
+    fn rewrite(&self, source: &Packet, payload_type: u8, munged: Munged) -> Packet {
         let mut header = Header {
             version: source.header.version,
             // The publisher's padding was stripped on receipt; re-adding it only wastes bytes.
@@ -262,8 +322,6 @@ impl DownTrack {
             ..Default::default()
         };
         self.extensions.translate_into(&source.header, &mut header);
-        self.packets_sent = self.packets_sent.wrapping_add(1);
-        self.octets_sent = self.octets_sent.wrapping_add(source.payload.len() as u32);
         let payload = if self.vp8 && munged.picture_offset != 0 {
             PicturePatch {
                 offset: munged.picture_offset,

@@ -93,10 +93,11 @@ impl KeyframeRequester {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     #[test]
     fn collapses_and_throttles() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut requester = KeyframeRequester::new(KeyframeRequestKind::Pli);
         requester.request();
         assert!(requester.poll(t0, false).is_some());
@@ -122,7 +123,7 @@ mod tests {
 
     #[test]
     fn keyframe_cancels_an_owed_request() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut requester = KeyframeRequester::new(KeyframeRequestKind::Pli);
         requester.request();
         requester.poll(t0, false);
@@ -138,7 +139,7 @@ mod tests {
 
     #[test]
     fn fir_sequence_increments() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut requester = KeyframeRequester::new(KeyframeRequestKind::Fir);
         let first = requester.poll(t0, true).unwrap();
         let second = requester

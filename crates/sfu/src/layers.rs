@@ -348,6 +348,7 @@ impl BandwidthEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     const LAYERS: [u64; 3] = [150_000, 500_000, 1_500_000];
 
@@ -396,7 +397,7 @@ mod tests {
 
     #[test]
     fn loss_brings_the_estimate_down_fast_and_a_clean_link_up_slowly() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut bwe = BandwidthEstimator::default();
         assert!(!bwe.on_receiver_report(0, 1_500_000, 2_250_000, t0));
         assert_eq!(bwe.estimate(), None, "a clean link sets no limit");
@@ -420,7 +421,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_keeps_the_layer_the_viewer_is_on() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut bwe = BandwidthEstimator::default();
         bwe.on_remb(2_000_000);
         // On the middle layer (500 kbit/s), probing for the top one: the link let 40 % of
@@ -446,7 +447,7 @@ mod tests {
 
     #[test]
     fn a_delay_decrease_also_holds_off_the_next_loss_report() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut bwe = BandwidthEstimator::default();
         assert!(bwe.on_delay(Usage::Over, Some(400_000), 1_500_000, t0));
         let after = bwe.estimate();
@@ -456,7 +457,7 @@ mod tests {
 
     #[test]
     fn the_report_after_a_decrease_does_not_charge_the_old_layers_loss_again() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut bwe = BandwidthEstimator::default();
         // 65 % loss on the top layer: down to about a third of it.
         assert!(bwe.on_receiver_report(166, 1_000_000, 2_250_000, t0));
@@ -474,7 +475,7 @@ mod tests {
 
     #[test]
     fn after_loss_the_estimate_stays_below_the_congested_rate_for_a_while() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut bwe = BandwidthEstimator::default();
         // Loss while sending the top layer: down to the middle one.
         bwe.on_receiver_report(77, 1_500_000, 2_250_000, t0);
@@ -501,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_growing_queue_brings_the_estimate_below_what_gets_through() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut bwe = BandwidthEstimator::default();
         assert!(!bwe.on_delay(Usage::Normal, Some(1_500_000), 1_500_000, t0));
         assert!(

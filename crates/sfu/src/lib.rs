@@ -5,9 +5,18 @@
 //!
 //! What happens to one packet: the publisher's track ([`PublishedTrack`], state in
 //! `track::UpTrack`) unwraps its sequence number and compacts dropped padding out of the
-//! sequence space, keeps it once in the shared NACK cache, and hands it to each viewer's
-//! down track, which gates it on the viewer's first keyframe and rewrites SSRC, payload
-//! type, sequence number, timestamp and header extensions for that viewer.
+//! sequence space, drops it if it was seen before, keeps it once in the shared NACK cache, and
+//! hands it to each viewer's down track, which gates it on the viewer's first keyframe and
+//! rewrites SSRC, payload type, sequence number, timestamp and header extensions for that
+//! viewer.
+//!
+//! No (SSRC, sequence number) is ever sent to a viewer twice: the engine encrypts each packet
+//! with SRTP, whose nonce comes from the SSRC and the packet index, and a second packet under
+//! the same nonce with other bytes (a new transport-wide sequence number is enough) gives the
+//! AES-GCM key's authentication secret away. So a NACK is answered from the cache over the
+//! viewer's RTX stream (RFC 4588, `rtx`): its own SSRC and numbering, the original sequence
+//! number in the payload. A viewer that did not negotiate RTX is never resent anything; a lost
+//! video packet asks the publisher for a keyframe instead, collapsed with everyone's requests.
 //!
 //! # Design for what comes next
 //!
@@ -23,8 +32,9 @@
 //!   viewer sees one continuous stream. The layer comes from the viewer's pinned [`Quality`] or
 //!   its bandwidth estimate (`layers::BandwidthEstimator`: receiver-report loss, the delay
 //!   trend of transport-wide congestion control feedback (`twcc`), REMB). Moving up is probed
-//!   first (`probe`: the difference in bitrate as duplicates, judged by the viewer's transport
-//!   feedback); below the smallest layer a VP8 layer is thinned to its lower temporal layers
+//!   first (`probe`: the difference in bitrate as RTX copies of recent packets, judged by the
+//!   viewer's transport feedback; a viewer without RTX or that feedback moves up unprobed);
+//!   below the smallest layer a VP8 layer is thinned to its lower temporal layers
 //!   (`vp8::TemporalFilter`), the munger closing the gaps and picture ids renumbered.
 
 mod codec;
@@ -36,10 +46,13 @@ mod layers;
 mod munger;
 mod nack_cache;
 mod probe;
+mod rtx;
 mod sender_report;
 mod sequence;
 mod stats;
 mod stream;
+#[cfg(test)]
+mod test_clock;
 mod track;
 mod trendline;
 mod twcc;
@@ -51,6 +64,7 @@ pub use keyframe::is_keyframe_start;
 pub use keyframe_requester::KEYFRAME_REQUEST_INTERVAL;
 pub use layers::Quality;
 pub use nack_cache::NACK_CACHE_SIZE;
+pub use rtx::RtxConfig;
 pub use sender_report::SENDER_REPORT_INTERVAL;
 pub use stats::StreamStats;
 pub use stream::{Output, PeerId, Stream};

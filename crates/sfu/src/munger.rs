@@ -292,11 +292,12 @@ fn start_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
     use std::time::Duration;
 
     #[test]
     fn waits_for_a_start_packet_then_drops_older_ones() {
-        let now = Instant::now();
+        let now = test_clock::start();
         let mut munger = RtpMunger::default();
         assert_eq!(munger.munge(10, 1000, false, 90_000, now), None);
         assert!(munger.munge(11, 2000, true, 90_000, now).is_some());
@@ -306,7 +307,7 @@ mod tests {
 
     #[test]
     fn resumes_after_a_publisher_change() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut munger = RtpMunger::default();
         let first = munger.munge(100, 5000, true, 90_000, t0).unwrap();
         let last = munger.munge(101, 8000, false, 90_000, t0).unwrap();
@@ -323,7 +324,7 @@ mod tests {
 
     #[test]
     fn timestamp_moves_forward_even_without_elapsed_time() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut munger = RtpMunger::default();
         let last = munger.munge(1, 0, true, 48_000, t0).unwrap();
         munger.new_source();
@@ -333,7 +334,7 @@ mod tests {
 
     #[test]
     fn maps_nacked_sequence_numbers_back() {
-        let now = Instant::now();
+        let now = test_clock::start();
         let mut munger = RtpMunger::default();
         munger.munge(65_530, 0, true, 90_000, now).unwrap();
         munger.munge(65_540, 0, false, 90_000, now).unwrap();
@@ -345,7 +346,7 @@ mod tests {
 
     #[test]
     fn skipped_packets_leave_no_gap_and_nacks_map_through_the_epochs() {
-        let now = Instant::now();
+        let now = test_clock::start();
         let mut munger = RtpMunger::default();
         let mut sent = Vec::new();
         // Compacted 100..140: every packet whose number is 1 or 3 mod 4 is skipped, each a
@@ -378,7 +379,7 @@ mod tests {
 
     #[test]
     fn runs_of_skips_merge_and_late_packets_fill_their_own_slot() {
-        let now = Instant::now();
+        let now = test_clock::start();
         let mut munger = RtpMunger::default();
         munger.munge(10, 0, true, 90_000, now).unwrap();
         munger.skip(11, true);
@@ -401,7 +402,7 @@ mod tests {
 
     #[test]
     fn old_epochs_are_forgotten_beyond_the_history() {
-        let now = Instant::now();
+        let now = test_clock::start();
         let mut munger = RtpMunger::default();
         munger.munge(0, 0, true, 90_000, now).unwrap();
         for frame in 0..(HISTORY as u64 + 10) {
@@ -419,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_keyframe_can_drop_the_picture_renumbering() {
-        let now = Instant::now();
+        let now = test_clock::start();
         let mut munger = RtpMunger::default();
         munger.munge(1, 0, true, 90_000, now).unwrap();
         munger.skip(2, true);

@@ -46,6 +46,15 @@ impl NackCache {
         *slot = Some(Entry { compacted, packet });
     }
 
+    /// Whether a packet with this compacted sequence number would be stored as new: its slot
+    /// is empty or holds an older packet. `false` for a packet stored before (a duplicate) and
+    /// for one older than the slot's (too old to tell).
+    pub(crate) fn is_new(&self, compacted: u64) -> bool {
+        self.slots[Self::slot(compacted)]
+            .as_ref()
+            .is_none_or(|entry| entry.compacted < compacted)
+    }
+
     /// The packet with this compacted sequence number, if still cached.
     pub(crate) fn get(&self, compacted: u64) -> Option<&Packet> {
         match &self.slots[Self::slot(compacted)] {
@@ -75,6 +84,18 @@ mod tests {
         assert_eq!(cache.get(10).map(|p| p.header.sequence_number), Some(10));
         assert!(cache.get(NACK_CACHE_SIZE as u64 + 9).is_some());
         assert!(cache.get(NACK_CACHE_SIZE as u64 + 10).is_none());
+    }
+
+    #[test]
+    fn tells_new_packets_from_stored_and_too_old_ones() {
+        let mut cache = NackCache::new();
+        assert!(cache.is_new(5));
+        cache.insert(5, packet(5));
+        assert!(!cache.is_new(5));
+        assert!(cache.is_new(6));
+        cache.insert(NACK_CACHE_SIZE as u64 + 6, packet(6));
+        assert!(!cache.is_new(6), "older than its slot's packet");
+        assert!(cache.is_new(2 * NACK_CACHE_SIZE as u64 + 5));
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //!
 //! Moving up on the estimate alone risks a freeze: the bigger layer starts at a keyframe (the
 //! biggest frame there is), and if the link cannot carry it the viewer stalls until loss or
-//! delay brings it back down. So a viewer with transport-wide congestion control feedback first
-//! gets the difference in bitrate as extra packets for a second — duplicates of the packets it
-//! just received (same RTP sequence numbers: the receiver drops them, its transport feedback
-//! still reports each one's arrival) — and moves up only if its feedback shows no growing
-//! queue meanwhile. A growing queue ends the probe, and the estimator takes the overuse like
-//! any other. libwebrtc probes with padding the same way; duplicates need no RTX stream and no
-//! padding-only packets.
+//! delay brings it back down. So a viewer with transport-wide congestion control feedback and
+//! an RTX stream first gets the difference in bitrate as extra packets for a second — copies of
+//! the packets it just received, sent as RTX packets (the receiver recovers a packet it already
+//! has and drops it; its transport feedback still reports each one's arrival) — and moves up
+//! only if its feedback shows no growing queue meanwhile. A growing queue ends the probe, and
+//! the estimator takes the overuse like any other. This is how libwebrtc probes when it has
+//! RTX. Copies go over RTX, never as second copies on the media SSRC: a sequence number sent
+//! twice would reuse an SRTP nonce (see `rtx`). A viewer without RTX is not probed.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ pub(crate) const PROBE_DURATION: Duration = Duration::from_millis(1000);
 pub(crate) const PROBE_TICK: Duration = Duration::from_millis(20);
 /// A passed probe lets the viewer move up within this long.
 const PROBE_VALID: Duration = Duration::from_secs(3);
-/// At most this many duplicates per tick (a few megabits per second at 1,200 bytes).
+/// At most this many probe packets per tick (a few megabits per second at 1,200 bytes).
 pub(crate) const MAX_PER_TICK: usize = 8;
 
 /// Where a viewer's probe stands.
@@ -35,7 +36,7 @@ pub(crate) enum Probe {
         next: Instant,
         /// Bytes the probe may still send (it earns `extra_bps` as time passes).
         credit: f64,
-        /// Which recent packet is duplicated next.
+        /// Which recent packet is copied next.
         cursor: u64,
     },
     /// The link carried the extra for `layer`: the viewer may move there until `until`.
@@ -130,17 +131,18 @@ pub(crate) enum Tick {
     Idle,
     /// The probe passed just now.
     Passed,
-    /// Send up to `budget` bytes of duplicates, starting from recent packet `cursor`.
+    /// Send up to `budget` bytes of copies, starting from recent packet `cursor`.
     Send { budget: f64, cursor: u64 },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     #[test]
     fn a_probe_earns_its_rate_then_passes() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut probe = Probe::start(2, 400_000, t0);
         assert!(probe.running_for(2));
         let mut sent = 0.0;
@@ -163,7 +165,7 @@ mod tests {
 
     #[test]
     fn a_late_timer_does_not_burst() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut probe = Probe::start(1, 1_000_000, t0);
         probe.tick(t0);
         let Tick::Send { budget, .. } = probe.tick(t0 + Duration::from_millis(500)) else {

@@ -41,10 +41,11 @@ fn ntp_duration(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     #[test]
     fn extrapolates_both_clocks() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mapping = ClockMapping {
             ntp_time: 10 << 32,
             rtp_time: 1000,

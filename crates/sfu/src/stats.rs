@@ -14,8 +14,12 @@ pub struct StreamStats {
     pub packets_out: u64,
     /// Padding-only packets dropped instead of forwarded.
     pub padding_dropped: u64,
-    /// Retransmissions sent in answer to viewers' NACKs.
+    /// Publisher packets dropped because they were received before (or are too old to tell).
+    pub duplicates_dropped: u64,
+    /// Retransmissions sent in answer to viewers' NACKs (over RTX).
     pub nacks_answered: u64,
+    /// Packets NACKed by viewers without RTX, which are never sent a packet twice.
+    pub nacks_unanswered: u64,
     /// Keyframe requests (PLI/FIR) sent to the publisher.
     pub keyframe_requests_sent: u64,
     /// Incoming bitrate in bits per second over the last ~2 seconds.
@@ -72,10 +76,11 @@ impl RateWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     #[test]
     fn sliding_window_forgets_old_bytes() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut window = RateWindow::default();
         // 1000 bytes every 10 ms for 2 s = 100 kB/s = 800 kbit/s.
         for i in 0..200 {
@@ -88,6 +93,6 @@ mod tests {
 
     #[test]
     fn empty_window_is_zero() {
-        assert_eq!(RateWindow::default().bitrate_bps(Instant::now()), 0);
+        assert_eq!(RateWindow::default().bitrate_bps(test_clock::start()), 0);
     }
 }

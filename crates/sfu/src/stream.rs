@@ -21,6 +21,7 @@ use crate::down_track::{DownTrack, DownTrackConfig};
 use crate::keyframe::is_keyframe_start;
 use crate::layers::{BandwidthEstimator, Quality, choose_layer, choose_temporal, rid_rank};
 use crate::probe::{MAX_PER_TICK, Probe, Tick};
+use crate::rtx::RtxBuffer;
 use crate::sender_report::SENDER_REPORT_INTERVAL;
 use crate::stats::{RateWindow, StreamStats};
 use crate::track::{PublishedTrack, UpTrack};
@@ -34,7 +35,8 @@ pub type PeerId = u64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// One RTP packet to write to a subscriber's down track (SSRC/seq/ts/PT/extensions
-    /// already rewritten).
+    /// already rewritten): on the track's media SSRC, or on its RTX SSRC for a retransmission
+    /// or a probe.
     Rtp {
         /// The viewer to send it to.
         subscriber: PeerId,
@@ -93,6 +95,13 @@ impl Subscriber {
         self.audio.iter_mut().chain(self.video.iter_mut())
     }
 
+    fn take_track(&mut self, kind: MediaKind) -> Option<DownTrack> {
+        match kind {
+            MediaKind::Audio => self.audio.take(),
+            MediaKind::Video => self.video.take(),
+        }
+    }
+
     /// Gives a packet leaving for this viewer its transport-wide sequence number.
     fn stamp(twcc: &mut Option<TransportCc>, packet: &mut Packet, now: Instant) {
         if let Some(twcc) = twcc {
@@ -125,7 +134,8 @@ pub struct Stream {
     outputs: VecDeque<Output>,
     stats: StreamStats,
     rate: RateWindow,
-    last_now: Option<Instant>,
+    /// Where the payloads of RTX packets (retransmissions, probes) are written.
+    rtx_buffer: RtxBuffer,
 }
 
 impl Stream {
@@ -142,7 +152,6 @@ impl Stream {
     /// Only the first track of each kind is used, and a track whose codec is not of its
     /// kind is ignored.
     pub fn set_publisher(&mut self, publisher: PeerId, tracks: Vec<PublishedTrack>, now: Instant) {
-        self.last_now = Some(now);
         let mut kept: Vec<PublishedTrack> = Vec::with_capacity(2);
         for track in tracks {
             if track.codec.kind() != track.kind {
@@ -165,7 +174,7 @@ impl Stream {
         self.tracks = kept;
         self.publisher = Some(publisher);
         self.next_sender_report = None;
-        self.rebind_subscribers();
+        self.rebind_subscribers(now);
         self.request_awaited_keyframes();
         self.run_timers(now);
     }
@@ -174,7 +183,6 @@ impl Stream {
     /// layer whose first packet came after the stream went live. Viewers on `Auto` may move
     /// to it. Ignored like in [`Self::set_publisher`] when it does not fit.
     pub fn add_track(&mut self, publisher: PeerId, track: PublishedTrack, now: Instant) {
-        self.last_now = Some(now);
         if self.publisher != Some(publisher)
             || track.codec.kind() != track.kind
             || !accepts(&self.tracks, &track)
@@ -186,10 +194,10 @@ impl Stream {
         self.tracks.push(track);
         if self.tracks[index].kind == MediaKind::Video {
             for position in 0..self.subscribers.len() {
-                self.select_layer(position);
+                self.select_layer(position, now);
             }
         } else {
-            self.rebind_subscribers();
+            self.rebind_subscribers(now);
         }
         self.request_awaited_keyframes();
         self.run_timers(now);
@@ -198,7 +206,6 @@ impl Stream {
     /// Removes the publisher if `publisher` is the current one; subscribers stay and
     /// resume when a new publisher is set.
     pub fn remove_publisher(&mut self, publisher: PeerId, now: Instant) {
-        self.last_now = Some(now);
         if self.publisher != Some(publisher) {
             return;
         }
@@ -206,7 +213,7 @@ impl Stream {
         self.tracks.clear();
         self.up_tracks.clear();
         self.next_sender_report = None;
-        self.rebind_subscribers();
+        self.rebind_subscribers(now);
     }
 
     /// The current publisher, if any.
@@ -219,11 +226,10 @@ impl Stream {
         &self.tracks
     }
 
-    /// The video layers, smallest first: `(rid, ssrc, incoming bitrate)`. One entry without a
-    /// RID when the publisher does not simulcast.
-    pub fn video_layers(&self) -> Vec<(Option<String>, u32, u64)> {
-        let now = self.last_now.unwrap_or_else(Instant::now);
-        self.ranked_layers()
+    /// The video layers, smallest first: `(rid, ssrc, incoming bitrate at now)`. One entry
+    /// without a RID when the publisher does not simulcast.
+    pub fn video_layers(&self, now: Instant) -> Vec<(Option<String>, u32, u64)> {
+        self.ranked_layers(now)
             .into_iter()
             .map(|index| {
                 let track = &self.tracks[index];
@@ -236,18 +242,19 @@ impl Stream {
             .collect()
     }
 
-    /// The SSRC of the largest video layer (what a recording keeps).
-    pub fn top_video_ssrc(&self) -> Option<u32> {
-        self.ranked_layers()
+    /// The SSRC of the largest video layer (what a recording keeps) at `now`.
+    pub fn top_video_ssrc(&self, now: Instant) -> Option<u32> {
+        self.ranked_layers(now)
             .last()
             .map(|&index| self.tracks[index].ssrc)
     }
 
-    /// The simulcast layer a subscriber is getting (0 = smallest) and how many there are.
-    pub fn subscriber_layer(&self, subscriber: PeerId) -> Option<(usize, usize)> {
+    /// The simulcast layer a subscriber is getting (0 = smallest, ranked as of `now`) and how
+    /// many there are.
+    pub fn subscriber_layer(&self, subscriber: PeerId, now: Instant) -> Option<(usize, usize)> {
         let position = *self.index.get(&subscriber)?;
         let layer = self.subscribers[position].video.as_ref()?.layer?;
-        let ranked = self.ranked_layers();
+        let ranked = self.ranked_layers(now);
         let rank = ranked.iter().position(|&index| index == layer)?;
         Some((rank, ranked.len()))
     }
@@ -255,7 +262,6 @@ impl Stream {
     /// The viewer's quality choice (a pinned layer, or `Auto`); switches at the next keyframe
     /// of the layer it now gets.
     pub fn set_quality(&mut self, subscriber: PeerId, quality: Quality, now: Instant) {
-        self.last_now = Some(now);
         let Some(&position) = self.index.get(&subscriber) else {
             return;
         };
@@ -275,7 +281,6 @@ impl Stream {
         fraction_lost: u8,
         now: Instant,
     ) {
-        self.last_now = Some(now);
         let Some(&position) = self.index.get(&subscriber) else {
             return;
         };
@@ -321,7 +326,6 @@ impl Stream {
         feedback: &TransportLayerCc,
         now: Instant,
     ) {
-        self.last_now = Some(now);
         let Some(&position) = self.index.get(&subscriber) else {
             return;
         };
@@ -363,7 +367,6 @@ impl Stream {
 
     /// A viewer's REMB (its own estimate of what it can receive, all tracks together).
     pub fn on_remb(&mut self, subscriber: PeerId, bitrate_bps: u64, now: Instant) {
-        self.last_now = Some(now);
         let Some(&position) = self.index.get(&subscriber) else {
             return;
         };
@@ -385,8 +388,7 @@ impl Stream {
         tracks: Vec<DownTrackConfig>,
         now: Instant,
     ) {
-        self.last_now = Some(now);
-        self.remove_subscriber(subscriber);
+        let mut previous = self.take_subscriber(subscriber);
         let twcc = tracks
             .iter()
             .find_map(|config| TransportCc::negotiated_id(&config.extensions))
@@ -410,11 +412,16 @@ impl Stream {
                 );
                 continue;
             }
-            *slot = Some(DownTrack::new(config));
+            let kind = config.kind;
+            let mut down_track = DownTrack::new(config);
+            if let Some(old) = previous.as_mut().and_then(|old| old.take_track(kind)) {
+                down_track.continue_from(old);
+            }
+            *slot = Some(down_track);
         }
         self.index.insert(subscriber, self.subscribers.len());
         self.subscribers.push(entry);
-        self.bind_subscriber(self.subscribers.len() - 1);
+        self.bind_subscriber(self.subscribers.len() - 1, now);
         self.refresh_waiting();
         self.request_awaited_keyframes();
         self.run_timers(now);
@@ -422,14 +429,17 @@ impl Stream {
 
     /// Removes a viewer; unknown ids are ignored.
     pub fn remove_subscriber(&mut self, subscriber: PeerId) {
-        let Some(position) = self.index.remove(&subscriber) else {
-            return;
-        };
-        self.subscribers.swap_remove(position);
+        self.take_subscriber(subscriber);
+    }
+
+    fn take_subscriber(&mut self, subscriber: PeerId) -> Option<Subscriber> {
+        let position = self.index.remove(&subscriber)?;
+        let taken = self.subscribers.swap_remove(position);
         if let Some(moved) = self.subscribers.get(position) {
             self.index.insert(moved.id, position);
         }
         self.refresh_waiting();
+        Some(taken)
     }
 
     /// How many viewers the stream has.
@@ -440,7 +450,6 @@ impl Stream {
     /// One RTP packet from the publisher, decrypted. Packets from anyone but the current
     /// publisher, or on an SSRC it did not publish, are ignored.
     pub fn on_rtp(&mut self, publisher: PeerId, packet: Packet, now: Instant) {
-        self.last_now = Some(now);
         if self.publisher != Some(publisher) {
             tracing::trace!(publisher, "rtp from a peer that is not the publisher");
             return;
@@ -481,6 +490,13 @@ impl Stream {
         let Some(compacted) = up.compactor.compact(at.extended) else {
             return;
         };
+        if !up.cache.is_new(compacted) {
+            // Seen before (resent by the publisher, or doubled on the way), or too old for the
+            // cache to tell: forwarded again, it would reach a viewer with a sequence number
+            // it was already sent, under a new transport-wide number.
+            self.stats.duplicates_dropped += 1;
+            return;
+        }
         let kind = track.kind;
         let can_start = is_keyframe_start(track.codec, &packet.payload);
         let descriptor = if track.codec == Codec::Vp8 {
@@ -551,7 +567,6 @@ impl Stream {
         rtp_time: u32,
         now: Instant,
     ) {
-        self.last_now = Some(now);
         if self.publisher != Some(publisher) {
             return;
         }
@@ -566,9 +581,10 @@ impl Stream {
     }
 
     /// A viewer's NACK for its down track `media_ssrc`; `lost` are sequence numbers in the
-    /// viewer's numbering. Answered from the track's NACK cache.
+    /// viewer's numbering. Answered from the track's NACK cache over the viewer's RTX stream.
+    /// A viewer without RTX is never sent a packet again (that would reuse its SRTP nonce):
+    /// when it lost a video packet it was sent, it gets a keyframe, asked for like its PLIs.
     pub fn on_nack(&mut self, subscriber: PeerId, media_ssrc: u32, lost: &[u16], now: Instant) {
-        self.last_now = Some(now);
         let Some(&position) = self.index.get(&subscriber) else {
             return;
         };
@@ -586,8 +602,19 @@ impl Stream {
             return;
         };
         let cache = &self.up_tracks[index].cache;
+        if !down_track.has_rtx() {
+            self.stats.nacks_unanswered += lost.len() as u64;
+            let repair =
+                kind == MediaKind::Video && lost.iter().any(|&seq| down_track.was_sent(seq, cache));
+            if repair {
+                let layer = down_track.target.unwrap_or(index);
+                self.up_tracks[layer].keyframes.request();
+                self.run_timers(now);
+            }
+            return;
+        }
         for &seq in lost {
-            if let Some(mut packet) = down_track.retransmit(seq, cache, now) {
+            if let Some(mut packet) = down_track.retransmit(seq, cache, &mut self.rtx_buffer, now) {
                 Subscriber::stamp(&mut entry.twcc, &mut packet, now);
                 self.stats.nacks_answered += 1;
                 self.stats.packets_out += 1;
@@ -603,8 +630,7 @@ impl Stream {
     /// A keyframe request from inside the server (the recorder lost a packet or fell behind),
     /// collapsed and throttled with the viewers' requests.
     pub fn request_keyframe(&mut self, now: Instant) {
-        self.last_now = Some(now);
-        if let Some(&top) = self.ranked_layers().last() {
+        if let Some(&top) = self.ranked_layers(now).last() {
             self.up_tracks[top].keyframes.request();
         }
         self.run_timers(now);
@@ -613,7 +639,6 @@ impl Stream {
     /// Like [`Self::request_keyframe`], for the video track (simulcast layer) with `ssrc`: the
     /// one a recording keeps. Falls back to the largest layer for an unknown SSRC.
     pub fn request_keyframe_on(&mut self, ssrc: u32, now: Instant) {
-        self.last_now = Some(now);
         match self
             .tracks
             .iter()
@@ -629,7 +654,6 @@ impl Stream {
 
     /// A viewer's PLI or FIR: asks the publisher for a keyframe (collapsed and throttled).
     pub fn on_keyframe_request(&mut self, subscriber: PeerId, now: Instant) {
-        self.last_now = Some(now);
         let Some(&position) = self.index.get(&subscriber) else {
             return;
         };
@@ -649,7 +673,6 @@ impl Stream {
 
     /// Runs timers due at `now`: repeated keyframe requests and sender reports.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = Some(now);
         self.run_timers(now);
     }
 
@@ -672,9 +695,9 @@ impl Stream {
         self.outputs.pop_front()
     }
 
-    /// The stream's counters and incoming bitrate (as of the last time passed in).
-    pub fn stats(&self) -> StreamStats {
-        let incoming_bitrate_bps = self.last_now.map_or(0, |now| self.rate.bitrate_bps(now));
+    /// The stream's counters, and its incoming bitrate at `now`.
+    pub fn stats(&self, now: Instant) -> StreamStats {
+        let incoming_bitrate_bps = self.rate.bitrate_bps(now);
         StreamStats {
             incoming_bitrate_bps,
             ..self.stats
@@ -683,8 +706,7 @@ impl Stream {
 
     /// The video tracks (simulcast layers) as indices into `tracks`, smallest first: by
     /// measured bitrate, then by RID convention, then in the order they were published.
-    fn ranked_layers(&self) -> Vec<usize> {
-        let now = self.last_now.unwrap_or_else(Instant::now);
+    fn ranked_layers(&self, now: Instant) -> Vec<usize> {
         let mut layers: Vec<(u64, u8, usize)> = self
             .tracks
             .iter()
@@ -709,16 +731,16 @@ impl Stream {
 
     /// The most any viewer can use: the top layer's bitrate and a margin.
     fn layer_ceiling(&self, now: Instant) -> u64 {
-        self.ranked_layers()
+        self.ranked_layers(now)
             .last()
             .map_or(0, |&top| self.up_tracks[top].rate.bitrate_bps(now) * 3 / 2)
     }
 
     /// Binds a subscriber's down tracks to the current publisher's tracks: audio to the audio
     /// track, video to the layer it should get. Reports codec mismatches.
-    fn bind_subscriber(&mut self, position: usize) {
+    fn bind_subscriber(&mut self, position: usize, now: Instant) {
         let audio = self.tracks.iter().position(|t| t.kind == MediaKind::Audio);
-        let video = self.choose_layer(position);
+        let video = self.choose_layer(position, now);
         let subscriber = &mut self.subscribers[position];
         let id = subscriber.id;
         for down_track in subscriber.tracks_mut() {
@@ -736,10 +758,9 @@ impl Stream {
     }
 
     /// The video track (index) a subscriber should get now, if there is video.
-    fn choose_layer(&self, position: usize) -> Option<usize> {
-        let ranked = self.ranked_layers();
+    fn choose_layer(&self, position: usize, now: Instant) -> Option<usize> {
+        let ranked = self.ranked_layers(now);
         let video = self.subscribers[position].video.as_ref()?;
-        let now = self.last_now.unwrap_or_else(Instant::now);
         let bitrates: Vec<u64> = ranked
             .iter()
             .map(|&index| self.up_tracks[index].rate.bitrate_bps(now))
@@ -754,14 +775,13 @@ impl Stream {
     /// The highest temporal layer a subscriber should get of the video track `layer`: all of
     /// them, unless it is on `Auto` and the smallest layer is already more than its estimate
     /// carries, and the publisher tags temporal layers.
-    fn choose_temporal(&self, position: usize, layer: Option<usize>) -> u8 {
+    fn choose_temporal(&self, position: usize, layer: Option<usize>, now: Instant) -> u8 {
         let (Some(video), Some(layer)) = (self.subscribers[position].video.as_ref(), layer) else {
             return vp8::ALL_LAYERS;
         };
-        if video.quality != Quality::Auto || self.ranked_layers().first() != Some(&layer) {
+        if video.quality != Quality::Auto || self.ranked_layers(now).first() != Some(&layer) {
             return vp8::ALL_LAYERS;
         }
-        let now = self.last_now.unwrap_or_else(Instant::now);
         let up = &self.up_tracks[layer];
         let cumulative: Vec<u64> = (0..up.temporal_layers)
             .map(|tid| up.temporal_bps(tid as u8, now))
@@ -772,18 +792,20 @@ impl Stream {
 
     /// Re-decides a subscriber's layer: a viewer not started yet is simply bound to the new
     /// choice; one already watching keeps its layer until the new one's next keyframe.
-    fn select_layer(&mut self, position: usize) {
-        let choice = self.choose_layer(position);
-        let temporal = self.choose_temporal(position, choice);
-        let now = self.last_now.unwrap_or_else(Instant::now);
-        let ranked = self.ranked_layers();
+    fn select_layer(&mut self, position: usize, now: Instant) {
+        let choice = self.choose_layer(position, now);
+        let temporal = self.choose_temporal(position, choice, now);
+        let ranked = self.ranked_layers(now);
         let rank = |layer: Option<usize>| layer.and_then(|l| ranked.iter().position(|&r| r == l));
         let subscriber = &mut self.subscribers[position];
         let id = subscriber.id;
-        let probes = subscriber.twcc.is_some();
+        let twcc = subscriber.twcc.is_some();
         let Some(video) = subscriber.video.as_mut() else {
             return;
         };
+        // A probe needs the viewer's transport feedback to judge it and its RTX stream to
+        // carry it; a viewer without either moves up on its estimate alone.
+        let probes = twcc && video.has_rtx();
         if let Probe::Running { layer, .. } = video.probe
             && Some(layer) != choice
         {
@@ -858,8 +880,8 @@ impl Stream {
         }
     }
 
-    /// Sends the running probes' duplicates that are due; a probe that ran its course lets
-    /// its viewer move up.
+    /// Sends the running probes' packets that are due (RTX copies of recent packets); a probe
+    /// that ran its course lets its viewer move up.
     fn run_probes(&mut self, now: Instant) {
         let mut next: Option<Instant> = None;
         let mut passed = Vec::new();
@@ -883,7 +905,8 @@ impl Stream {
                     {
                         let back = (cursor + tried) % PROBE_WINDOW;
                         tried += 1;
-                        let Some(mut packet) = video.duplicate(back, cache) else {
+                        let Some(mut packet) = video.probe_copy(back, cache, &mut self.rtx_buffer)
+                        else {
                             continue;
                         };
                         bytes += packet.payload.len() + RTP_OVERHEAD;
@@ -909,7 +932,7 @@ impl Stream {
                 subscriber = self.subscribers[position].id,
                 "probe passed: moving up"
             );
-            self.select_layer(position);
+            self.select_layer(position, now);
         }
         if !passed.is_empty() {
             self.request_awaited_keyframes();
@@ -918,15 +941,15 @@ impl Stream {
 
     /// Re-decides one subscriber's layer and asks for the keyframes that now matter.
     fn reselect(&mut self, position: usize, now: Instant) {
-        self.select_layer(position);
+        self.select_layer(position, now);
         self.request_awaited_keyframes();
         self.run_timers(now);
     }
 
     /// Points every down track at the current publisher's tracks (a new generation).
-    fn rebind_subscribers(&mut self) {
+    fn rebind_subscribers(&mut self, now: Instant) {
         for position in 0..self.subscribers.len() {
-            self.bind_subscriber(position);
+            self.bind_subscriber(position, now);
         }
         self.refresh_waiting();
     }
@@ -1029,7 +1052,7 @@ fn sending_bps(up_tracks: &[UpTrack], video: &DownTrack, now: Instant) -> u64 {
 
 /// A probe sends at least this much extra (the next layer's bitrate may not be measured yet).
 const MIN_PROBE_BPS: u64 = 100_000;
-/// A probe duplicates the viewer's last this many packets in turn.
+/// A probe copies the viewer's last this many packets in turn.
 const PROBE_WINDOW: u64 = 16;
 
 /// Simulcast layers kept at most.

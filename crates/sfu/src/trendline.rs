@@ -208,11 +208,12 @@ fn slope(points: &VecDeque<(f64, f64)>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
 
     /// Frames of `packets` packets every 33 ms through a link that takes `per_packet_ms` to
     /// carry each packet; the verdicts after each frame.
     fn frames(count: u32, packets: u32, per_packet_ms: f64) -> Vec<Usage> {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut trend = Trendline::default();
         let mut link_free_ms = 0.0f64;
         let mut verdicts = Vec::new();

@@ -240,6 +240,7 @@ fn symbols(chunks: &[PacketStatusChunk]) -> impl Iterator<Item = SymbolTypeTcc> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_clock;
     use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
         RecvDelta, RunLengthChunk, StatusChunkTypeTcc,
     };
@@ -290,7 +291,7 @@ mod tests {
 
     #[test]
     fn packets_are_numbered_in_order_without_allocating_a_payload() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut cc = TransportCc::new(5, t0);
         for expected in 0u16..3 {
             let mut p = packet();
@@ -308,7 +309,7 @@ mod tests {
     /// Sends `packets` at `interval`, the link delivering them `queue_growth` later each time
     /// (a growing queue) and losing none; returns the last report's verdict.
     fn run(queue_growth_us: i64, rounds: u64) -> Feedback {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut cc = TransportCc::new(3, t0);
         let mut verdict = None;
         let interval_us = 10_000i64;
@@ -343,7 +344,7 @@ mod tests {
 
     #[test]
     fn lost_packets_are_counted_once_and_unknown_ones_ignored() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut cc = TransportCc::new(3, t0);
         for _ in 0..4 {
             cc.stamp(&mut packet(), 1200, t0);
@@ -359,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_hostile_report_walks_no_further_than_its_count_and_the_history() {
-        let t0 = Instant::now();
+        let t0 = test_clock::start();
         let mut cc = TransportCc::new(3, t0);
         cc.stamp(&mut packet(), 1200, t0);
         let report = TransportLayerCc {

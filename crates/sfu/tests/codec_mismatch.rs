@@ -3,14 +3,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use directo_sfu::{Codec, MediaKind, Output, Stream};
 
 #[test]
 fn reported_once_and_nothing_forwarded() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
     stream.set_publisher(1, publisher.tracks(), t0);

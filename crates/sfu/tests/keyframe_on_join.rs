@@ -3,14 +3,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use directo_sfu::{Codec, MediaKind, Stream, is_keyframe_start};
 
 #[test]
 fn video_starts_at_a_keyframe_audio_at_once() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 40_000, 1_000_000);
     stream.set_publisher(publisher.id, publisher.tracks(), t0);
@@ -48,7 +48,7 @@ fn video_starts_at_a_keyframe_audio_at_once() {
 
 #[test]
 fn each_viewer_starts_at_its_own_first_keyframe() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
     stream.set_publisher(1, publisher.tracks(), t0);

@@ -1,10 +1,11 @@
 //! The munger: viewers get their own SSRC, payload type and header-extension ids, and see
 //! one continuous stream when the publisher is replaced (reconnect or takeover) with a new
-//! SSRC and a new random sequence/timestamp base.
+//! SSRC and a new random sequence/timestamp base, or when the viewer itself is subscribed
+//! again on the same SSRCs (after a renegotiation).
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use directo_sfu::{MediaKind, Stream};
@@ -17,7 +18,7 @@ fn ms(n: u64) -> Duration {
 
 #[test]
 fn numbering_continues_across_a_takeover() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut first = Publisher::new(1, 0x1111, 0x2222, 65_500, 4_000_000_000);
     stream.set_publisher(1, first.tracks(), t0);
@@ -102,7 +103,7 @@ fn numbering_continues_across_a_takeover() {
 
 #[test]
 fn a_publisher_that_leaves_and_comes_back_is_resumed() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut first = Publisher::new(1, 0x1111, 0x2222, 100, 100);
     stream.set_publisher(1, first.tracks(), t0);
@@ -139,8 +140,40 @@ fn a_publisher_that_leaves_and_comes_back_is_resumed() {
 }
 
 #[test]
+fn a_viewer_subscribed_again_goes_on_where_it_was() {
+    let t0 = start();
+    let mut stream = Stream::new();
+    let mut first = Publisher::new(1, 0x1111, 0x2222, 100, 7);
+    stream.set_publisher(1, first.tracks(), t0);
+    stream.add_subscriber(10, viewer_tracks(0xa0, 0xb0), t0);
+    let frame = feed(&mut stream, 1, first.video_frame(true, 3), t0);
+    let mut video = rtp_for(&frame, 10, MediaKind::Video);
+    // A takeover moves the viewer's numbering away from the new publisher's own.
+    let mut second = Publisher::new(2, 0x3333, 0x4444, 30_000, 9);
+    stream.set_publisher(2, second.tracks(), t0 + ms(100));
+    let frame = feed(&mut stream, 2, second.video_frame(true, 3), t0 + ms(100));
+    video.extend(rtp_for(&frame, 10, MediaKind::Video));
+    stream.on_nack(10, 0xb0, &[video[4].header.sequence_number], t0 + ms(150));
+    let resent = rtp_for(&drain(&mut stream), 10, MediaKind::Video);
+
+    // Subscribed again with the same SSRCs: numbering on both goes on, nothing is reused.
+    stream.add_subscriber(10, viewer_tracks(0xa0, 0xb0), t0 + ms(200));
+    let frame = feed(&mut stream, 2, second.video_frame(true, 3), t0 + ms(233));
+    let after = rtp_for(&frame, 10, MediaKind::Video);
+    assert_eq!(after.len(), 3);
+    video.extend(after);
+    assert_continuous(&video);
+    stream.on_nack(10, 0xb0, &[video[7].header.sequence_number], t0 + ms(300));
+    let resent_after = rtp_for(&drain(&mut stream), 10, MediaKind::Video);
+    assert_eq!(
+        resent_after[0].header.sequence_number,
+        resent[0].header.sequence_number.wrapping_add(1)
+    );
+}
+
+#[test]
 fn payload_type_ssrc_and_header_extensions_are_the_viewers() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 100, 100);
     stream.set_publisher(1, publisher.tracks(), t0);

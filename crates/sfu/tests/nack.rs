@@ -1,6 +1,7 @@
 //! NACKs are answered from the one cache each publisher track keeps, rewritten into the
-//! asking viewer's numbering; only packets that viewer would have received, each at most
-//! once per ~100 ms.
+//! asking viewer's numbering and sent over its RTX stream (RFC 4588: the original sequence
+//! number in the first two payload bytes, a fresh RTX sequence number each time); only
+//! packets that viewer would have received, each at most once per ~100 ms.
 
 mod common;
 
@@ -16,7 +17,7 @@ fn ms(n: u64) -> Duration {
 
 #[test]
 fn answered_from_the_shared_cache_in_each_viewers_numbering() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut first = Publisher::new(1, 0x1111, 0x2222, 500, 7);
     stream.set_publisher(1, first.tracks(), t0);
@@ -46,16 +47,48 @@ fn answered_from_the_shared_cache_in_each_viewers_numbering() {
     let resent = drain(&mut stream);
     let resent_a = rtp_for(&resent, 10, MediaKind::Video);
     let resent_b = rtp_for(&resent, 11, MediaKind::Video);
-    assert_eq!(resent_a, vec![a[4].clone()]);
-    assert_eq!(resent_b, vec![b[4].clone()]);
-    // The payload is the cached one, shared, not copied.
-    assert_eq!(resent_a[0].payload.as_ptr(), resent_b[0].payload.as_ptr());
-    assert_eq!(stream.stats().nacks_answered, 2);
+    assert_eq!((resent_a.len(), resent_b.len()), (1, 1));
+    for (resent, original, ssrc) in [(&resent_a[0], &a[4], 0xb0), (&resent_b[0], &b[4], 0xb1)] {
+        assert_eq!(resent.header.ssrc, rtx_ssrc(ssrc));
+        assert_eq!(resent.header.payload_type, VIEWER_RTX_PT);
+        assert_eq!(
+            unwrap_rtx(resent),
+            (original.header.sequence_number, original.payload.clone())
+        );
+        // Everything else as the original: timestamp, marker, header extensions.
+        assert_eq!(resent.header.timestamp, original.header.timestamp);
+        assert_eq!(resent.header.marker, original.header.marker);
+        assert_eq!(resent.header.extensions, original.header.extensions);
+    }
+    assert_eq!(stream.stats(t0 + ms(300)).nacks_answered, 2);
+}
+
+#[test]
+fn each_retransmission_takes_the_next_rtx_sequence_number() {
+    let t0 = start();
+    let (mut stream, _, received) = watching_stream(t0);
+    let lost = [
+        received[2].header.sequence_number,
+        received[5].header.sequence_number,
+    ];
+    stream.on_nack(10, 0xb0, &lost, t0 + ms(100));
+    // The same packets again, once the viewer had time to get the first copies.
+    stream.on_nack(10, 0xb0, &lost, t0 + ms(250));
+    let resent = rtp_for(&drain(&mut stream), 10, MediaKind::Video);
+    let osns: Vec<u16> = resent.iter().map(|p| unwrap_rtx(p).0).collect();
+    assert_eq!(osns, [lost, lost].concat());
+    let first = resent[0].header.sequence_number;
+    let rtx_seqs: Vec<u16> = resent.iter().map(|p| p.header.sequence_number).collect();
+    assert_eq!(
+        rtx_seqs,
+        (0..4).map(|i| first.wrapping_add(i)).collect::<Vec<_>>()
+    );
+    assert!(resent.iter().all(|p| p.header.ssrc == rtx_ssrc(0xb0)));
 }
 
 #[test]
 fn the_same_packet_is_not_resent_within_100_ms() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, _, received) = watching_stream(t0);
     let seq = received[3].header.sequence_number;
     stream.on_nack(10, 0xb0, &[seq, seq], t0 + ms(100));
@@ -67,7 +100,7 @@ fn the_same_packet_is_not_resent_within_100_ms() {
 
 #[test]
 fn unknown_evicted_and_foreign_sequence_numbers_are_ignored() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, _, received) = watching_stream(t0);
     let first = received[0].header.sequence_number;
     let last = received[received.len() - 1].header.sequence_number;
@@ -86,7 +119,7 @@ fn unknown_evicted_and_foreign_sequence_numbers_are_ignored() {
 
 #[test]
 fn evicted_packets_are_ignored() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher, received) = watching_stream(t0);
     let mut later = Vec::new();
     for _ in 0..(NACK_CACHE_SIZE / 4) {
@@ -121,7 +154,7 @@ fn evicted_packets_are_ignored() {
 
 #[test]
 fn a_keyframe_start_arriving_late_is_repaired_by_nack() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 10, 7);
     stream.set_publisher(1, publisher.tracks(), t0);
@@ -142,8 +175,7 @@ fn a_keyframe_start_arriving_late_is_repaired_by_nack() {
     stream.on_nack(10, 0xb0, &[missing], t0 + ms(20));
     let resent = rtp_for(&drain(&mut stream), 10, MediaKind::Video);
     assert_eq!(resent.len(), 1);
-    assert_eq!(resent[0].header.sequence_number, missing);
-    assert_eq!(resent[0].payload, key[1].payload);
+    assert_eq!(unwrap_rtx(&resent[0]), (missing, key[1].payload.clone()));
 }
 
 /// A stream with viewer 10 watching one keyframe and one delta frame (4 packets each).

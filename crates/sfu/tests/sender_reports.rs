@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use directo_sfu::{MediaKind, Stream};
@@ -15,7 +15,7 @@ fn ms(n: u64) -> Duration {
 
 #[test]
 fn no_sender_report_before_the_publisher_sent_one() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
     stream.set_publisher(1, publisher.tracks(), t0);
@@ -27,7 +27,7 @@ fn no_sender_report_before_the_publisher_sent_one() {
 
 #[test]
 fn each_viewer_gets_its_own_report_every_second() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut first = Publisher::new(1, 0x1111, 0x2222, 1, 1);
     stream.set_publisher(1, first.tracks(), t0);
@@ -95,7 +95,7 @@ fn each_viewer_gets_its_own_report_every_second() {
 
 #[test]
 fn a_new_publisher_needs_its_own_report_first() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut first = Publisher::new(1, 0x1111, 0x2222, 1, 1);
     stream.set_publisher(1, first.tracks(), t0);

@@ -11,10 +11,6 @@ use directo_sfu::{
     Codec, KEYFRAME_REQUEST_INTERVAL, KeyframeRequestKind, MediaKind, PeerId, PublishedTrack,
     Quality, Stream,
 };
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
-    PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
-    TransportLayerCc,
-};
 use rtc::rtp::Packet;
 
 const LAYERS: [(&str, u32, u16); 3] = [("q", 0x100, 1000), ("h", 0x200, 2000), ("f", 0x300, 3000)];
@@ -111,7 +107,7 @@ fn video_layers(outputs: &[directo_sfu::Output], viewer: PeerId) -> Vec<usize> {
 
 #[test]
 fn each_viewer_gets_its_layer_from_that_layers_keyframe() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Auto, t0);
     viewer(&mut stream, 11, Quality::Low, t0);
@@ -140,14 +136,14 @@ fn each_viewer_gets_its_layer_from_that_layers_keyframe() {
     assert_eq!(video_layers(&outputs, 10), vec![2, 2, 2, 2, 2, 2]);
     assert_eq!(video_layers(&outputs, 11), vec![0, 0]);
     assert_eq!(video_layers(&outputs, 12), vec![1, 1, 1, 1]);
-    assert_eq!(stream.subscriber_layer(10), Some((2, 3)));
-    assert_eq!(stream.subscriber_layer(11), Some((0, 3)));
-    assert_eq!(stream.top_video_ssrc(), Some(0x300));
+    assert_eq!(stream.subscriber_layer(10, t0 + ms(73)), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(11, t0 + ms(73)), Some((0, 3)));
+    assert_eq!(stream.top_video_ssrc(t0 + ms(73)), Some(0x300));
 }
 
 #[test]
 fn switching_waits_for_the_new_layers_keyframe_and_keeps_numbering_continuous() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Low, t0);
     drain(&mut stream);
@@ -181,7 +177,7 @@ fn switching_waits_for_the_new_layers_keyframe_and_keeps_numbering_continuous() 
     // The low layer's packet of that frame still went out first, then the top layer from
     // its keyframe on.
     assert_eq!(video_layers(&after_all, 10), vec![0, 2, 2, 2, 2, 2, 2]);
-    assert_eq!(stream.subscriber_layer(10), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(10, t0 + ms(133)), Some((2, 3)));
 
     // One numbering for the viewer across the switch: no gap, no repeat; time goes forward.
     sent.extend(before);
@@ -211,19 +207,19 @@ fn switching_waits_for_the_new_layers_keyframe_and_keeps_numbering_continuous() 
 
 #[test]
 fn loss_moves_one_viewer_down_and_leaves_the_others_alone() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Auto, t0);
     viewer(&mut stream, 11, Quality::Auto, t0);
     drain(&mut stream);
     let mut now = two_seconds(&mut stream, &mut publisher, t0);
-    let layers = stream.video_layers();
+    let layers = stream.video_layers(now);
     assert_eq!(layers.len(), 3);
     assert!(
         layers[0].2 < layers[1].2 && layers[1].2 < layers[2].2,
         "{layers:?}"
     );
-    assert_eq!(stream.subscriber_layer(10), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(10, now), Some((2, 3)));
 
     // Viewer 10 reports 40 % loss: it is moved down at the lower layer's keyframe.
     stream.on_receiver_report(10, 0x5000 + 10, 102, now);
@@ -242,12 +238,12 @@ fn loss_moves_one_viewer_down_and_leaves_the_others_alone() {
     );
     // The other viewer never noticed: still the top layer, and no keyframe was asked for it.
     assert_eq!(video_layers(&outputs, 11), vec![2, 2, 2]);
-    assert_eq!(stream.subscriber_layer(11), Some((2, 3)));
+    assert_eq!(stream.subscriber_layer(11, now), Some((2, 3)));
 }
 
 #[test]
 fn a_nack_after_a_switch_is_answered_from_the_new_layer() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     viewer(&mut stream, 10, Quality::Low, t0);
     feed(&mut stream, 1, publisher.frame([true; 3]), t0);
@@ -267,14 +263,12 @@ fn a_nack_after_a_switch_is_answered_from_the_new_layer() {
     stream.on_nack(10, 0x5000 + 10, &[lost], t0 + ms(50));
     let resent = rtp_for(&drain(&mut stream), 10, MediaKind::Video);
     assert_eq!(resent.len(), 1);
-    assert_eq!(resent[0].header.sequence_number, lost);
-    assert_eq!(resent[0].payload, top[1].payload);
-    assert_eq!(layer_of(&resent[0]), 2);
+    assert_eq!(unwrap_rtx(&resent[0]), (lost, top[1].payload.clone()));
 }
 
 #[test]
 fn layers_are_ranked_by_bitrate_whatever_their_names() {
-    let t0 = Instant::now();
+    let t0 = start();
     // Names that say nothing, in the wrong order: the biggest layer is published first.
     let rids = ["c", "b", "a"];
     let mut publisher = SimulcastPublisher::new(rids);
@@ -287,9 +281,9 @@ fn layers_are_ranked_by_bitrate_whatever_their_names() {
         feed(&mut stream, 1, publisher.frame([i == 0; 3]), now);
         now += ms(33);
     }
-    let ssrcs: Vec<u32> = stream.video_layers().iter().map(|l| l.1).collect();
+    let ssrcs: Vec<u32> = stream.video_layers(now).iter().map(|l| l.1).collect();
     assert_eq!(ssrcs, vec![0x100, 0x200, 0x300]);
-    assert_eq!(stream.top_video_ssrc(), Some(0x300));
+    assert_eq!(stream.top_video_ssrc(now), Some(0x300));
     // A recording keeping one layer asks that layer, and only it, for a keyframe.
     let later = now + KEYFRAME_REQUEST_INTERVAL;
     drain(&mut stream);
@@ -302,7 +296,7 @@ fn layers_are_ranked_by_bitrate_whatever_their_names() {
 
 #[test]
 fn a_layer_that_opens_late_joins_without_disturbing_the_viewers() {
-    let t0 = Instant::now();
+    let t0 = start();
     let rids = ["q", "h", "f"];
     let mut publisher = SimulcastPublisher::new(rids);
     let tracks = publisher.tracks(rids);
@@ -344,17 +338,21 @@ fn a_layer_that_opens_late_joins_without_disturbing_the_viewers() {
         },
         t0 + ms(70),
     );
-    assert_eq!(stream.video_layers().len(), 2);
+    assert_eq!(stream.video_layers(t0 + ms(70)).len(), 2);
 }
 
 /// The transport-wide extension id viewer 10 negotiates.
 const TWCC_ID: u8 = 7;
 
-/// Viewer 10, with transport-wide feedback, watched two seconds and was moved down to the
-/// smallest layer by heavy loss.
-fn twcc_viewer_moved_down(t0: Instant) -> (Stream, SimulcastPublisher, Instant) {
+/// Viewer 10, with transport-wide feedback (and RTX or not), watched two seconds and was moved
+/// down to the smallest layer by heavy loss.
+fn twcc_viewer_moved_down(t0: Instant, rtx: bool) -> (Stream, SimulcastPublisher, Instant) {
     let (mut stream, mut publisher) = setup(t0);
-    let mut tracks = viewer_tracks(10, 0x5000 + 10);
+    let mut tracks = if rtx {
+        viewer_tracks(10, 0x5000 + 10)
+    } else {
+        viewer_tracks_without_rtx(10, 0x5000 + 10)
+    };
     for track in &mut tracks {
         track
             .extensions
@@ -366,33 +364,50 @@ fn twcc_viewer_moved_down(t0: Instant) -> (Stream, SimulcastPublisher, Instant) 
     stream.on_receiver_report(10, 0x5000 + 10, 200, now);
     drain(&mut stream);
     feed(&mut stream, 1, publisher.frame([true; 3]), now);
-    assert_eq!(stream.subscriber_layer(10), Some((0, 3)));
+    assert_eq!(stream.subscriber_layer(10, now), Some((0, 3)));
     (stream, publisher, now)
 }
 
-#[test]
-fn moving_up_waits_for_a_probe_of_the_link() {
-    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(Instant::now());
-
-    // A clean link from now on: the estimate climbs, and the viewer moves up again — but
-    // only after a second of probe traffic (packets it already got, sent again).
-    let mut seen = std::collections::HashSet::new();
-    let mut first_duplicate = None;
+/// When viewer 10, on a clean link from `now` on, first got a probe packet, when the bigger
+/// layer was first asked for a keyframe, and when the viewer got it (within a minute).
+/// Every probe packet must be an RTX copy of a packet the viewer got, and no sequence number
+/// of its media SSRC may come twice.
+fn clean_link(
+    stream: &mut Stream,
+    publisher: &mut SimulcastPublisher,
+    mut now: Instant,
+) -> (Option<Instant>, Option<Instant>, Option<Instant>) {
+    let mut sent = std::collections::HashMap::new();
+    let mut first_probe = None;
     let mut first_request = None;
     let mut moved = None;
     let mut keyframe = [false; 3];
     for second in 0..60 {
         stream.on_receiver_report(10, 0x5000 + 10, 0, now);
         for _ in 0..30 {
-            let outputs = feed(&mut stream, 1, publisher.frame(keyframe), now);
+            let outputs = feed(stream, 1, publisher.frame(keyframe), now);
             keyframe = [false; 3];
             for packet in rtp_for(&outputs, 10, MediaKind::Video) {
-                if !seen.insert(packet.header.sequence_number) {
-                    first_duplicate.get_or_insert(now);
-                    assert_eq!(layer_of(&packet), 0, "probes repeat the current layer");
-                } else if layer_of(&packet) > 0 {
+                if packet.header.ssrc == rtx_ssrc(0x5000 + 10) {
+                    first_probe.get_or_insert(now);
+                    assert_eq!(packet.header.payload_type, VIEWER_RTX_PT);
+                    let (osn, payload) = unwrap_rtx(&packet);
+                    assert_eq!(
+                        sent.get(&osn),
+                        Some(&payload),
+                        "a probe packet is a copy of one the viewer got"
+                    );
+                    continue;
+                }
+                assert_eq!(packet.header.ssrc, 0x5000 + 10);
+                if layer_of(&packet) > 0 {
                     moved.get_or_insert(now);
                 }
+                let seq = packet.header.sequence_number;
+                assert!(
+                    sent.insert(seq, packet.payload).is_none(),
+                    "sequence number {seq} sent twice"
+                );
             }
             for (_, ssrc, _, _) in keyframe_requests(&outputs) {
                 let layer = LAYERS.iter().position(|l| l.1 == ssrc).unwrap();
@@ -408,9 +423,18 @@ fn moving_up_waits_for_a_probe_of_the_link() {
             break;
         }
     }
+    (first_probe, first_request, moved)
+}
+
+#[test]
+fn moving_up_waits_for_a_probe_of_the_link() {
+    let (mut stream, mut publisher, now) = twcc_viewer_moved_down(start(), true);
+    // A clean link from now on: the estimate climbs, and the viewer moves up again — but
+    // only after a second of probe traffic (packets it already got, copied over RTX).
+    let (probe, request, moved) = clean_link(&mut stream, &mut publisher, now);
     let (probe, request, moved) = (
-        first_duplicate.expect("probe traffic before moving up"),
-        first_request.expect("a keyframe request for the layer above"),
+        probe.expect("probe traffic before moving up"),
+        request.expect("a keyframe request for the layer above"),
         moved.expect("moved up"),
     );
     assert!(
@@ -421,43 +445,21 @@ fn moving_up_waits_for_a_probe_of_the_link() {
     assert!(moved >= request);
 }
 
-/// A transport feedback report: packets `base..base + arrivals.len()` arrived at those times
-/// (µs since some origin on the viewer's clock).
-fn transport_feedback(base: u16, arrivals: &[i64]) -> TransportLayerCc {
-    let reference = arrivals[0] / 64_000;
-    let mut last = reference * 64_000;
-    let recv_deltas = arrivals
-        .iter()
-        .map(|&at| {
-            let delta = (at - last) / 250 * 250;
-            last += delta;
-            RecvDelta {
-                type_tcc_packet: SymbolTypeTcc::PacketReceivedLargeDelta,
-                delta,
-            }
-        })
-        .collect();
-    TransportLayerCc {
-        base_sequence_number: base,
-        packet_status_count: arrivals.len() as u16,
-        reference_time: reference as u32,
-        packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
-            type_tcc: StatusChunkTypeTcc::RunLengthChunk,
-            packet_status_symbol: SymbolTypeTcc::PacketReceivedLargeDelta,
-            run_length: arrivals.len() as u16,
-        })],
-        recv_deltas,
-        ..Default::default()
-    }
+#[test]
+fn a_viewer_without_rtx_moves_up_unprobed() {
+    let (mut stream, mut publisher, now) = twcc_viewer_moved_down(start(), false);
+    // Probe packets would need its RTX stream: it moves up on its estimate alone.
+    let (probe, request, moved) = clean_link(&mut stream, &mut publisher, now);
+    assert_eq!(probe, None);
+    assert!(request.is_some() && moved.is_some());
 }
 
 #[test]
 fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
-    let t0 = Instant::now();
-    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(t0);
+    let t0 = start();
+    let (mut stream, mut publisher, mut now) = twcc_viewer_moved_down(t0, true);
     // The viewer reports every 100 ms: each packet arrives 20 ms after it left, until the
     // probe starts; from then on the link's queue grows by half of the time that passes.
-    let mut seen = std::collections::HashSet::new();
     let mut pending: Vec<(u16, Instant)> = Vec::new();
     let mut probe_started = None;
     let mut asked_up = false;
@@ -468,7 +470,7 @@ fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
             for packet in rtp_for(&outputs, 10, MediaKind::Video) {
                 let ext = packet.header.get_extension(TWCC_ID).expect("stamped");
                 pending.push((u16::from_be_bytes([ext[0], ext[1]]), now));
-                if !seen.insert(packet.header.sequence_number) {
+                if packet.header.ssrc == rtx_ssrc(0x5000 + 10) {
                     probe_started.get_or_insert(now);
                 }
             }
@@ -504,7 +506,7 @@ fn a_probe_that_fills_the_links_queue_keeps_the_viewer_where_it_is() {
         "no keyframe asked for a layer the link cannot carry"
     );
     assert_eq!(
-        stream.subscriber_layer(10),
+        stream.subscriber_layer(10, now),
         Some((0, 3)),
         "still on the smallest layer"
     );

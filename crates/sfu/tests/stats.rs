@@ -3,14 +3,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use directo_sfu::Stream;
 
 #[test]
 fn counts_traffic_and_estimates_the_incoming_bitrate() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut stream = Stream::new();
     let mut publisher = Publisher::new(1, 0x1111, 0x2222, 1, 1);
     stream.set_publisher(1, publisher.tracks(), t0);
@@ -30,7 +30,7 @@ fn counts_traffic_and_estimates_the_incoming_bitrate() {
             t0 + Duration::from_micros(frame * 33_333),
         );
     }
-    let stats = stream.stats();
+    let stats = stream.stats(t0 + Duration::from_micros(89 * 33_333));
     assert_eq!(stats.packets_in, 180);
     assert_eq!(stats.packets_out, 360);
     assert!(stats.bytes_in > 180 * 200);

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::l1t3::{L1t3, descriptor};
 use common::*;
 use directo_sfu::{MediaKind, Stream};
 use rtc::rtp::Packet;
@@ -21,64 +21,6 @@ const FULL_VIDEO_SSRC: u32 = 0xb1;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// A publisher in Chrome's L1T3 pattern: temporal layers 0 2 1 2, layer-sync on the first
-/// layer-1 and layer-2 frames after each layer-0 one; layer-0 frames are the biggest.
-struct L1t3 {
-    publisher: Publisher,
-    frame: u64,
-    tl0: u8,
-}
-
-impl L1t3 {
-    fn new() -> Self {
-        Self {
-            publisher: Publisher::new(1, 0x1111, 0x2222, 65_000, 7),
-            frame: 0,
-            tl0: 0,
-        }
-    }
-
-    fn next_frame(&mut self, keyframe: bool) -> Vec<Packet> {
-        let position = if keyframe { 0 } else { self.frame % 4 };
-        if keyframe {
-            self.frame = 0;
-        }
-        let tid = [0u8, 2, 1, 2][position as usize];
-        let sync = position == 1 || position == 2;
-        if tid == 0 {
-            self.tl0 = self.tl0.wrapping_add(1);
-        }
-        let packets = [4, 2, 2, 2][position as usize];
-        let picture_id = self.publisher.picture_id;
-        let mut frame = self.publisher.video_frame(keyframe, packets);
-        for (i, packet) in frame.iter_mut().enumerate() {
-            let mut payload = packet.payload.to_vec();
-            // Turn the descriptor's extension byte into I|L|T and insert TL0PICIDX, TID/Y.
-            payload[1] = 0xe0;
-            payload.splice(4..4, [self.tl0, tid << 6 | if sync { 0x20 } else { 0 }]);
-            assert_eq!(
-                u16::from(payload[2] & 0x7f) << 8 | u16::from(payload[3]),
-                picture_id
-            );
-            assert_eq!(payload[0] & 0x10 != 0, i == 0);
-            packet.payload = Bytes::from(payload);
-        }
-        self.frame += 1;
-        frame
-    }
-}
-
-/// TID and picture id of a forwarded VP8 packet, and whether it starts a frame.
-fn descriptor(packet: &Packet) -> (u8, u16, bool) {
-    let p = &packet.payload;
-    assert_eq!(p[1], 0xe0);
-    (
-        p[5] >> 6,
-        u16::from(p[2] & 0x7f) << 8 | u16::from(p[3]),
-        p[0] & 0x10 != 0,
-    )
 }
 
 /// Asserts consecutive sequence numbers and picture ids (one per frame).
@@ -96,7 +38,7 @@ fn assert_one_stream(packets: &[Packet]) {
 
 fn setup(t0: Instant) -> (Stream, L1t3) {
     let mut stream = Stream::new();
-    let publisher = L1t3::new();
+    let publisher = L1t3::new(Publisher::new(1, 0x1111, 0x2222, 65_000, 7));
     stream.set_publisher(1, publisher.publisher.tracks(), t0);
     stream.add_subscriber(THIN, viewer_tracks(0xa0, THIN_VIDEO_SSRC), t0);
     stream.add_subscriber(FULL, viewer_tracks(0xa1, FULL_VIDEO_SSRC), t0);
@@ -121,7 +63,7 @@ fn run(
 
 #[test]
 fn a_viewer_below_the_smallest_layer_gets_its_base_temporal_layer_as_one_stream() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     feed(&mut stream, 1, publisher.next_frame(true), t0);
     let (_, now) = run(&mut stream, &mut publisher, 60, t0 + ms(33));
@@ -147,13 +89,22 @@ fn a_viewer_below_the_smallest_layer_gets_its_base_temporal_layer_as_one_stream(
     assert_eq!(frames.len(), 10);
     // Renumbered copies for the thin viewer only.
     assert_ne!(thin[0].payload, full[0].payload);
-    assert_eq!(stream.stats().keyframe_requests_sent, 1, "only the start's");
+    assert_eq!(
+        stream.stats(now).keyframe_requests_sent,
+        1,
+        "only the start's"
+    );
 
     // A NACK names a packet as the thin viewer numbered it.
     let lost = &thin[17];
     stream.on_nack(THIN, THIN_VIDEO_SSRC, &[lost.header.sequence_number], now);
     let resent = rtp_for(&drain(&mut stream), THIN, MediaKind::Video);
-    assert_eq!(resent, vec![lost.clone()]);
+    assert_eq!(resent.len(), 1);
+    // Over RTX, with the picture id renumbered as the viewer got it.
+    assert_eq!(
+        unwrap_rtx(&resent[0]),
+        (lost.header.sequence_number, lost.payload.clone())
+    );
 
     // A clean link: the estimate climbs back (after the congested rate's hold) and the viewer
     // gets every frame again, still one stream; at the next keyframe it goes back to the
@@ -197,7 +148,7 @@ fn a_viewer_below_the_smallest_layer_gets_its_base_temporal_layer_as_one_stream(
 
 #[test]
 fn a_pinned_viewer_gets_every_temporal_layer_whatever_its_estimate() {
-    let t0 = Instant::now();
+    let t0 = start();
     let (mut stream, mut publisher) = setup(t0);
     stream.set_quality(THIN, directo_sfu::Quality::Low, t0);
     feed(&mut stream, 1, publisher.next_frame(true), t0);

@@ -63,7 +63,7 @@ pub fn summarize(report: &Report) -> String {
     println!(
         "constrained {} on layers (width: viewers) {:?}, others on {:?}, loss {:.4}, \
          constrained loss {:.3}, publisher keyframe requests {}, temporal layers lately \
-         (constrained {:?}, others {:?}), picture-id gaps {}",
+         (constrained {:?}, others {:?}), picture-id gaps {}, probe packets {}",
         report.constrained,
         report.constrained_layer_widths,
         report.other_layer_widths,
@@ -72,7 +72,8 @@ pub fn summarize(report: &Report) -> String {
         report.publisher_keyframe_requests,
         report.constrained_temporal_layers,
         report.other_temporal_layers,
-        report.picture_id_gaps
+        report.picture_id_gaps,
+        report.probe_packets
     );
     serde_json::to_string_pretty(report).unwrap_or_default()
 }

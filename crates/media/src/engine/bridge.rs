@@ -7,7 +7,6 @@
 //! needs.
 
 use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, PublishedTrack};
-use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
@@ -19,7 +18,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use std::time::Instant;
 
@@ -162,7 +161,10 @@ pub(crate) fn published_track(
 
 /// Add one send-only track of `kind` in `codec` to a viewer's peer connection.
 pub(crate) fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Result<(), MediaError> {
-    let ssrc = rand::rng().random::<u32>();
+    let ssrc = peer.unused_ssrc(&[]);
+    // Video resends lost packets and probes over RTX; `rtc` drops it if the viewer does not
+    // negotiate RTX.
+    let rtx_ssrc = (kind == MediaKind::Video).then(|| peer.unused_ssrc(&[ssrc]));
     let track = MediaStreamTrack::new(
         format!("directo-{}", peer.stream),
         format!("{}-{}", kind_name(kind), peer.session),
@@ -174,6 +176,7 @@ pub(crate) fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Resu
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
+                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                 ..Default::default()
             },
             codec: rtc_codec(codec),
@@ -186,6 +189,7 @@ pub(crate) fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Resu
         kind,
         id: sender,
         ssrc,
+        rtx_ssrc,
     });
     Ok(())
 }

@@ -393,5 +393,8 @@ fn forwarded_rtp_ssrc(peer: &Peer, datagram: &[u8]) -> Option<u32> {
         return None;
     }
     let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
-    peer.senders.iter().any(|s| s.ssrc == ssrc).then_some(ssrc)
+    peer.senders
+        .iter()
+        .any(|s| s.ssrc == ssrc || s.rtx_ssrc == Some(ssrc))
+        .then_some(ssrc)
 }

@@ -45,8 +45,8 @@ impl StreamEntry {
     }
 
     /// What the API and pages show of this stream.
-    pub(crate) fn info(&self, name: &str, _now: Instant) -> StreamInfo {
-        let stats = self.sfu.stats();
+    pub(crate) fn info(&self, name: &str, now: Instant) -> StreamInfo {
+        let stats = self.sfu.stats(now);
         let mut tracks: Vec<TrackInfo> = Vec::new();
         for track in self.sfu.tracks() {
             let kind = kind_name(track.kind);
@@ -56,7 +56,7 @@ impl StreamEntry {
             }
             let layers = if track.rid.is_some() {
                 self.sfu
-                    .video_layers()
+                    .video_layers(now)
                     .into_iter()
                     .filter_map(|(rid, _, _)| rid)
                     .collect()
@@ -175,7 +175,7 @@ impl Streams {
         let Some(entry) = self.entries.get_mut(name) else {
             return;
         };
-        let recorded = recorded_tracks(tracks, entry.sfu.top_video_ssrc());
+        let recorded = recorded_tracks(tracks, entry.sfu.top_video_ssrc(now));
         match (&mut entry.recording, &self.recording.dir) {
             (Some(recording), _) => recording.publisher_changed(&recorded, now),
             (None, Some(dir)) if records => {
@@ -207,7 +207,7 @@ impl Streams {
         if tracks.is_empty() {
             return;
         }
-        let tracks = recorded_tracks(tracks, entry.sfu.top_video_ssrc());
+        let tracks = recorded_tracks(tracks, entry.sfu.top_video_ssrc(now));
         match StreamRecording::start(dir, name, &tracks, now) {
             Ok(recording) => {
                 match recording.video_ssrc() {

@@ -1,6 +1,7 @@
 //! Test helpers shared by the behaviour tests: a simulated VP8 + Opus publisher that builds
-//! real payloads (valid VP8 payload descriptors), viewer configurations, and output
-//! draining. Each test file uses a subset, hence the `dead_code` allowance.
+//! real payloads (valid VP8 payload descriptors), viewer configurations (with RTX, as browsers
+//! negotiate it, or without), output draining, and the tests' one clock read. Each test file
+//! uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -8,16 +9,28 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use directo_sfu::{
     Codec, DownTrackConfig, KeyframeRequestKind, MediaKind, Output, PeerId, PublishedTrack,
-    Quality, Stream,
+    Quality, RtxConfig, Stream,
 };
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+    PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+    TransportLayerCc,
+};
 use rtc::rtp::Packet;
 use rtc::rtp::header::Header;
+
+pub mod l1t3;
+#[path = "../../src/test_clock.rs"]
+mod test_clock;
+
+pub use test_clock::start;
 
 pub const PUBLISHER_VP8_PT: u8 = 96;
 pub const PUBLISHER_OPUS_PT: u8 = 111;
 pub const VIEWER_VP8_PT: u8 = 120;
 pub const VIEWER_OPUS_PT: u8 = 109;
+/// The viewer's RTX payload type for VP8 (`apt=120`).
+pub const VIEWER_RTX_PT: u8 = 121;
 
 pub const AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
@@ -182,8 +195,24 @@ impl Publisher {
     }
 }
 
-/// A viewer that negotiated Opus and VP8 with its own PTs and extension ids.
+/// Our RTX SSRC toward a viewer whose video SSRC is `video_ssrc`, in these tests.
+pub fn rtx_ssrc(video_ssrc: u32) -> u32 {
+    video_ssrc ^ 0x8000_0000
+}
+
+/// A viewer that negotiated Opus and VP8 with its own PTs and extension ids, and RTX for its
+/// video, as browsers do.
 pub fn viewer_tracks(audio_ssrc: u32, video_ssrc: u32) -> Vec<DownTrackConfig> {
+    let mut tracks = viewer_tracks_without_rtx(audio_ssrc, video_ssrc);
+    tracks[1].rtx = Some(RtxConfig {
+        ssrc: rtx_ssrc(video_ssrc),
+        payload_types: vec![(102, 103), (VIEWER_VP8_PT, VIEWER_RTX_PT)],
+    });
+    tracks
+}
+
+/// Like [`viewer_tracks`], from a client that did not offer RTX.
+pub fn viewer_tracks_without_rtx(audio_ssrc: u32, video_ssrc: u32) -> Vec<DownTrackConfig> {
     let extensions = vec![
         (2, ABS_SEND_TIME.to_string()),
         (5, AUDIO_LEVEL.to_string()),
@@ -196,6 +225,7 @@ pub fn viewer_tracks(audio_ssrc: u32, video_ssrc: u32) -> Vec<DownTrackConfig> {
             payload_types: vec![(Codec::Opus, VIEWER_OPUS_PT)],
             extensions: extensions.clone(),
             quality: Quality::Auto,
+            rtx: None,
         },
         DownTrackConfig {
             kind: MediaKind::Video,
@@ -203,8 +233,18 @@ pub fn viewer_tracks(audio_ssrc: u32, video_ssrc: u32) -> Vec<DownTrackConfig> {
             payload_types: vec![(Codec::H264, 102), (Codec::Vp8, VIEWER_VP8_PT)],
             extensions,
             quality: Quality::Auto,
+            rtx: None,
         },
     ]
+}
+
+/// An RTX packet's original sequence number and the original payload after it.
+pub fn unwrap_rtx(packet: &Packet) -> (u16, Bytes) {
+    assert!(packet.payload.len() >= 2, "an RTX packet carries its OSN");
+    (
+        u16::from_be_bytes([packet.payload[0], packet.payload[1]]),
+        packet.payload.slice(2..),
+    )
 }
 
 /// Everything the stream has to say right now.
@@ -295,4 +335,53 @@ pub fn run_timers(stream: &mut Stream, from: Instant, to: Instant) -> Vec<Output
         now += Duration::from_millis(10);
     }
     outputs
+}
+
+/// A transport feedback report: packets `base..base + arrivals.len()` arrived at those times
+/// (µs since some origin on the viewer's clock).
+pub fn transport_feedback(base: u16, arrivals: &[i64]) -> TransportLayerCc {
+    let reference = arrivals[0] / 64_000;
+    let mut last = reference * 64_000;
+    let recv_deltas = arrivals
+        .iter()
+        .map(|&at| {
+            let delta = (at - last) / 250 * 250;
+            last += delta;
+            RecvDelta {
+                type_tcc_packet: SymbolTypeTcc::PacketReceivedLargeDelta,
+                delta,
+            }
+        })
+        .collect();
+    TransportLayerCc {
+        base_sequence_number: base,
+        packet_status_count: arrivals.len() as u16,
+        reference_time: reference as u32,
+        packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+            type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+            packet_status_symbol: SymbolTypeTcc::PacketReceivedLargeDelta,
+            run_length: arrivals.len() as u16,
+        })],
+        recv_deltas,
+        ..Default::default()
+    }
+}
+
+/// A small deterministic generator, so failures reproduce.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number, uniform over `u32`.
+    pub fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as u32
+    }
+
+    /// Whether an event of `percent` % chance happens.
+    pub fn chance(&mut self, percent: u32) -> bool {
+        self.next() % 100 < percent
+    }
 }
