@@ -16,7 +16,8 @@
 //! - A track is first placed *provisionally*, by arrivals, the moment its first frame is
 //!   written, and written on at that spacing.
 //! - It is placed *for good* once its estimate is as good as it will get: [`SETTLED_REPORTS`]
-//!   reports that agree to [`SETTLED_ERROR`] (a sender with exact reports), or a full window
+//!   reports whose standard error is under [`SETTLED_ERROR`] (a sender with exact reports;
+//!   reports ±30 ms off get there only by chance, a few times in ten thousand), or a full window
 //!   of [`crate::sender_reports::REPORT_WINDOW`] reports, or [`DECISION_DEADLINE`] after its
 //!   first packet; at the latest when the publisher changes or the recording ends. The
 //!   tracks of a publisher are decided together, when each is ready.
@@ -25,8 +26,8 @@
 //!   milliseconds: no jump inside the track, and the first frames are as much in sync as
 //!   the last.
 //!
-//! The alternatives were worse: deciding once early leaves ±30 ms reports about as far off
-//! as one report is; holding every frame back until the decision leaves the first ten-odd
+//! The alternatives were worse: deciding once early, on the first few reports, leaves the
+//! tracks of such a sender some ten milliseconds apart at one standard deviation; holding every frame back until the decision leaves the first ten-odd
 //! seconds unwritten, lost to a crash and invisible to anyone reading the file live; slewing
 //! the offset bends the spacing and never fixes the first frames; applying the estimate only
 //! at a reconnect leaves a recording without reconnects unsynced.
@@ -35,8 +36,10 @@
 //! moves earlier (the track that arrived with the most delay stays where it is and the
 //! others move later to match it): a frame already written never moves before the start of
 //! the file. A track decided later (one that started late) moves either way. A track
-//! without any report keeps its arrival placement. Owns the shared offset and the decision;
-//! does not own the tracks' clocks or the file.
+//! without any report keeps its arrival placement. Once decided, a track is not moved again
+//! for that publisher: a drift between the publisher's RTP and NTP clocks over a long
+//! recording is not followed (it would need a jump or a bent spacing). Owns the shared offset
+//! and the decision; does not own the tracks' clocks or the file.
 
 use std::time::Duration;
 
@@ -45,7 +48,7 @@ use directo_sfu::MediaKind;
 use crate::clock::{Nanos, Placement, TrackClock};
 use crate::sender_reports::REPORT_WINDOW;
 
-/// Reports that, agreeing to [`SETTLED_ERROR`], settle a track early.
+/// Reports that, with a standard error under [`SETTLED_ERROR`], settle a track early.
 pub(crate) const SETTLED_REPORTS: usize = 5;
 /// Standard error under which a track's reports have settled.
 pub(crate) const SETTLED_ERROR: Nanos = 1_000_000;
