@@ -8,6 +8,7 @@ use crate::chat::{CHAT_LABEL, ChatMember};
 use crate::error::{ClientError, Result};
 use crate::keyframe_request::KeyframeRequestTap;
 use crate::settling_runtime::SettlingRuntime;
+use crate::skewed_reports::{SKEWED_REPORTS_SLOT, SenderReportSkew, SkewedReports};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::PayloadType;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -102,6 +103,8 @@ pub(crate) struct PeerSetup {
     /// Surface inbound PLI/FIR on `TrackLocal::poll` (publishers).
     pub keyframe_requests: bool,
     pub on_track: Option<TrackSink>,
+    /// Make the sender reports a little off (publishers imitating aiortc).
+    pub skewed_reports: Option<SkewedReports>,
 }
 
 /// The states a peer went through, as the event handler saw them.
@@ -161,6 +164,12 @@ pub(crate) async fn build_peer(setup: PeerSetup) -> Result<(Arc<dyn PeerConnecti
         registry = registry.with(
             rtc::interceptor::Slot::from(KEYFRAME_TAP_SLOT),
             KeyframeRequestTap::default(),
+        );
+    }
+    if let Some(skew) = setup.skewed_reports {
+        registry = registry.with(
+            rtc::interceptor::Slot::from(SKEWED_REPORTS_SLOT),
+            SenderReportSkew::new(skew),
         );
     }
 

@@ -133,6 +133,7 @@ impl Publisher {
             codecs: default_codecs(),
             keyframe_requests: true,
             on_track: None,
+            skewed_reports: None,
         })
         .await?;
         let video_ssrc = rand::random::<u32>() | 1;
