@@ -10,7 +10,8 @@
 //! For bad-network tests the publisher can drop a fraction of its video packets before they
 //! reach the stack (chosen by a seeded generator: the same packets every run). Those packets
 //! were never sent, so no retransmission can repair them: real loss. It can also start the
-//! audio later than the video, as a browser whose microphone opens late does.
+//! audio later than the video, as a browser whose microphone opens late does, and make its
+//! sender reports a little off, as aiortc's are ([`SkewedReports`]).
 
 use crate::error::{ClientError, Result};
 use crate::ffmpeg::SourceVideo;
@@ -22,6 +23,7 @@ use crate::peer::{
     opus_codec, remote_answer, vp8_codec,
 };
 use crate::rtp_log::MediaKind;
+use crate::skewed_reports::SkewedReports;
 use directo_recorder::replay::Packetizer;
 use directo_sfu::Codec;
 use reqwest::Client;
@@ -59,6 +61,8 @@ pub struct MediaPublisherConfig {
     pub seed: u64,
     /// How long to wait for ICE and DTLS before giving up on sending.
     pub connect_timeout: Duration,
+    /// Make the sender reports a little off, as aiortc and others send them.
+    pub skewed_reports: Option<SkewedReports>,
 }
 
 impl Default for MediaPublisherConfig {
@@ -68,6 +72,7 @@ impl Default for MediaPublisherConfig {
             audio_delay: Duration::ZERO,
             seed: 0x5eed,
             connect_timeout: Duration::from_secs(30),
+            skewed_reports: None,
         }
     }
 }
@@ -299,6 +304,7 @@ impl MediaPublisher {
             keyframe_requests: true,
             on_track: None,
             lossy_link: None,
+            skewed_reports: config.skewed_reports,
         })
         .await?;
         let video_ssrc = rand::random::<u32>() | 1;

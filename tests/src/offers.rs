@@ -35,6 +35,7 @@ pub async fn single_codec_offer(mime_type: &str) -> Result<String> {
         keyframe_requests: false,
         on_track: None,
         lossy_link: None,
+        skewed_reports: None,
     })
     .await?;
     let track = MediaStreamTrack::new(

@@ -10,6 +10,7 @@ use crate::error::{ClientError, Result};
 use crate::keyframe_request::KeyframeRequestTap;
 use crate::lossy_link::{LOSSY_LINK_SLOT, LossyLink};
 use crate::settling_runtime::SettlingRuntime;
+use crate::skewed_reports::{SKEWED_REPORTS_SLOT, SenderReportSkew, SkewedReports};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
 };
@@ -126,6 +127,8 @@ pub(crate) struct PeerSetup {
     /// Drop every n-th inbound VP8 packet before the chain sees it (a lossy link), counting
     /// the drops here.
     pub lossy_link: Option<(u64, Arc<AtomicU64>)>,
+    /// Make the sender reports a little off (publishers imitating aiortc).
+    pub skewed_reports: Option<SkewedReports>,
 }
 
 /// The states a peer went through, as the event handler saw them.
@@ -191,6 +194,12 @@ pub(crate) async fn build_peer(setup: PeerSetup) -> Result<(Arc<dyn PeerConnecti
         registry = registry.with(
             rtc::interceptor::Slot::from(LOSSY_LINK_SLOT),
             LossyLink::new(every, dropped),
+        );
+    }
+    if let Some(skew) = setup.skewed_reports {
+        registry = registry.with(
+            rtc::interceptor::Slot::from(SKEWED_REPORTS_SLOT),
+            SenderReportSkew::new(skew),
         );
     }
 

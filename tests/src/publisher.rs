@@ -134,6 +134,7 @@ impl Publisher {
             keyframe_requests: true,
             on_track: None,
             lossy_link: None,
+            skewed_reports: None,
         })
         .await?;
         let video_ssrc = rand::random::<u32>() | 1;

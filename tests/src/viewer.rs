@@ -141,6 +141,7 @@ impl Viewer {
             on_track: Some(Box::new(move |track| {
                 tokio::spawn(read_track(track, Arc::clone(&sink_shared)));
             })),
+            skewed_reports: None,
         })
         .await?;
         // Created before the offer, so the offer carries it (after the media sections).

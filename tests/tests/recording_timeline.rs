@@ -1,7 +1,8 @@
 //! A recording's timeline is what was captured: audio that starts after the video starts
-//! that much later in the file (the tracks stay in sync), and a publisher who drops and comes
-//! back within the grace period continues the same file with timestamps that only go forward,
-//! the gap in the file being the time it was away.
+//! that much later in the file (the tracks stay in sync), sender reports that are a little
+//! off (as aiortc's are) move no frame from its RTP spacing and leave the tracks in sync, and
+//! a publisher who drops and comes back within the grace period continues the same file with
+//! timestamps that only go forward, the gap in the file being the time it was away.
 //!
 //! The tests here measure time to tens of milliseconds, so they run one at a time (a lock)
 //! rather than side by side on a small machine. Needs `ffmpeg`/`ffprobe` and `directo` built.
@@ -12,8 +13,10 @@ use directo_tests::ffmpeg::{
 };
 use directo_tests::recordings::{RecordingEntry, recording_path, wait_finished};
 use directo_tests::{
-    CONNECT_TIMEOUT, MediaPublisher, MediaPublisherConfig, MediaSource, SentMedia, TestServer,
+    CONNECT_TIMEOUT, MediaPublisher, MediaPublisherConfig, MediaSource, SentMedia, SkewedReports,
+    TestServer,
 };
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -26,6 +29,8 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 const GOP: u32 = 30;
 /// How far the audio-to-video start offset in the file may be from the one sent.
 const SYNC_TOLERANCE_MS: f64 = 20.0;
+/// How far a frame may sit from its RTP spacing: the file counts whole milliseconds.
+const SPACING_TOLERANCE_MS: f64 = 1.0;
 
 /// Publishes the whole of `source` and leaves with DELETE; returns what was sent.
 /// How a publisher's session ends.
@@ -94,6 +99,64 @@ fn pts_of(packets: &[ProbedPacket], streams: &[ProbedStream], kind: &str) -> Vec
         .collect()
 }
 
+/// A recording of one publisher matched to what it sent.
+struct Recorded {
+    /// Presentation times of the video packets, s, in file order.
+    video_pts: Vec<f64>,
+    /// Presentation times of the audio packets, s, in file order.
+    audio_pts: Vec<f64>,
+    /// When each recorded video frame was sent, ms.
+    video_sent_ms: Vec<u64>,
+    /// When each recorded audio frame was sent, ms.
+    audio_sent_ms: Vec<u64>,
+}
+
+impl Recorded {
+    /// Which frames the file holds: the video from a keyframe on (the recorder starts when
+    /// the publisher's tracks are open and waits for a keyframe), every audio frame from the
+    /// recorder's start on (a lossless local link), so the last `audio_pts.len()` sent.
+    fn read(sent: &SentMedia, file: &Path) -> anyhow::Result<Self> {
+        let streams = probe_streams(file)?;
+        let packets = probe_packets(file)?;
+        let video_pts = pts_of(&packets, &streams, "video");
+        let audio_pts = pts_of(&packets, &streams, "audio");
+        let began = sent
+            .keyframes_ms()
+            .into_iter()
+            .find(|&at| sent.video_frames_from(at).abs_diff(video_pts.len()) <= 1)
+            .with_context(|| {
+                format!(
+                    "{} video frames recorded: not the frames from any keyframe on",
+                    video_pts.len()
+                )
+            })?;
+        let video_sent_ms = sent
+            .video()
+            .map(|f| f.at_ms)
+            .filter(|&at| at >= began)
+            .collect();
+        let audio_sent: Vec<u64> = sent.audio().map(|f| f.at_ms).collect();
+        let audio_sent_ms = audio_sent
+            .len()
+            .checked_sub(audio_pts.len())
+            .filter(|_| !audio_pts.is_empty())
+            .map(|first| audio_sent[first..].to_vec())
+            .with_context(|| {
+                format!(
+                    "{} audio frames recorded, {} sent",
+                    audio_pts.len(),
+                    audio_sent.len()
+                )
+            })?;
+        Ok(Recorded {
+            video_pts,
+            audio_pts,
+            video_sent_ms,
+            audio_sent_ms,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_that_starts_late_keeps_its_offset_to_the_video() -> anyhow::Result<()> {
     const STREAM: &str = "rec-late-audio";
@@ -120,36 +183,9 @@ async fn audio_that_starts_late_keeps_its_offset_to_the_video() -> anyhow::Resul
     let errors = decode_errors(&file)?;
     assert!(errors.trim().is_empty(), "ffmpeg -xerror printed: {errors}");
     let streams = probe_streams(&file)?;
-    let packets = probe_packets(&file)?;
-    let video_pts = pts_of(&packets, &streams, "video");
-    let audio_pts = pts_of(&packets, &streams, "audio");
-
-    // Which frames the file holds: the video from a keyframe on (the recorder starts when the
-    // publisher's tracks are open and waits for a keyframe), every audio frame from the
-    // recorder's start on (a lossless local link), so the last `audio_pts.len()` sent.
-    let began = sent
-        .keyframes_ms()
-        .into_iter()
-        .find(|&at| sent.video_frames_from(at).abs_diff(video_pts.len()) <= 1)
-        .with_context(|| {
-            format!(
-                "{} video frames recorded: not the frames from any keyframe on",
-                video_pts.len()
-            )
-        })?;
-    let audio_sent: Vec<u64> = sent.audio().map(|f| f.at_ms).collect();
-    let first_recorded_audio = audio_sent
-        .len()
-        .checked_sub(audio_pts.len())
-        .and_then(|i| audio_sent.get(i))
-        .copied()
-        .with_context(|| {
-            format!(
-                "{} audio frames recorded, {} sent",
-                audio_pts.len(),
-                audio_sent.len()
-            )
-        })?;
+    let recorded = Recorded::read(&sent, &file)?;
+    let began = recorded.video_sent_ms[0];
+    let first_recorded_audio = recorded.audio_sent_ms[0];
     let sent_offset_ms = first_recorded_audio as f64 - began as f64;
 
     let video_start = stream_of(&streams, "video")?
@@ -167,6 +203,59 @@ async fn audio_that_starts_late_keeps_its_offset_to_the_video() -> anyhow::Resul
     assert!(
         (file_offset_ms - sent_offset_ms).abs() <= SYNC_TOLERANCE_MS,
         "audio starts {file_offset_ms:.0} ms after the video in the file, \
+         {sent_offset_ms:.0} ms after it as sent"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_reports_that_are_off_move_no_frame_and_keep_the_tracks_in_sync()
+-> anyhow::Result<()> {
+    const STREAM: &str = "rec-skewed-reports";
+    let _serial = SERIAL.lock().await;
+    let server = TestServer::start().await?;
+    let source = MediaSource::make(SourceVideo::Vp8, 20, GOP)?;
+    let config = MediaPublisherConfig {
+        skewed_reports: Some(SkewedReports {
+            ntp_error: Duration::from_millis(30),
+            seed: 0x5eed,
+        }),
+        ..MediaPublisherConfig::default()
+    };
+    let sent = publish_all(&server, STREAM, &source, config, End::Stop).await?;
+
+    let entry = only_recording(&server, STREAM).await?;
+    let file = recording_path(&server, &entry);
+    let errors = decode_errors(&file)?;
+    assert!(errors.trim().is_empty(), "ffmpeg -xerror printed: {errors}");
+    let recorded = Recorded::read(&sent, &file)?;
+    for (kind, pts, sent_ms) in [
+        ("video", &recorded.video_pts, &recorded.video_sent_ms),
+        ("audio", &recorded.audio_pts, &recorded.audio_sent_ms),
+    ] {
+        for (index, (written, sent)) in pts.windows(2).zip(sent_ms.windows(2)).enumerate() {
+            let written_gap = (written[1] - written[0]) * 1000.0;
+            let sent_gap = (sent[1] - sent[0]) as f64;
+            assert!(
+                (written_gap - sent_gap).abs() <= SPACING_TOLERANCE_MS + 1e-6,
+                "{kind} frame {} is written {written_gap:.3} ms after the one before, sent \
+                 {sent_gap} ms after it",
+                index + 1
+            );
+        }
+    }
+
+    // The first frames recorded of each track: where they sit relative to each other in the
+    // file is where they were captured.
+    let sent_offset_ms = recorded.audio_sent_ms[0] as f64 - recorded.video_sent_ms[0] as f64;
+    let file_offset_ms = (recorded.audio_pts[0] - recorded.video_pts[0]) * 1000.0;
+    eprintln!(
+        "first audio recorded was sent {sent_offset_ms:.0} ms after the first video, and is \
+         written {file_offset_ms:.1} ms after it"
+    );
+    assert!(
+        (file_offset_ms - sent_offset_ms).abs() <= SYNC_TOLERANCE_MS,
+        "audio starts {file_offset_ms:.1} ms after the video in the file, \
          {sent_offset_ms:.0} ms after it as sent"
     );
     Ok(())

@@ -1,23 +1,28 @@
-//! One timeline for every track: maps a track's RTP timestamps to nanoseconds on the
-//! recorder's clock (the `Instant`s passed in, counted from the recording's origin).
+//! One track's clock: what its packets and sender reports say about when its RTP times were
+//! captured, and the one offset that places the track on the recorder's timeline (the
+//! `Instant`s passed in, counted from the recording's origin).
 //!
-//! Before the publisher's first RTCP sender report a track is anchored on arrival times: the
-//! packet that arrived with the least delay relative to its RTP timestamp (over the track's
-//! first seconds) stands for "captured when it arrived". Once a track has a sender report,
-//! its RTP time maps through the report's NTP time, and NTP time maps to the recorder's
-//! clock through one offset shared by every track, estimated from the least-delayed reports.
-//! Sharing that offset is what keeps audio and video in sync: both tracks are placed on the
-//! publisher's capture clock, whatever their RTP bases and whenever each of them started.
-//! Owns RTP timestamp unwrapping (wraparound) too; it does not own packets or frames.
+//! A track is placed by a single offset — the recorder-clock time of its RTP time zero —
+//! so every frame of it keeps the spacing of its RTP timestamps exactly. The offset is first
+//! set provisionally from arrivals (the least-delayed packet stands for "captured when it
+//! arrived"), and set once more, for good, from the sender reports (see `sync`). Owns RTP
+//! timestamp unwrapping (wraparound) too; does not own packets, frames or the decision of
+//! when the offset is final.
 
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::time::Instant;
 
-/// How long the arrival anchor and the NTP offset keep improving before they are frozen.
-/// Freezing stops the estimate from following clock drift, which would bend the timeline.
-const ESTIMATE_WINDOW: Duration = Duration::from_secs(3);
+use crate::sender_reports::{ReportEstimate, ReportFit};
 
 /// Nanoseconds relative to the recording's origin instant (negative before it).
 pub(crate) type Nanos = i64;
+
+/// Distinct RTP timestamps remembered with their arrival, to recognise a report that names
+/// a packet already received; a few frames' worth.
+const RECENT_TIMESTAMPS: usize = 16;
+/// A report naming a packet that arrived longer ago than this is not used (see
+/// [`TrackClock::on_sender_report`]).
+const MAX_REPORT_STALENESS: Nanos = 100_000_000;
 
 /// Converts `instant` to nanoseconds since `origin` (negative if earlier).
 pub(crate) fn nanos_since(origin: Instant, instant: Instant) -> Nanos {
@@ -32,6 +37,11 @@ pub(crate) fn ntp_to_nanos(ntp: u64) -> i64 {
     let seconds = (ntp >> 32) as i64;
     let fraction = ((ntp & 0xFFFF_FFFF) * 1_000_000_000) >> 32;
     seconds * 1_000_000_000 + fraction as i64
+}
+
+/// Nanoseconds that `ticks` of a `rate` Hz RTP clock last.
+pub(crate) fn ticks_to_nanos(ticks: i64, rate: i64) -> i64 {
+    (i128::from(ticks) * 1_000_000_000 / i128::from(rate)) as i64
 }
 
 /// Extends 32-bit RTP timestamps to 64 bits across wraparound.
@@ -57,31 +67,15 @@ impl RtpUnwrapper {
     }
 }
 
-/// The NTP-to-recorder-clock offset shared by the tracks of one publisher.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct NtpOffset {
-    /// `arrival - ntp` of the least-delayed sender report, and when the estimate started.
-    best: Option<(i64, Nanos)>,
-}
-
-impl NtpOffset {
-    /// Offers a sender report that arrived at `arrival`.
-    pub(crate) fn observe(&mut self, ntp_nanos: i64, arrival: Nanos) {
-        let candidate = arrival - ntp_nanos;
-        match &mut self.best {
-            None => self.best = Some((candidate, arrival)),
-            Some((best, since)) => {
-                if arrival - *since <= ESTIMATE_WINDOW.as_nanos() as i64 && candidate < *best {
-                    *best = candidate;
-                }
-            }
-        }
-    }
-
-    /// Recorder-clock nanoseconds for an NTP time, once a report has been seen.
-    pub(crate) fn to_local(&self, ntp_nanos: i64) -> Option<Nanos> {
-        self.best.map(|(offset, _)| ntp_nanos + offset)
-    }
+/// Where a track sits on the recorder's timeline: the recorder-clock time of its RTP zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Nothing of the track has been written yet.
+    Unplaced,
+    /// Placed by arrivals; the sender reports may still move the whole track once.
+    Provisional(Nanos),
+    /// Placed for good.
+    Final(Nanos),
 }
 
 /// Maps one track's RTP timestamps onto the recorder's clock.
@@ -89,53 +83,75 @@ impl NtpOffset {
 pub(crate) struct TrackClock {
     rate: i64,
     unwrapper: RtpUnwrapper,
-    /// `(extended rtp, arrival)` of the least-delayed packet, and when anchoring began.
-    anchor: Option<(i64, Nanos, Nanos)>,
-    /// The latest sender report: `(extended rtp, ntp nanos)`.
-    report: Option<(i64, i64)>,
+    /// When the first packet arrived.
+    first_arrival: Option<Nanos>,
+    /// Recorder-clock time of RTP zero by the least-delayed packet so far.
+    arrival_zero: Option<Nanos>,
+    /// The newest distinct timestamps, extended, with their first packet's arrival.
+    recent: VecDeque<(i64, Nanos)>,
+    reports: ReportFit,
+    placement: Placement,
 }
 
 impl TrackClock {
     /// A clock for a track whose RTP clock ticks `rate` times a second.
     pub(crate) fn new(rate: u32) -> Self {
+        let rate = i64::from(rate.max(1));
         TrackClock {
-            rate: i64::from(rate.max(1)),
+            rate,
             unwrapper: RtpUnwrapper::default(),
-            anchor: None,
-            report: None,
+            first_arrival: None,
+            arrival_zero: None,
+            recent: VecDeque::with_capacity(RECENT_TIMESTAMPS),
+            reports: ReportFit::new(rate),
+            placement: Placement::Unplaced,
         }
     }
 
     fn ticks_to_nanos(&self, ticks: i64) -> i64 {
-        (i128::from(ticks) * 1_000_000_000 / i128::from(self.rate)) as i64
+        ticks_to_nanos(ticks, self.rate)
     }
 
-    /// Notes a packet's arrival: refines the arrival anchor; returns the extended timestamp.
+    /// Notes a packet's arrival; returns its extended timestamp.
     pub(crate) fn on_packet(&mut self, ts: u32, arrival: Nanos) -> i64 {
         let extended = self.unwrapper.unwrap(ts);
-        let base = arrival - self.ticks_to_nanos(extended);
-        self.anchor = match self.anchor {
-            None => Some((extended, arrival, arrival)),
-            Some((rtp, at, since)) => {
-                let current = at - self.ticks_to_nanos(rtp);
-                if base < current && arrival - since <= ESTIMATE_WINDOW.as_nanos() as i64 {
-                    Some((extended, arrival, since))
-                } else {
-                    Some((rtp, at, since))
-                }
+        self.first_arrival.get_or_insert(arrival);
+        let zero = arrival - self.ticks_to_nanos(extended);
+        self.arrival_zero = Some(self.arrival_zero.map_or(zero, |best| best.min(zero)));
+        if !self.recent.iter().any(|&(rtp, _)| rtp == extended) {
+            if self.recent.len() == RECENT_TIMESTAMPS {
+                self.recent.pop_front();
             }
-        };
+            self.recent.push_back((extended, arrival));
+        }
         extended
     }
 
-    /// Notes a sender report for this track.
-    pub(crate) fn on_sender_report(&mut self, rtp: u32, ntp_nanos: i64) {
-        let extended = if self.anchor.is_some() {
+    /// Notes a sender report for this track: NTP time `ntp_nanos` is RTP time `rtp`; it
+    /// arrived at `arrival`.
+    ///
+    /// A report whose RTP time is exactly that of a packet already received comes from a
+    /// sender that reuses its last packet's RTP time instead of the time of the report
+    /// (aiortc and others). Its NTP time is then either when that packet was sent (aiortc
+    /// stamps that) or when the report was (others do): the two lie one arrival interval
+    /// apart, and the report is moved back by half of it, which is never more than half
+    /// that interval from either. A report naming a packet older than
+    /// [`MAX_REPORT_STALENESS`] is not used: half of that would be a real error.
+    pub(crate) fn on_sender_report(&mut self, rtp: u32, ntp_nanos: i64, arrival: Nanos) {
+        let extended = if self.first_arrival.is_some() {
             self.unwrapper.peek(rtp)
         } else {
             self.unwrapper.unwrap(rtp)
         };
-        self.report = Some((extended, ntp_nanos));
+        let staleness = self
+            .recent
+            .iter()
+            .find(|&&(seen, _)| seen == extended)
+            .map_or(0, |&(_, received)| (arrival - received).max(0));
+        if staleness > MAX_REPORT_STALENESS {
+            return;
+        }
+        self.reports.add(extended, ntp_nanos - staleness / 2);
     }
 
     /// The extended form of a timestamp near those already seen.
@@ -143,21 +159,50 @@ impl TrackClock {
         self.unwrapper.peek(ts)
     }
 
-    /// Recorder-clock time of extended RTP time `rtp`, or `None` before any packet or report.
-    pub(crate) fn to_local(&self, rtp: i64, offset: &NtpOffset) -> Option<Nanos> {
-        if let Some((report_rtp, report_ntp)) = self.report
-            && let Some(local) = offset.to_local(report_ntp + self.ticks_to_nanos(rtp - report_rtp))
-        {
-            return Some(local);
+    /// When the track's first packet arrived.
+    pub(crate) fn first_arrival(&self) -> Option<Nanos> {
+        self.first_arrival
+    }
+
+    /// What the sender reports say so far.
+    pub(crate) fn estimate(&self) -> Option<ReportEstimate> {
+        self.reports.estimate()
+    }
+
+    /// Where the track is placed.
+    pub(crate) fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// Places the track by arrivals, if it is not placed yet: from now on its frames are
+    /// written, so this is where it stays unless the reports move it once.
+    pub(crate) fn place_provisionally(&mut self) {
+        if let (Placement::Unplaced, Some(zero)) = (self.placement, self.arrival_zero) {
+            self.placement = Placement::Provisional(zero);
         }
-        let (anchor_rtp, anchor_at, _) = self.anchor?;
-        Some(anchor_at + self.ticks_to_nanos(rtp - anchor_rtp))
+    }
+
+    /// Places the track for good with RTP zero at `zero`.
+    pub(crate) fn place_finally(&mut self, zero: Nanos) {
+        self.placement = Placement::Final(zero);
+    }
+
+    /// Recorder-clock time of extended RTP time `rtp`, once the track is placed.
+    pub(crate) fn to_local(&self, rtp: i64) -> Option<Nanos> {
+        match self.placement {
+            Placement::Unplaced => None,
+            Placement::Provisional(zero) | Placement::Final(zero) => {
+                Some(zero + self.ticks_to_nanos(rtp))
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MS: i64 = 1_000_000;
 
     #[test]
     fn unwrapper_crosses_wraparound_both_ways() {
@@ -169,27 +214,30 @@ mod tests {
     }
 
     #[test]
-    fn sender_reports_put_tracks_on_one_clock() {
-        let mut offset = NtpOffset::default();
-        let ntp0: u64 = 3_900_000_000 << 32;
-        offset.observe(ntp_to_nanos(ntp0), 1_000_000_000);
-        let mut audio = TrackClock::new(48_000);
-        let mut video = TrackClock::new(90_000);
-        audio.on_sender_report(1_000, ntp_to_nanos(ntp0));
-        video.on_sender_report(4_000_000_000, ntp_to_nanos(ntp0));
-        audio.on_packet(1_000 + 48_000, 3_000_000_000);
-        video.on_packet(4_000_000_000u32.wrapping_add(90_000), 2_500_000_000);
-        let a = audio.to_local(audio.extend(1_000 + 48_000), &offset);
-        let v = video.to_local(video.extend(4_000_000_000u32.wrapping_add(90_000)), &offset);
-        assert_eq!(a, Some(2_000_000_000));
-        assert_eq!(a, v);
+    fn provisional_placement_takes_the_least_delayed_packet_so_far() {
+        let mut clock = TrackClock::new(90_000);
+        clock.on_packet(0, 30 * MS);
+        clock.on_packet(9_000, 100 * MS);
+        clock.place_provisionally();
+        assert_eq!(clock.to_local(0), Some(0));
+        // Later packets no longer move a placed track.
+        clock.on_packet(18_000, 150 * MS);
+        assert_eq!(clock.to_local(0), Some(0));
     }
 
     #[test]
-    fn arrival_anchor_prefers_least_delayed_packet() {
+    fn a_report_naming_a_received_packet_is_moved_back_by_half_its_staleness() {
+        let ntp0 = 3_900_000_000 * 1_000_000_000;
         let mut clock = TrackClock::new(90_000);
-        clock.on_packet(0, 30_000_000);
-        clock.on_packet(9_000, 100_000_000);
-        assert_eq!(clock.to_local(0, &NtpOffset::default()), Some(0));
+        clock.on_packet(9_000, 100 * MS);
+        // Sent 30 ms after that packet, with that packet's RTP time.
+        clock.on_sender_report(9_000, ntp0 + 100 * MS + 30 * MS, 130 * MS);
+        let estimate = clock.estimate().expect("estimate");
+        assert_eq!(estimate.ntp_at_zero, ntp0 + 15 * MS);
+        // A report with its own RTP time is taken as it is.
+        let mut clock = TrackClock::new(90_000);
+        clock.on_packet(9_000, 100 * MS);
+        clock.on_sender_report(11_700, ntp0 + 130 * MS, 130 * MS);
+        assert_eq!(clock.estimate().map(|e| e.ntp_at_zero), Some(ntp0));
     }
 }

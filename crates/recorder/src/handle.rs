@@ -157,7 +157,17 @@ fn run(
     rx: Receiver<Command>,
     mut on_event: impl FnMut(RecorderEvent),
 ) -> Result<Vec<RecordingInfo>> {
+    // The time the caller last gave: finishing happens on it rather than on this thread's
+    // clock, so a caller with a clock of its own (a replay, a test) stays consistent.
+    let mut latest: Option<Instant> = None;
     while let Ok(command) = rx.recv() {
+        let at = match &command {
+            Command::Packet(_, _, at)
+            | Command::SenderReport { arrival: at, .. }
+            | Command::PublisherChanged(_, at)
+            | Command::Lost(at) => *at,
+        };
+        latest = Some(latest.map_or(at, |latest| latest.max(at)));
         let result = match command {
             Command::Packet(kind, packet, arrival) => recorder.push(kind, packet, arrival),
             Command::SenderReport {
@@ -185,5 +195,5 @@ fn run(
             return Err(RecorderError::Stopped);
         }
     }
-    recorder.finish(Instant::now())
+    recorder.finish(latest.unwrap_or_else(Instant::now))
 }

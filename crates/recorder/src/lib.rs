@@ -2,18 +2,22 @@
 //! file out, written while the stream is live.
 //!
 //! Pipeline: RTP packets of each track are reordered and reassembled into frames by the
-//! `rtc` crate's `SampleBuilder` and depacketizers (`track`, `depacketizer`); frames are
-//! placed on one timeline through the publisher's sender reports (`clock`); the muxer
-//! interleaves them into clusters (`muxer`) laid out so that the file is playable while
-//! written and after a crash (`matroska`). [`Recorder`] is the sans-IO core (time comes in
-//! as arguments, keyframe requests go out through `poll_output`); [`RecorderHandle`] runs it
-//! on its own thread behind a bounded channel that never blocks the forwarding path.
+//! `rtc` crate's `SampleBuilder` and depacketizers (`track`, `depacketizer`); each track is
+//! placed on one timeline by a single offset, so it keeps its RTP spacing exactly (`clock`),
+//! and the offsets between the tracks come from a fit over the publisher's sender reports
+//! (`sender_reports`, `sync`); the muxer interleaves the frames into clusters (`muxer`) laid
+//! out so that the file is playable while written and after a crash (`matroska`).
+//! [`Recorder`] is the sans-IO core (time comes in as arguments, keyframe requests go out
+//! through `poll_output`); [`RecorderHandle`] runs it on its own thread behind a bounded
+//! channel that never blocks the forwarding path.
 //!
 //! Behaviour on bad networks:
 //! - Reordering is absorbed within [`REORDER_WINDOW`]. A lost video packet drops frames until
 //!   the next keyframe (and asks for one): a corrupt frame is never written. A lost audio
 //!   packet leaves a gap; later audio keeps its own timestamps.
 //! - RTP timestamps are unwrapped, so wraparound mid-recording is invisible.
+//! - Sender reports that are off by tens of milliseconds (aiortc's) move no frame within a
+//!   track; they are averaged, and the result moves each track once, as a whole.
 //! - A publisher who reconnects (new SSRC, or [`Recorder::publisher_changed`]) continues the
 //!   same file after a gap as long as the codecs match: timestamps stay monotonic because the
 //!   timeline is the recorder's own clock, so the gap in the file is the real time the
@@ -37,6 +41,8 @@ mod matroska;
 mod muxer;
 mod recorder;
 pub mod replay;
+mod sender_reports;
+mod sync;
 mod track;
 
 pub use error::{RecorderError, Result};

@@ -1,6 +1,7 @@
 //! The recording's byte layout, on top of `mkv-element`'s typed elements: the file header
-//! written when recording starts, clusters appended one whole element at a time, and the
-//! finishing pass (Cues, Duration, SeekHead, Segment size) shared by a clean finish and by
+//! written when recording starts, clusters appended one whole element at a time (their block
+//! timestamps rewritten in place when a track is moved, see `sync`), and the finishing pass
+//! (Cues, Duration, SeekHead, Segment size) shared by a clean finish and by
 //! [`crate::recover`]. Also the scanner that reads that layout back.
 //!
 //! The layout is what makes a recording crash-safe:
@@ -235,6 +236,68 @@ fn seek(id: VInt64, position: u64) -> Seek {
         crc32: None,
         void: None,
     }
+}
+
+/// A SimpleBlock's timestamp as found in an encoded Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockTimestamp {
+    /// Offset of the 16-bit relative timestamp within the cluster's bytes.
+    pub offset: u64,
+    /// The block's track number.
+    pub track: u64,
+    /// The timestamp, relative to the cluster's.
+    pub relative: i16,
+}
+
+/// Where the timestamps of the SimpleBlocks in one encoded Cluster (header included) are,
+/// so they can be rewritten in place later (see [`rewrite_block_timestamps`]).
+pub(crate) fn block_timestamps(cluster: &[u8]) -> Vec<BlockTimestamp> {
+    let mut found = Vec::new();
+    let mut r = std::io::Cursor::new(cluster);
+    let Ok(header) = read_header(&mut r) else {
+        return found;
+    };
+    let end = header
+        .size
+        .map_or(cluster.len() as u64, |size| header.len + size);
+    while r.position() < end {
+        let Ok(child) = read_header(&mut r) else {
+            break;
+        };
+        let Some(size) = child.size else { break };
+        let body = r.position();
+        if child.id == SimpleBlock::ID.as_encoded()
+            && let Ok((track, track_len)) = read_vint(&mut r)
+        {
+            let mut timestamp = [0u8; 2];
+            if r.read_exact(&mut timestamp).is_ok() {
+                found.push(BlockTimestamp {
+                    offset: body + track_len as u64,
+                    track: track & ((1u64 << (7 * track_len)) - 1),
+                    relative: i16::from_be_bytes(timestamp),
+                });
+            }
+        }
+        r.set_position(body + size);
+    }
+    found
+}
+
+/// Rewrites block timestamps already in the file: each `(file offset, relative timestamp)`,
+/// in the order given; leaves the file positioned at its end, for appending.
+pub(crate) fn rewrite_block_timestamps(
+    file: &mut File,
+    path: &Path,
+    rewrites: impl IntoIterator<Item = (u64, i16)>,
+) -> Result<()> {
+    for (offset, relative) in rewrites {
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.write_all(&relative.to_be_bytes()))
+            .map_err(io_err("cannot rewrite timestamps in", path))?;
+    }
+    file.seek(SeekFrom::End(0))
+        .map_err(io_err("cannot rewrite timestamps in", path))?;
+    Ok(())
 }
 
 /// A top-level element header as found in the file.

@@ -2,7 +2,10 @@
 //! briefly to write them in time order, writes the file header once the first video
 //! keyframe tells the picture size (and, for H264, the parameter sets), starts a cluster at
 //! every video keyframe and at least every 5 s, and keeps the cue points and track ends
-//! that finishing needs. Owns the open file; does not own RTP, reassembly or clocks.
+//! that finishing needs. A track placed provisionally (see `sync`) can be moved once, as a
+//! whole: its queued frames, its blocks in the open cluster and — through the positions
+//! kept for it — its blocks already in the file. Owns the open file; does not own RTP,
+//! reassembly or clocks.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -20,6 +23,7 @@ use crate::bitstream::{VideoFrameInfo, avc_decoder_configuration};
 use crate::clock::Nanos;
 use crate::error::{RecorderError, Result};
 use crate::matroska::{self, Cue, SegmentLayout};
+use crate::sync::TrackShift;
 
 /// Track number of the video track in every recording.
 pub(crate) const VIDEO_TRACK: u64 = 1;
@@ -48,9 +52,25 @@ pub(crate) struct MuxFrame {
     pub video: Option<VideoFrameInfo>,
 }
 
+/// A block of the open cluster, encoded when the cluster is written.
+struct DraftBlock {
+    track: u64,
+    ms: u64,
+    keyframe: bool,
+    data: Bytes,
+}
+
 struct OpenCluster {
     start_ms: u64,
-    blocks: Vec<ClusterBlock>,
+    blocks: Vec<DraftBlock>,
+}
+
+/// A block in the file whose track may still move: where its timestamp is.
+#[derive(Debug, Clone, Copy)]
+struct WrittenBlock {
+    track: u64,
+    pos: u64,
+    relative: i16,
 }
 
 /// The time a track has been written up to.
@@ -82,6 +102,17 @@ pub(crate) struct Muxer {
     cues: Vec<Cue>,
     video_end: TrackEnd,
     audio_end: TrackEnd,
+    /// Tracks that may still move, and their blocks already in the file.
+    movable: Vec<u64>,
+    movable_blocks: Vec<WrittenBlock>,
+}
+
+/// The track number of `kind` in every recording.
+fn track_number(kind: MediaKind) -> u64 {
+    match kind {
+        MediaKind::Video => VIDEO_TRACK,
+        MediaKind::Audio => AUDIO_TRACK,
+    }
 }
 
 impl Muxer {
@@ -122,6 +153,8 @@ impl Muxer {
             cues: Vec::new(),
             video_end: TrackEnd::default(),
             audio_end: TrackEnd::default(),
+            movable: Vec::new(),
+            movable_blocks: Vec::new(),
         })
     }
 
@@ -138,6 +171,60 @@ impl Muxer {
     /// Whether a video frame that is not a keyframe is of no use yet (no header written).
     pub(crate) fn waiting_for_first_keyframe(&self) -> bool {
         self.layout.is_none() && self.tracks.video.is_some()
+    }
+
+    /// Keeps where the blocks of `kind` are written until [`Self::shift_track`] moves it.
+    pub(crate) fn track_may_move(&mut self, kind: MediaKind) {
+        let track = track_number(kind);
+        if !self.movable.contains(&track) {
+            self.movable.push(track);
+        }
+    }
+
+    /// Moves every frame of a track by `shift.ms` — queued, in the open cluster, or already
+    /// in the file — and stops keeping its block positions. Later frames arrive moved.
+    pub(crate) fn shift_track(&mut self, shift: TrackShift) -> Result<()> {
+        let track = track_number(shift.kind);
+        let moved = |ms: u64| u64::try_from(ms as i64 + shift.ms).unwrap_or(0);
+        for frame in self.queue.iter_mut().filter(|f| f.kind == shift.kind) {
+            frame.at += shift.ms * 1_000_000;
+        }
+        self.queue.make_contiguous().sort_by_key(|f| f.at);
+        if let Some(last) = self.queue.back() {
+            self.newest = Some(self.newest.map_or(last.at, |newest| newest.max(last.at)));
+        }
+        if let Some(cluster) = &mut self.cluster {
+            for block in cluster.blocks.iter_mut().filter(|b| b.track == track) {
+                block.ms = moved(block.ms);
+            }
+        }
+        let end = match shift.kind {
+            MediaKind::Video => &mut self.video_end,
+            MediaKind::Audio => &mut self.audio_end,
+        };
+        end.last_ms = end.last_ms.map(moved);
+        for cue in self.cues.iter_mut().filter(|c| c.track == track) {
+            cue.time = moved(cue.time);
+        }
+        let mut rewrites: Vec<(u64, i16)> = self
+            .movable_blocks
+            .iter()
+            .filter(|b| b.track == track)
+            .map(|b| {
+                let relative = (i64::from(b.relative) + shift.ms)
+                    .clamp(i64::from(i16::MIN), i64::from(i16::MAX));
+                (b.pos, relative as i16)
+            })
+            .collect();
+        if shift.ms > 0 {
+            // Latest first (earliest first when moving back): a crash half way leaves the
+            // track with one gap, never with timestamps going backwards.
+            rewrites.reverse();
+        }
+        matroska::rewrite_block_timestamps(&mut self.file, &self.path, rewrites)?;
+        self.movable_blocks.retain(|b| b.track != track);
+        self.movable.retain(|&t| t != track);
+        Ok(())
     }
 
     /// Takes one frame; writes whatever is old enough to be in order.
@@ -261,9 +348,10 @@ impl Muxer {
         if frame.at < epoch {
             return Ok(());
         }
-        let (track, end) = match frame.kind {
-            MediaKind::Video => (VIDEO_TRACK, &mut self.video_end),
-            MediaKind::Audio => (AUDIO_TRACK, &mut self.audio_end),
+        let track = track_number(frame.kind);
+        let end = match frame.kind {
+            MediaKind::Video => &mut self.video_end,
+            MediaKind::Audio => &mut self.audio_end,
         };
         let mut ms = ((frame.at - epoch) as u64 + 500_000) / 1_000_000;
         if let Some(last) = end.last_ms {
@@ -305,15 +393,12 @@ impl Muxer {
             });
         }
         if let Some(cluster) = &mut self.cluster {
-            let relative = ms.saturating_sub(cluster.start_ms).min(i16::MAX as u64) as i16;
-            let mut block = BytesMut::with_capacity(4 + frame.data.len());
-            block.put_u8(0x80 | track as u8);
-            block.put_i16(relative);
-            block.put_u8(if frame.keyframe { 0x80 } else { 0 });
-            block.put_slice(&frame.data);
-            cluster
-                .blocks
-                .push(ClusterBlock::Simple(SimpleBlock(block.freeze())));
+            cluster.blocks.push(DraftBlock {
+                track,
+                ms,
+                keyframe: frame.keyframe,
+                data: frame.data,
+            });
         }
         Ok(())
     }
@@ -327,14 +412,44 @@ impl Muxer {
         if open.blocks.is_empty() {
             return Ok(());
         }
+        let blocks = open
+            .blocks
+            .into_iter()
+            .map(|draft| {
+                // A block moved before its cluster started is written with a negative
+                // relative timestamp, which Matroska allows.
+                let relative = (draft.ms as i64 - open.start_ms as i64)
+                    .clamp(i64::from(i16::MIN), i64::from(i16::MAX))
+                    as i16;
+                let mut block = BytesMut::with_capacity(4 + draft.data.len());
+                block.put_u8(0x80 | draft.track as u8);
+                block.put_i16(relative);
+                block.put_u8(if draft.keyframe { 0x80 } else { 0 });
+                block.put_slice(&draft.data);
+                ClusterBlock::Simple(SimpleBlock(block.freeze()))
+            })
+            .collect();
         let bytes = matroska::encode(&Cluster {
             timestamp: Timestamp(open.start_ms),
-            blocks: open.blocks,
+            blocks,
             ..Default::default()
         })?;
         self.file
             .write_all(&bytes)
             .map_err(|source| RecorderError::io("cannot write", &self.path, source))?;
+        if !self.movable.is_empty() {
+            let start = self.written;
+            self.movable_blocks.extend(
+                matroska::block_timestamps(&bytes)
+                    .into_iter()
+                    .filter(|b| self.movable.contains(&b.track))
+                    .map(|b| WrittenBlock {
+                        track: b.track,
+                        pos: start + b.offset,
+                        relative: b.relative,
+                    }),
+            );
+        }
         self.written += bytes.len() as u64;
         Ok(())
     }

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 use directo_sfu::{Codec, MediaKind};
 use rtc::rtp::Packet;
 
-use crate::clock::{Nanos, NtpOffset, nanos_since, ntp_to_nanos};
+use crate::clock::{Nanos, Placement, nanos_since, ntp_to_nanos};
 use crate::error::{RecorderError, Result};
 use crate::info::RecordingInfo;
 use crate::muxer::{MuxFrame, Muxer};
+use crate::sync::AvSync;
 use crate::track::{TrackFrame, TrackPipeline};
 
 /// How often a keyframe is asked for again while video waits for one.
@@ -86,7 +87,11 @@ pub struct Recorder {
     muxer: Muxer,
     audio: Option<TrackPipeline>,
     video: Option<TrackPipeline>,
-    offset: NtpOffset,
+    /// Which publisher of the recording is sending (counted from 0): a new SSRC or
+    /// [`Recorder::publisher_changed`] starts the next one.
+    run: u64,
+    /// The current publisher's audio/video sync.
+    sync: AvSync,
     outputs: VecDeque<RecorderOutput>,
     last_keyframe_request: Option<Nanos>,
     stats: RecorderStats,
@@ -118,9 +123,10 @@ impl Recorder {
             origin: now,
             wall_origin: wall,
             muxer,
-            audio: tracks.audio.map(TrackPipeline::new),
-            video: tracks.video.map(TrackPipeline::new),
-            offset: NtpOffset::default(),
+            audio: tracks.audio.map(|codec| TrackPipeline::new(codec, 0)),
+            video: tracks.video.map(|codec| TrackPipeline::new(codec, 0)),
+            run: 0,
+            sync: AvSync::default(),
             outputs: VecDeque::new(),
             last_keyframe_request: None,
             stats: RecorderStats::default(),
@@ -164,14 +170,14 @@ impl Recorder {
             return Ok(());
         };
         if track.ssrc().is_some_and(|current| current != ssrc) {
-            self.restart_track(kind, arrival)?;
-            // The old publisher's clock offset says nothing about the new one's.
-            self.offset = NtpOffset::default();
+            self.new_publisher_on(kind, arrival)?;
         }
         if let Some(track) = self.track_mut(kind) {
             track.push(packet, at, arrival);
         }
         self.drain(kind, arrival)?;
+        // Sender reports are only taken in, so a decision they made ready happens here.
+        self.decide_sync(self.run, at, false)?;
         self.request_keyframe_if_needed(at);
         Ok(())
     }
@@ -194,8 +200,7 @@ impl Recorder {
         if track.ssrc().is_some_and(|current| current != ssrc) {
             return;
         }
-        track.clock.on_sender_report(rtp, ntp_nanos);
-        self.offset.observe(ntp_nanos, at);
+        track.clock.on_sender_report(rtp, ntp_nanos, at);
     }
 
     /// The publisher went away and `tracks` is the new one's. With the same codecs the
@@ -203,16 +208,25 @@ impl Recorder {
     /// a new one started.
     pub fn publisher_changed(&mut self, tracks: RecordingTracks, now: Instant) -> Result<()> {
         let tracks = tracks.validate()?;
-        self.restart_track(MediaKind::Audio, now)?;
-        self.restart_track(MediaKind::Video, now)?;
-        self.offset = NtpOffset::default();
+        self.flush_track(MediaKind::Audio, now)?;
+        self.flush_track(MediaKind::Video, now)?;
+        self.decide_every_run(now)?;
+        self.run += 1;
+        self.sync = AvSync::default();
+        for track in [&mut self.audio, &mut self.video].into_iter().flatten() {
+            track.reset(self.run);
+        }
         if tracks != self.muxer.tracks() {
             let wall = self.wall_origin + now.saturating_duration_since(self.origin);
             let next = open_muxer(&self.dir, &self.stream, tracks, wall)?;
             let previous = std::mem::replace(&mut self.muxer, next);
             self.finish_muxer(previous)?;
-            self.audio = tracks.audio.map(TrackPipeline::new);
-            self.video = tracks.video.map(TrackPipeline::new);
+            self.audio = tracks
+                .audio
+                .map(|codec| TrackPipeline::new(codec, self.run));
+            self.video = tracks
+                .video
+                .map(|codec| TrackPipeline::new(codec, self.run));
         }
         self.request_keyframe_if_needed(nanos_since(self.origin, now));
         Ok(())
@@ -233,6 +247,7 @@ impl Recorder {
     pub fn finish(mut self, now: Instant) -> Result<Vec<RecordingInfo>> {
         self.flush_track(MediaKind::Audio, now)?;
         self.flush_track(MediaKind::Video, now)?;
+        self.decide_every_run(now)?;
         let Recorder {
             muxer,
             mut finished,
@@ -254,11 +269,68 @@ impl Recorder {
         Ok(())
     }
 
-    /// Writes a track's last complete frame, then resets it for a new publisher.
-    fn restart_track(&mut self, kind: MediaKind, now: Instant) -> Result<()> {
+    /// A packet of a new SSRC arrived on `kind`'s track: a new publisher. The track's last
+    /// complete frame is written; the first track to see the new publisher also places the
+    /// old publisher's tracks for good (their reports end here) and starts a new sync, since
+    /// the old publisher's NTP clock says nothing about the new one's.
+    fn new_publisher_on(&mut self, kind: MediaKind, now: Instant) -> Result<()> {
+        let Some(old_run) = self.track_mut(kind).map(|t| t.run()) else {
+            return Ok(());
+        };
         self.flush_track(kind, now)?;
+        self.decide_sync(old_run, nanos_since(self.origin, now), true)?;
+        if old_run == self.run {
+            self.run += 1;
+            self.sync = AvSync::default();
+        }
+        let run = self.run;
         if let Some(track) = self.track_mut(kind) {
-            track.reset();
+            track.reset(run);
+        }
+        Ok(())
+    }
+
+    /// Places for good the provisionally placed tracks of publisher `run` once their sender
+    /// reports are ready (or now, if `force`), moving what was written of them.
+    fn decide_sync(&mut self, run: u64, at: Nanos, force: bool) -> Result<()> {
+        let waiting = |track: &Option<TrackPipeline>| {
+            track.as_ref().is_some_and(|t| {
+                t.run() == run && matches!(t.clock.placement(), Placement::Provisional(_))
+            })
+        };
+        if !waiting(&self.audio) && !waiting(&self.video) {
+            return Ok(());
+        }
+        let mut tracks: Vec<_> = [
+            (MediaKind::Audio, self.audio.as_mut()),
+            (MediaKind::Video, self.video.as_mut()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, track)| {
+            let track = track.filter(|t| t.run() == run)?;
+            Some((kind, &mut track.clock))
+        })
+        .collect();
+        // An earlier publisher's offset went when the next one began: a track of it that
+        // is still provisional stays where arrivals put it.
+        let mut earlier = AvSync::default();
+        let sync = if run == self.run {
+            &mut self.sync
+        } else {
+            &mut earlier
+        };
+        for shift in sync.decide(&mut tracks, at, force) {
+            self.muxer.shift_track(shift)?;
+        }
+        Ok(())
+    }
+
+    /// Places for good every track still placed provisionally, whichever publisher it is of.
+    fn decide_every_run(&mut self, now: Instant) -> Result<()> {
+        let at = nanos_since(self.origin, now);
+        let runs = [self.audio.as_ref(), self.video.as_ref()].map(|t| t.map(|t| t.run()));
+        for run in runs.into_iter().flatten() {
+            self.decide_sync(run, at, true)?;
         }
         Ok(())
     }
@@ -281,7 +353,13 @@ impl Recorder {
             let Some(frame) = track.pop(now) else {
                 return Ok(());
             };
-            let Some(at) = track.local_time(frame.rtp, &self.offset) else {
+            if track.clock.placement() == Placement::Unplaced {
+                // The track's first frame: from here on it is written, placed by arrivals
+                // until its sender reports place it for good.
+                track.clock.place_provisionally();
+                self.muxer.track_may_move(kind);
+            }
+            let Some(at) = track.clock.to_local(frame.rtp) else {
                 continue;
             };
             if kind == MediaKind::Video

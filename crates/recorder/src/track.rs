@@ -14,7 +14,7 @@ use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtp::Packet;
 
 use crate::bitstream::{VideoFrameInfo, inspect_video, opus_packet_samples};
-use crate::clock::{Nanos, NtpOffset, TrackClock};
+use crate::clock::{Nanos, TrackClock};
 use crate::depacketizer::CountingDepacketizer;
 
 /// How long a missing packet is waited for before its frame is given up.
@@ -44,11 +44,13 @@ pub(crate) struct TrackPipeline {
     highest: Option<(u16, u32)>,
     need_keyframe: bool,
     frames_dropped: u64,
+    /// Which of the recording's publishers (counted from 0) the packets come from.
+    run: u64,
 }
 
 impl TrackPipeline {
-    /// A fresh pipeline for `codec`.
-    pub(crate) fn new(codec: Codec) -> Self {
+    /// A fresh pipeline for `codec`, for the recording's `run`th publisher.
+    pub(crate) fn new(codec: Codec, run: u64) -> Self {
         let failures = Arc::new(AtomicU64::new(0));
         let depacketizer = CountingDepacketizer::new(codec, failures.clone());
         TrackPipeline {
@@ -62,7 +64,13 @@ impl TrackPipeline {
             highest: None,
             need_keyframe: codec.kind() == MediaKind::Video,
             frames_dropped: 0,
+            run,
         }
+    }
+
+    /// Which of the recording's publishers the track's packets come from.
+    pub(crate) fn run(&self) -> u64 {
+        self.run
     }
 
     /// The SSRC of the packets seen, once there are some.
@@ -80,10 +88,10 @@ impl TrackPipeline {
         self.frames_dropped
     }
 
-    /// Makes the track start over, as for a new publisher; the caller flushes first.
-    pub(crate) fn reset(&mut self) {
+    /// Makes the track start over for the `run`th publisher; the caller flushes first.
+    pub(crate) fn reset(&mut self, run: u64) {
         let dropped = self.frames_dropped;
-        *self = TrackPipeline::new(self.codec);
+        *self = TrackPipeline::new(self.codec, run);
         self.frames_dropped = dropped;
     }
 
@@ -168,10 +176,5 @@ impl TrackPipeline {
                 video: Some(info),
             });
         }
-    }
-
-    /// Recorder-clock time of a frame of this track.
-    pub(crate) fn local_time(&self, rtp: i64, offset: &NtpOffset) -> Option<Nanos> {
-        self.clock.to_local(rtp, offset)
     }
 }

@@ -136,6 +136,8 @@ pub struct Send {
     pub video_delay_ms: u64,
     /// Send sender reports every second (from the start).
     pub sender_reports: bool,
+    /// Send sender reports that are a little off instead (when `sender_reports` is set).
+    pub skewed_reports: Option<SkewedReports>,
     /// RTP timestamp bases.
     pub audio_base: u32,
     pub video_base: u32,
@@ -153,6 +155,7 @@ impl Default for Send {
             jitter_ms: 0,
             video_delay_ms: 0,
             sender_reports: true,
+            skewed_reports: None,
             audio_base: 1_000,
             video_base: 2_000_000,
             audio_ssrc: 0x1111,
@@ -163,6 +166,15 @@ impl Default for Send {
     }
 }
 
+/// Sender reports as some stacks (aiortc among them) send them: every 0.5 to 1.5 s, with the
+/// RTP time of the last packet sent before the report rather than the report's own, and an
+/// NTP time off by up to `ntp_error_ms` either way. Intervals and errors are drawn from the
+/// `Send`'s seed.
+#[derive(Clone, Copy, Debug)]
+pub struct SkewedReports {
+    pub ntp_error_ms: u64,
+}
+
 /// What was sent, to compare with what was recorded.
 pub struct Sent {
     pub inputs: Vec<(Duration, ReplayInput)>,
@@ -170,6 +182,8 @@ pub struct Sent {
     pub video_packets_dropped: usize,
     /// Capture times of the audio frames sent, ms.
     pub audio_ms: Vec<u64>,
+    /// Capture times of the video frames sent, ms.
+    pub video_ms: Vec<u64>,
     /// Media time span of the sent frames (first to last frame end), ms.
     pub duration_ms: u64,
 }
@@ -184,7 +198,12 @@ fn xorshift(state: &mut u64) -> u64 {
 /// NTP time (64-bit fixed point) of capture time `ms` for a publisher whose clock reads
 /// 3_900_000_000 s at capture time zero.
 pub fn ntp(ms: u64) -> u64 {
-    let nanos = 3_900_000_000u128 * 1_000_000_000 + u128::from(ms) * 1_000_000;
+    ntp_of_nanos(i128::from(ms) * 1_000_000)
+}
+
+/// Like [`ntp`], for a capture time in nanoseconds (negative before capture time zero).
+pub fn ntp_of_nanos(capture: i128) -> u64 {
+    let nanos = (3_900_000_000i128 * 1_000_000_000 + capture) as u128;
     let seconds = (nanos / 1_000_000_000) as u64;
     let fraction = ((nanos % 1_000_000_000) << 32) / 1_000_000_000;
     seconds << 32 | fraction as u64
@@ -205,6 +224,7 @@ pub fn packetize(tracks: RecordingTracks, frames: &[SourceFrame], send: &Send) -
     let mut dropped = 0;
     let mut last_ms = 0;
     let mut audio_ms = Vec::new();
+    let mut video_ms = Vec::new();
     for frame in frames {
         let capture = frame.at_ms
             + if frame.kind == MediaKind::Video {
@@ -224,6 +244,7 @@ pub fn packetize(tracks: RecordingTracks, frames: &[SourceFrame], send: &Send) -
             .expect("packetize");
         if frame.kind == MediaKind::Video {
             video_frames += 1;
+            video_ms.push(capture);
         } else {
             audio_ms.push(capture);
         }
@@ -252,7 +273,34 @@ pub fn packetize(tracks: RecordingTracks, frames: &[SourceFrame], send: &Send) -
             inputs.push((arrival, ReplayInput::Packet(frame.kind, packet)));
         }
     }
-    if send.sender_reports {
+    if let (true, Some(skewed)) = (send.sender_reports, send.skewed_reports) {
+        let mut rng = send.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1);
+        let mut at = 0;
+        loop {
+            at += 500 + xorshift(&mut rng) % 1_000;
+            if at > last_ms {
+                break;
+            }
+            for (kind, packetizer, ssrc, captures) in [
+                (MediaKind::Audio, &audio, send.audio_ssrc, &audio_ms),
+                (MediaKind::Video, &video, send.video_ssrc, &video_ms),
+            ] {
+                let Some(&last_sent) = captures.iter().rev().find(|&&c| c <= at) else {
+                    continue;
+                };
+                let span = 2 * skewed.ntp_error_ms as i128 * 1_000 + 1;
+                let error_us =
+                    (xorshift(&mut rng) as i128 % span) - skewed.ntp_error_ms as i128 * 1_000;
+                let report = ReplayInput::SenderReport {
+                    kind,
+                    ssrc,
+                    ntp: ntp_of_nanos(i128::from(at) * 1_000_000 + error_us * 1_000),
+                    rtp: packetizer.rtp_time(last_sent),
+                };
+                inputs.push((Duration::from_millis(send.start_ms + at + 5), report));
+            }
+        }
+    } else if send.sender_reports {
         let end = last_ms + 1_000;
         let mut at = 0;
         while at < end {
@@ -278,6 +326,7 @@ pub fn packetize(tracks: RecordingTracks, frames: &[SourceFrame], send: &Send) -
         video_frames,
         video_packets_dropped: dropped,
         audio_ms,
+        video_ms,
         duration_ms: last_ms - first,
     }
 }
