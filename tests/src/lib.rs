@@ -4,7 +4,8 @@
 //! - [`Publisher`] publishes synthetic Opus + VP8 over WHIP, answering PLI/FIR with keyframes.
 //! - [`Viewer`] watches over WHEP (or any signaling) and records every RTP header it receives.
 //! - [`MediaPublisher`] publishes real VP8 or H264 + Opus (a [`MediaSource`] made by ffmpeg)
-//!   paced in real time; [`ffmpeg`] judges recordings with ffprobe and ffmpeg, and
+//!   paced in real time; [`ffmpeg`] (from `directo-testkit`) judges recordings with ffprobe
+//!   and ffmpeg, and
 //!   [`recordings`] finds them through the API and on disk.
 //! - [`WsClient`] speaks `signaling-proto` over `/ws`.
 //! - [`ChatMember`] is one member of a stream's chat: on a viewer's or publisher's `chat` data
@@ -16,9 +17,7 @@
 pub mod access;
 mod chat;
 mod error;
-pub mod ffmpeg;
 mod http;
-mod keyframe_request;
 mod media_publisher;
 mod media_source;
 mod offers;
@@ -35,6 +34,7 @@ mod wait;
 mod ws;
 
 pub use chat::{CHAT_LABEL, ChatHistory, ChatLinkState, ChatMember};
+pub use directo_testkit::ffmpeg;
 pub use error::{ClientError, Result};
 pub use http::{
     Session, delete_session, http_client, http_client_from, post_offer, read_error, status_error,

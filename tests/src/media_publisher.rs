@@ -15,7 +15,6 @@
 use crate::error::{ClientError, Result};
 use crate::ffmpeg::SourceVideo;
 use crate::http::{Session, delete_session, post_offer};
-use crate::keyframe_request::is_keyframe_request;
 use crate::media_source::MediaSource;
 use crate::peer::{
     CodecSpec, OPUS_PAYLOAD_TYPE, PeerEvents, PeerSetup, VP8_PAYLOAD_TYPE, build_peer, local_offer,
@@ -24,6 +23,7 @@ use crate::peer::{
 use crate::rtp_log::MediaKind;
 use directo_recorder::replay::Packetizer;
 use directo_sfu::Codec;
+use directo_sfu::is_keyframe_request;
 use reqwest::Client;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
@@ -222,6 +222,7 @@ fn plan(
 ) -> Result<Vec<PlannedFrame>> {
     let video_codec = match source.video() {
         SourceVideo::Vp8 => Codec::Vp8,
+        SourceVideo::Vp9 => Codec::Vp9,
         SourceVideo::H264 => Codec::H264,
     };
     let mut audio = Packetizer::new(Codec::Opus, audio_ssrc, rand::random(), rand::random());
@@ -282,6 +283,12 @@ impl MediaPublisher {
         let (video_codec, video_pt) = match source.video() {
             SourceVideo::Vp8 => (vp8_codec(), VP8_PAYLOAD_TYPE),
             SourceVideo::H264 => (h264_codec(), H264_PAYLOAD_TYPE),
+            SourceVideo::Vp9 => {
+                return Err(ClientError::Protocol(
+                    "the media publisher offers VP8 or H264; make its source with one of them"
+                        .into(),
+                ));
+            }
         };
         let (pc, events) = build_peer(PeerSetup {
             codecs: vec![

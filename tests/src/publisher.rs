@@ -9,13 +9,13 @@
 use crate::chat::ChatMember;
 use crate::error::{ClientError, Result};
 use crate::http::{Session, delete_session, post_offer, with_name};
-use crate::keyframe_request::is_keyframe_request;
 use crate::peer::{
     OPUS_PAYLOAD_TYPE, PeerEvents, PeerSetup, VP8_PAYLOAD_TYPE, build_peer, default_codecs,
     local_offer, open_chat_channel, opus_codec, remote_answer, vp8_codec,
 };
 use crate::vp8::Vp8Packetizer;
 use bytes::Bytes;
+use directo_sfu::is_keyframe_request;
 use reqwest::Client;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;

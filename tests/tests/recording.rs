@@ -11,12 +11,13 @@ use directo_tests::ffmpeg::{
     ProbedPacket, ProbedStream, SourceVideo, decode_errors, decoded_video_frames, has_cues,
     probe_duration, probe_packets, probe_streams, seek_errors,
 };
-use directo_tests::recordings::{RecordingEntry, recording_path, wait_finished};
+use directo_tests::recordings::{recording_path, wait_finished};
 use directo_tests::{
     CONNECT_TIMEOUT, MediaPublisher, MediaPublisherConfig, MediaSource, SentMedia, TestServer,
 };
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use signaling_proto::RecordingEntry;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

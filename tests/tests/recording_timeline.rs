@@ -10,10 +10,11 @@ use anyhow::{Context, ensure};
 use directo_tests::ffmpeg::{
     ProbedPacket, ProbedStream, SourceVideo, decode_errors, probe_packets, probe_streams,
 };
-use directo_tests::recordings::{RecordingEntry, recording_path, wait_finished};
+use directo_tests::recordings::{recording_path, wait_finished};
 use directo_tests::{
     CONNECT_TIMEOUT, MediaPublisher, MediaPublisherConfig, MediaSource, SentMedia, TestServer,
 };
+use signaling_proto::RecordingEntry;
 use std::time::Duration;
 use tokio::sync::Mutex;
 

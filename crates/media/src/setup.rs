@@ -19,10 +19,9 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use std::time::Instant;
 
-use crate::rtcp_tap::RtcpTap;
+use directo_sfu::{RTCP_TAP_SLOT, RtcpTap};
 
-/// Where the RTCP tap sits: outermost, after every built-in interceptor has seen the packet.
-const RTCP_TAP_SLOT: usize = 14_000;
+use crate::rtcp_tap::engine_rtcp;
 
 /// The role a peer connection is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +193,7 @@ pub(crate) fn build_peer_connection(
             Registry::new()
         }
     };
-    let registry = registry.with(Slot::from(RTCP_TAP_SLOT), RtcpTap::default());
+    let registry = registry.with(Slot::from(RTCP_TAP_SLOT), RtcpTap::delivering(engine_rtcp));
 
     RTCPeerConnectionBuilder::new()
         .with_setting_engine(settings)

@@ -36,6 +36,7 @@ mod layers;
 mod munger;
 mod nack_cache;
 mod probe;
+mod rtcp_tap;
 mod sender_report;
 mod sequence;
 mod stats;
@@ -51,6 +52,9 @@ pub use keyframe::is_keyframe_start;
 pub use keyframe_requester::KEYFRAME_REQUEST_INTERVAL;
 pub use layers::Quality;
 pub use nack_cache::NACK_CACHE_SIZE;
+pub use rtcp_tap::{
+    RTCP_TAP_SLOT, RtcpSelection, RtcpTap, is_keyframe_request, keyframe_request_ssrc,
+};
 pub use sender_report::SENDER_REPORT_INTERVAL;
 pub use stats::StreamStats;
 pub use stream::{Output, PeerId, Stream};

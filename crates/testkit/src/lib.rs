@@ -1,0 +1,13 @@
+//! Test support that Directo's crates' own tests, its end-to-end tests (`tests/`) and its
+//! benchmarks (`benches/`) share, held once here:
+//!
+//! - [`ffmpeg`]: Debian's `ffmpeg` makes real test media, and `ffprobe`/`ffmpeg` judge a
+//!   recording the way a player would.
+//! - [`scratch`]: a fresh directory for one test.
+//!
+//! It depends on no Directo crate and on nothing heavy, so even `directo-sfu` or
+//! `directo-recorder` can take it as a dev-dependency. Clients that speak WebRTC live in the
+//! end-to-end tests' crate (`directo-tests`), which needs the `webrtc` stack.
+
+pub mod ffmpeg;
+pub mod scratch;
