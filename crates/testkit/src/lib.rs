@@ -4,6 +4,8 @@
 //! - [`ffmpeg`]: Debian's `ffmpeg` makes real test media, and `ffprobe`/`ffmpeg` judge a
 //!   recording the way a player would.
 //! - [`scratch`]: a fresh directory for one test.
+//! - [`skip`]: a test that cannot run here (no root, a missing tool) says so instead of passing
+//!   silently.
 //!
 //! It depends on no Directo crate and on nothing heavy, so even `directo-sfu` or
 //! `directo-recorder` can take it as a dev-dependency. Clients that speak WebRTC live in the
@@ -11,3 +13,4 @@
 
 pub mod ffmpeg;
 pub mod scratch;
+pub mod skip;
