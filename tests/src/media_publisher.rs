@@ -453,6 +453,23 @@ impl MediaPublisher {
         status
     }
 
+    /// Waits until the whole source has been sent, lets its last packets land and ends the
+    /// session with a `DELETE` that must succeed; returns what was sent and how many keyframe
+    /// requests came meanwhile ([`Self::keyframe_requests`]).
+    pub async fn finish(mut self, http: &Client, timeout: Duration) -> Result<(SentMedia, u64)> {
+        let sent = self.wait_done(timeout).await?;
+        let keyframe_requests = self.keyframe_requests();
+        // The last packets are in flight on loopback; a DELETE now could overtake them.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status = self.disconnect(http).await?;
+        if status != 200 && status != 204 {
+            return Err(ClientError::Protocol(format!(
+                "DELETE of the WHIP session answered {status}"
+            )));
+        }
+        Ok((sent, keyframe_requests))
+    }
+
     /// Stops sending and closes the peer without telling the server.
     pub async fn close(mut self) -> Result<()> {
         self.stop_tasks();

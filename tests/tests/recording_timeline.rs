@@ -39,7 +39,7 @@ async fn publish_all(
     source: &MediaSource,
     config: MediaPublisherConfig,
 ) -> anyhow::Result<SentMedia> {
-    let mut publisher = MediaPublisher::connect_whip(
+    let publisher = MediaPublisher::connect_whip(
         server.http(),
         &server.whip_url(stream),
         Some(server.publish_key()),
@@ -48,10 +48,7 @@ async fn publish_all(
     )
     .await?;
     publisher.wait_connected(CONNECT_TIMEOUT).await?;
-    let sent = publisher.wait_done(SEND_TIMEOUT).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = publisher.disconnect(server.http()).await?;
-    ensure!(status == 200 || status == 204, "DELETE answered {status}");
+    let (sent, _) = publisher.finish(server.http(), SEND_TIMEOUT).await?;
     Ok(sent)
 }
 

@@ -4,6 +4,7 @@
 //! - [`ffmpeg`]: Debian's `ffmpeg` makes real test media, and `ffprobe`/`ffmpeg` judge a
 //!   recording the way a player would.
 //! - [`scratch`]: a fresh directory for one test.
+//! - [`vp8`]: the header of a synthetic VP8 frame, written and read back.
 //! - [`skip`]: a test that cannot run here (no root, a missing tool) says so instead of passing
 //!   silently.
 //!
@@ -14,3 +15,4 @@
 pub mod ffmpeg;
 pub mod scratch;
 pub mod skip;
+pub mod vp8;
