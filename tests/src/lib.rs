@@ -25,6 +25,7 @@ mod peer;
 mod publisher;
 pub mod recordings;
 mod rtp_log;
+mod send_tracks;
 mod server;
 mod settling_runtime;
 pub mod turn;

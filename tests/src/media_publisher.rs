@@ -21,17 +21,14 @@ use crate::peer::{
     opus_codec, remote_answer, vp8_codec,
 };
 use crate::rtp_log::MediaKind;
+use crate::send_tracks::SendTracks;
 use directo_recorder::replay::Packetizer;
 use directo_sfu::Codec;
 use directo_sfu::is_keyframe_request;
 use reqwest::Client;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::PayloadType;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -188,23 +185,6 @@ fn h264_codec() -> RTCRtpCodec {
     }
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec, label: &str) -> MediaStreamTrack {
-    MediaStreamTrack::new(
-        format!("directo-media-{ssrc:08x}"),
-        format!("{label}-{ssrc:08x}"),
-        label.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )
-}
-
 /// A small deterministic generator for the loss pattern.
 fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -307,30 +287,12 @@ impl MediaPublisher {
             on_track: None,
         })
         .await?;
-        let video_ssrc = rand::random::<u32>() | 1;
-        let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
-        let audio = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Audio,
+        let SendTracks {
+            audio,
+            video,
             audio_ssrc,
-            opus_codec(),
-            "audio",
-        )));
-        let video = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Video,
             video_ssrc,
-            video_codec,
-            "video",
-        )));
-        for track in [&audio, &video] {
-            pc.add_transceiver_from_track(
-                Arc::clone(track) as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    ..Default::default()
-                }),
-            )
-            .await?;
-        }
+        } = SendTracks::add(&pc, video_codec, "directo-media").await?;
         let plan = Arc::new(plan(source, &config, audio_ssrc, video_ssrc)?);
         let offer = local_offer(&pc, &events).await?;
         let session = post_offer(http, endpoint, &offer, key).await?;

@@ -13,17 +13,13 @@ use crate::peer::{
     OPUS_PAYLOAD_TYPE, PeerEvents, PeerSetup, VP8_PAYLOAD_TYPE, build_peer, default_codecs,
     local_offer, open_chat_channel, opus_codec, remote_answer, vp8_codec,
 };
+use crate::send_tracks::SendTracks;
 use crate::vp8::Vp8Packetizer;
 use bytes::Bytes;
 use directo_sfu::is_keyframe_request;
 use reqwest::Client;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -108,24 +104,6 @@ pub struct Publisher {
     chat: Option<ChatMember>,
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec, label: &str) -> MediaStreamTrack {
-    let stream_id = format!("directo-test-{ssrc:08x}");
-    MediaStreamTrack::new(
-        stream_id,
-        format!("{label}-{ssrc:08x}"),
-        label.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )
-}
-
 impl Publisher {
     /// A publisher with its two sendonly tracks added, not yet negotiated.
     pub async fn new(config: PublisherConfig) -> Result<Self> {
@@ -135,30 +113,12 @@ impl Publisher {
             on_track: None,
         })
         .await?;
-        let video_ssrc = rand::random::<u32>() | 1;
-        let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
-        let audio = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Audio,
+        let SendTracks {
+            audio,
+            video,
             audio_ssrc,
-            opus_codec(),
-            "audio",
-        )));
-        let video = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Video,
             video_ssrc,
-            vp8_codec(),
-            "video",
-        )));
-        for track in [&audio, &video] {
-            pc.add_transceiver_from_track(
-                Arc::clone(track) as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    ..Default::default()
-                }),
-            )
-            .await?;
-        }
+        } = SendTracks::add(&pc, vp8_codec(), "directo-test").await?;
         let chat = match config.chat {
             true => Some(open_chat_channel(&pc).await?),
             false => None,
