@@ -86,6 +86,15 @@ fn run_ok(program: &'static str, file: &Path, args: &[&str]) -> ToolResult<Strin
     }
 }
 
+/// Runs `ffprobe -v error {extra} -show_entries {entries} -of csv=p=0 FILE` and wants success;
+/// returns its stdout, one line per entry.
+fn ffprobe(file: &Path, extra: &[&str], entries: &str) -> ToolResult<String> {
+    let mut args = vec!["-v", "error"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-show_entries", entries, "-of", "csv=p=0", path_str(file)?]);
+    run_ok("ffprobe", file, &args)
+}
+
 fn path_str(path: &Path) -> ToolResult<&str> {
     path.to_str().ok_or_else(|| MediaToolError::Io {
         what: "name",
@@ -240,19 +249,7 @@ pub struct ProbedStream {
 
 /// The streams of a file, in stream index order.
 pub fn probe_streams(file: &Path) -> ToolResult<Vec<ProbedStream>> {
-    let stdout = run_ok(
-        "ffprobe",
-        file,
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,codec_type,start_time",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
-    )?;
+    let stdout = ffprobe(file, &[], "stream=codec_name,codec_type,start_time")?;
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -303,19 +300,7 @@ impl ProbedPacket {
 
 /// Every packet of a file, in file order.
 pub fn probe_packets(file: &Path) -> ToolResult<Vec<ProbedPacket>> {
-    let stdout = run_ok(
-        "ffprobe",
-        file,
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=codec_type,stream_index,pts_time,flags",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
-    )?;
+    let stdout = ffprobe(file, &[], "packet=codec_type,stream_index,pts_time,flags")?;
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -343,39 +328,16 @@ pub fn probe_packets(file: &Path) -> ToolResult<Vec<ProbedPacket>> {
 
 /// The container's duration in seconds, as ffprobe reports it (`None` if it reports none).
 pub fn probe_duration(file: &Path) -> ToolResult<Option<f64>> {
-    let stdout = run_ok(
-        "ffprobe",
-        file,
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
-    )?;
+    let stdout = ffprobe(file, &[], "format=duration")?;
     Ok(stdout.trim().parse().ok())
 }
 
 /// How many video frames actually decode (ffprobe `-count_frames`: it runs the decoder).
 pub fn decoded_video_frames(file: &Path) -> ToolResult<u64> {
-    let stdout = run_ok(
-        "ffprobe",
+    let stdout = ffprobe(
         file,
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
+        &["-count_frames", "-select_streams", "v:0"],
+        "stream=nb_read_frames",
     )?;
     let line = stdout.trim().trim_end_matches(',');
     line.parse().map_err(|_| MediaToolError::Unparsable {
