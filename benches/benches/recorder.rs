@@ -1,47 +1,31 @@
 //! The recorder's CPU per recorded stream-second at 2.5 Mbit/s: ten seconds of VP8 (720p,
-//! 30 fps) + Opus made by Debian's ffmpeg, packetized into RTP with the `rtc` payloaders, and
-//! replayed through `directo_recorder` as fast as one core allows. Prints the figure; needs
-//! `ffmpeg` on the PATH (the test command installs it).
+//! 30 fps, constant rate) + Opus made by Debian's ffmpeg (`directo_testkit::ffmpeg`),
+//! packetized into RTP with the `rtc` payloaders, and replayed through `directo_recorder` as
+//! fast as one core allows. Prints the figure; needs `ffmpeg` on the PATH (the test command
+//! installs it).
 
 use directo_recorder::replay::{Packetizer, ReplayInput, read_source, replay};
 use directo_sfu::{Codec, MediaKind};
-use std::process::Command;
+use directo_testkit::ffmpeg::{SourceVideo, TestMedia};
+use directo_testkit::scratch::scratch_dir;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let dir = std::env::temp_dir().join(format!("directo-recorder-bench-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
+    let dir = match scratch_dir("recorder-bench") {
+        Ok(dir) => dir,
+        Err(e) => {
+            println!("recorder bench skipped: no scratch directory: {e}");
+            return;
+        }
+    };
     let source = dir.join("source.webm");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-t", "10", "-c:v", "libvpx", "-b:v", "2500k", "-minrate", "2500k", "-maxrate", "2500k",
-        ])
-        .args([
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-g",
-            "60",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "64k",
-        ])
-        .arg(&source)
-        .status();
-    if !matches!(made, Ok(status) if status.success()) {
-        println!("recorder bench skipped: ffmpeg could not make the source (is it installed?)");
+    let media = TestMedia {
+        size: (1280, 720),
+        constant_kbps: Some(2500),
+        ..TestMedia::new(SourceVideo::Vp8, 10, 60)
+    };
+    if let Err(e) = media.make(&source) {
+        println!("recorder bench skipped: ffmpeg could not make the source: {e}");
         return;
     }
     let (tracks, frames) = match read_source(&source) {

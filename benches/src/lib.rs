@@ -16,7 +16,6 @@ pub mod chat_flood;
 pub mod error;
 pub mod histogram;
 pub mod janus;
-pub mod keyframe_tap;
 pub mod load;
 pub mod peer;
 pub mod proc_stats;

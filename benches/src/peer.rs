@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use directo_sfu::{RtcpTap, is_keyframe_request};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{NackResponderBuilder, Registry, SenderReportBuilder, Slot};
 use rtc::peer_connection::configuration::media_engine::{
@@ -42,15 +43,17 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
 
 use crate::error::{LoadError, Result};
-use crate::keyframe_tap::KeyframeRequestTap;
 use crate::rx_stamp;
 use crate::synth::{OPUS_PAYLOAD_TYPE, RTX_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 
-/// Interceptor slot after every built-in one, so the tap sees RTCP last.
-const KEYFRAME_TAP_SLOT: usize = 14_000;
-
 /// Largest datagram we expect (media is well under an Ethernet MTU).
 const RECEIVE_BUFFER: usize = 2048;
+
+/// Header extensions a simulcast publisher stamps its video with (RFC 8852): the publisher's
+/// connection negotiates them, and the publisher looks up their ids to write them.
+pub(crate) const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// See [`MID_URI`].
+pub(crate) const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 
 /// What a peer is for; decides its interceptors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +146,7 @@ pub fn build_peer_connection(role: Role, now: Instant) -> Result<RTCPeerConnecti
     }
     if role == Role::Publisher {
         // A simulcast publisher tags its layers with MID and RID (RFC 8852).
-        for uri in [crate::publisher::MID_URI, crate::publisher::RID_URI] {
+        for uri in [MID_URI, RID_URI] {
             media_engine.register_header_extension(
                 RTCRtpHeaderExtensionCapability {
                     uri: uri.to_owned(),
@@ -157,7 +160,10 @@ pub fn build_peer_connection(role: Role, now: Instant) -> Result<RTCPeerConnecti
         Role::Publisher => Registry::new()
             .with(Slot::NackResponder, NackResponderBuilder::new().build())
             .with(Slot::SenderReport, SenderReportBuilder::new().build())
-            .with(Slot::from(KEYFRAME_TAP_SLOT), KeyframeRequestTap::default()),
+            .with(
+                Slot::from(directo_sfu::RTCP_TAP_SLOT),
+                RtcpTap::delivering(is_keyframe_request),
+            ),
         Role::Viewer { .. } => Registry::new(),
     };
     Ok(RTCPeerConnectionBuilder::new()

@@ -27,13 +27,13 @@ use rtc::shared::marshal::{Marshal, MarshalSize};
 use tokio::net::UdpSocket;
 
 use crate::error::{LoadError, Result};
-use crate::keyframe_tap::{is_keyframe_request, keyframe_request_ssrc};
-use crate::peer::{Peer, PeerApp, Role, drive, opus_codec, vp8_codec};
+use crate::peer::{MID_URI, Peer, PeerApp, RID_URI, Role, drive, opus_codec, vp8_codec};
 use crate::stamp::{SendTimes, read_stamp};
 use crate::synth::{
     AUDIO_FRAME, AudioSource, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE, VideoShape, VideoSource,
 };
 use crate::whip::{delete_session, post_offer};
+use directo_sfu::{is_keyframe_request, keyframe_request_ssrc};
 
 /// Simulcast layers, smallest first: share of the bitrate and picture size divisor.
 const SIMULCAST_LAYERS: [(f64, u16); 3] = [(0.1, 4), (0.33, 2), (1.0, 1)];
@@ -347,10 +347,6 @@ fn simulcast_tags(
             .collect(),
     })
 }
-
-/// Header extensions a simulcast publisher stamps its video with.
-pub(crate) const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-pub(crate) const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 
 /// Publishes to a WHIP endpoint with `key` until `context.stop` is set.
 pub async fn run_whip(

@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
+use directo_testkit::vp8::{frame_header, keyframe_size};
 use rtc::rtp::Packet;
 use rtc::rtp::header::Header;
 
@@ -37,8 +38,6 @@ const DESCRIPTOR_LEN: usize = 6;
 const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
 /// Size of a frame of each position in the pattern, in average inter-frame sizes (×10).
 const TEMPORAL_SIZE_TENTHS: [usize; 4] = [16, 8, 8, 8];
-/// The VP8 keyframe start code (RFC 6386 §9.1).
-const START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
 /// Opus TOC byte: config 31 (CELT fullband, 20 ms), mono, one frame.
 const OPUS_TOC: u8 = 0xf8;
 /// Opus payload size: 32 kbit/s at 50 packets a second, stamp included.
@@ -176,7 +175,7 @@ impl VideoSource {
         };
         let body_per_packet = self.shape.packet_size - DESCRIPTOR_LEN;
         let packets = frame_len.div_ceil(body_per_packet).max(1);
-        let header = vp8_payload_header(keyframe, frame_len, self.dimensions);
+        let header = frame_header(keyframe, frame_len, self.dimensions.0, self.dimensions.1);
         let picture_id = self.picture_id;
 
         let mut out = Vec::with_capacity(packets);
@@ -215,22 +214,6 @@ impl VideoSource {
         self.timestamp = self.timestamp.wrapping_add(90_000 / self.shape.fps.max(1));
         out
     }
-}
-
-/// The VP8 payload header: the frame tag, plus start code and size on a keyframe.
-fn vp8_payload_header(keyframe: bool, frame_len: usize, (width, height): (u16, u16)) -> Vec<u8> {
-    // The first partition's size is 19 bits; any plausible value inside the frame will do.
-    let first_partition = (frame_len / 2).min(0x7ffff) as u32;
-    let inter = u32::from(!keyframe);
-    let show_frame = 1 << 4;
-    let tag = (first_partition << 5) | show_frame | inter;
-    let mut header = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
-    if keyframe {
-        header.extend_from_slice(&START_CODE);
-        header.extend_from_slice(&width.to_le_bytes());
-        header.extend_from_slice(&height.to_le_bytes());
-    }
-    header
 }
 
 /// A synthetic Opus sender: one stamped 20 ms packet per call.
@@ -285,11 +268,7 @@ pub fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
 /// The width a VP8 keyframe's first packet announces (after our 6-byte payload descriptor),
 /// if `payload` is one: how a viewer tells which simulcast layer it is getting.
 pub fn keyframe_width(payload: &[u8]) -> Option<u16> {
-    let frame = payload.get(DESCRIPTOR_LEN..)?;
-    if frame.len() < 10 || frame[0] & 1 != 0 || frame[3..6] != START_CODE {
-        return None;
-    }
-    Some(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff)
+    keyframe_size(payload.get(DESCRIPTOR_LEN..)?).map(|(width, _)| width)
 }
 
 /// What a viewer reads from a VP8 payload descriptor we wrote: the picture id, the temporal

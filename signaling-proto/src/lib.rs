@@ -2,7 +2,9 @@
 //!
 //! - HTTP errors (WHIP, WHEP, the API) are an [`ErrorBody`] in `application/json`.
 //! - `GET /ws` carries one [`ClientMessage`] or [`ServerMessage`] per WebSocket text frame.
-//! - `GET /api/streams` answers with [`StreamInfo`] values.
+//! - `GET /api/streams` answers with [`StreamInfo`] values, `GET /api/recordings` with
+//!   [`RecordingEntry`] values; the admin API with [`StreamSessions`], [`AudienceStats`] and
+//!   [`MintedToken`].
 //! - A `chat` data channel carries one [`ChatClientMessage`] or [`ChatServerMessage`] per
 //!   message; `GET /api/streams/{stream}/chat` answers with [`ExportedChatMessage`] values.
 //!
@@ -10,15 +12,19 @@
 
 use serde::{Deserialize, Serialize};
 
+mod admin;
 mod chat;
 mod error;
+mod recording;
 mod stream;
 
+pub use admin::{AudienceStats, MintedToken, SessionInfo, StreamSessions};
 pub use chat::{
     ChatClientMessage, ChatErrorCode, ChatMessage, ChatRole, ChatServerMessage, ChatUser,
     ExportedChatMessage, MessageId, UserId,
 };
 pub use error::{ErrorBody, ErrorCode};
+pub use recording::RecordingEntry;
 pub use stream::{StreamInfo, TrackInfo, is_valid_stream_name};
 
 /// The role a peer plays in a stream.

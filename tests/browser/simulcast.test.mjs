@@ -121,6 +121,10 @@ async function thinLink(t, { stream, queuePackets, thinner = false }) {
   const missing = shapingUnavailable();
   if (missing) {
     // Only where the machine forbids it (no root, no CAP_NET_ADMIN, no HTB in the kernel).
+    // ./test.sh running as root sets DIRECTO_REQUIRE_ROOT_TESTS=1: there this test must run.
+    if (process.env.DIRECTO_REQUIRE_ROOT_TESTS === '1') {
+      assert.fail(`cannot shape the loopback link although this run must include root-only tests: ${missing}`);
+    }
     t.skip(`cannot shape the loopback link: ${missing}`);
     return { thinLost: 0, thinReceived: 0 };
   }
@@ -192,7 +196,10 @@ async function thinLink(t, { stream, queuePackets, thinner = false }) {
     const fastAfter = await inbound(fast);
     assert.equal(fastAfter.width, top.width, 'the other viewer keeps the top layer');
     assert.ok(fastAfter.framesDecoded > fastBefore.framesDecoded, 'the other viewer keeps decoding');
-    assert.ok(fastAfter.packetsLost - fastBefore.packetsLost <= 2, `the other viewer lost nothing: ${JSON.stringify(fastAfter)}`);
+    // What a busy shared machine's loopback may drop (2 %, as in the Rust tests), at least two.
+    const fastLost = fastAfter.packetsLost - fastBefore.packetsLost;
+    const fastReceived = fastAfter.packetsReceived - fastBefore.packetsReceived;
+    assert.ok(fastLost <= Math.max(2, fastReceived * 0.02), `the other viewer lost ${fastLost} of ${fastReceived} packets: ${JSON.stringify(fastAfter)}`);
     const thinAfter = await inbound(thin);
     const thinLost = thinAfter.packetsLost - thinBefore.packetsLost;
     const thinReceived = thinAfter.packetsReceived - thinBefore.packetsReceived;

@@ -36,6 +36,12 @@ pub enum ClientError {
         /// How long it was awaited.
         after: Duration,
     },
+    /// ffmpeg or ffprobe gave no answer.
+    #[error("{0}")]
+    MediaTool(#[from] directo_testkit::ffmpeg::MediaToolError),
+    /// Media made by ffmpeg could not be read back.
+    #[error("cannot read the source media: {0}")]
+    Source(#[from] directo_recorder::RecorderError),
     /// Starting or talking to the server process failed.
     #[error("test server: {0}")]
     Server(String),

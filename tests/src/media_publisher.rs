@@ -16,7 +16,6 @@
 use crate::error::{ClientError, Result};
 use crate::ffmpeg::SourceVideo;
 use crate::http::{Session, delete_session, post_offer};
-use crate::keyframe_request::is_keyframe_request;
 use crate::media_source::MediaSource;
 use crate::peer::{
     CodecSpec, OPUS_PAYLOAD_TYPE, PeerEvents, PeerSetup, VP8_PAYLOAD_TYPE, build_peer, local_offer,
@@ -24,16 +23,14 @@ use crate::peer::{
 };
 use crate::rtp_log::MediaKind;
 use crate::skewed_reports::SkewedReports;
+use crate::send_tracks::SendTracks;
 use directo_recorder::replay::Packetizer;
 use directo_sfu::Codec;
+use directo_sfu::is_keyframe_request;
 use reqwest::Client;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::PayloadType;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -193,23 +190,6 @@ fn h264_codec() -> RTCRtpCodec {
     }
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec, label: &str) -> MediaStreamTrack {
-    MediaStreamTrack::new(
-        format!("directo-media-{ssrc:08x}"),
-        format!("{label}-{ssrc:08x}"),
-        label.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )
-}
-
 /// A small deterministic generator for the loss pattern.
 fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -227,6 +207,7 @@ fn plan(
 ) -> Result<Vec<PlannedFrame>> {
     let video_codec = match source.video() {
         SourceVideo::Vp8 => Codec::Vp8,
+        SourceVideo::Vp9 => Codec::Vp9,
         SourceVideo::H264 => Codec::H264,
     };
     let mut audio = Packetizer::new(Codec::Opus, audio_ssrc, rand::random(), rand::random());
@@ -287,6 +268,12 @@ impl MediaPublisher {
         let (video_codec, video_pt) = match source.video() {
             SourceVideo::Vp8 => (vp8_codec(), VP8_PAYLOAD_TYPE),
             SourceVideo::H264 => (h264_codec(), H264_PAYLOAD_TYPE),
+            SourceVideo::Vp9 => {
+                return Err(ClientError::Protocol(
+                    "the media publisher offers VP8 or H264; make its source with one of them"
+                        .into(),
+                ));
+            }
         };
         let (pc, events) = build_peer(PeerSetup {
             codecs: vec![
@@ -307,30 +294,12 @@ impl MediaPublisher {
             skewed_reports: config.skewed_reports,
         })
         .await?;
-        let video_ssrc = rand::random::<u32>() | 1;
-        let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
-        let audio = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Audio,
+        let SendTracks {
+            audio,
+            video,
             audio_ssrc,
-            opus_codec(),
-            "audio",
-        )));
-        let video = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Video,
             video_ssrc,
-            video_codec,
-            "video",
-        )));
-        for track in [&audio, &video] {
-            pc.add_transceiver_from_track(
-                Arc::clone(track) as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    ..Default::default()
-                }),
-            )
-            .await?;
-        }
+        } = SendTracks::add(&pc, video_codec, "directo-media").await?;
         let plan = Arc::new(plan(source, &config, audio_ssrc, video_ssrc)?);
         let offer = local_offer(&pc, &events).await?;
         let session = post_offer(http, endpoint, &offer, key).await?;
@@ -451,6 +420,23 @@ impl MediaPublisher {
         };
         self.pc.close().await?;
         status
+    }
+
+    /// Waits until the whole source has been sent, lets its last packets land and ends the
+    /// session with a `DELETE` that must succeed; returns what was sent and how many keyframe
+    /// requests came meanwhile ([`Self::keyframe_requests`]).
+    pub async fn finish(mut self, http: &Client, timeout: Duration) -> Result<(SentMedia, u64)> {
+        let sent = self.wait_done(timeout).await?;
+        let keyframe_requests = self.keyframe_requests();
+        // The last packets are in flight on loopback; a DELETE now could overtake them.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status = self.disconnect(http).await?;
+        if status != 200 && status != 204 {
+            return Err(ClientError::Protocol(format!(
+                "DELETE of the WHIP session answered {status}"
+            )));
+        }
+        Ok((sent, keyframe_requests))
     }
 
     /// Stops sending and closes the peer without telling the server.

@@ -2,11 +2,11 @@
 //! [`crate::ffmpeg::make_test_media`]) and read back frame by frame with the recorder's own
 //! source reader, ready to be packetized into RTP.
 
-use crate::ffmpeg::{SourceVideo, ToolResult, make_test_media};
+use crate::error::{ClientError, Result};
+use crate::ffmpeg::{SourceVideo, make_test_media};
 use directo_recorder::replay::{SourceFrame, read_source};
 use directo_sfu::MediaKind;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use directo_testkit::scratch::scratch_dir;
 
 /// Frames per second of every test source.
 pub const SOURCE_FPS: u32 = 30;
@@ -21,20 +21,13 @@ pub struct MediaSource {
 impl MediaSource {
     /// Makes `seconds` of test picture and tone with a keyframe every `gop` frames (30 fps).
     /// The encoded file is read into memory and deleted.
-    pub fn make(video: SourceVideo, seconds: u32, gop: u32) -> ToolResult<Self> {
-        let dir = scratch_dir();
-        std::fs::create_dir_all(&dir).map_err(|source| crate::ffmpeg::MediaToolError::Io {
-            what: "create",
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let ext = match video {
-            SourceVideo::Vp8 => "webm",
-            SourceVideo::H264 => "mkv",
-        };
-        let path = dir.join(format!("source.{ext}"));
+    pub fn make(video: SourceVideo, seconds: u32, gop: u32) -> Result<Self> {
+        let dir = scratch_dir("media-source")
+            .map_err(|e| ClientError::Server(format!("cannot create a scratch dir: {e}")))?;
+        let path = dir.join(format!("source.{}", video.extension()));
         let made = make_test_media(&path, video, seconds, gop)
-            .and_then(|()| read_source(&path).map_err(Into::into));
+            .map_err(ClientError::from)
+            .and_then(|()| read_source(&path).map_err(ClientError::from));
         let _ = std::fs::remove_dir_all(&dir);
         let (_, mut frames) = made?;
         // Interleaved by time, as an encoder hands them out; a stable sort keeps file order
@@ -61,14 +54,4 @@ impl MediaSource {
             .map(|f| (f.at_ms, f.keyframe))
             .collect()
     }
-}
-
-/// A fresh directory name under the system temp dir.
-fn scratch_dir() -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "directo-media-source-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
 }

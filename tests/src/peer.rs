@@ -7,10 +7,10 @@
 
 use crate::chat::{CHAT_LABEL, ChatMember};
 use crate::error::{ClientError, Result};
-use crate::keyframe_request::KeyframeRequestTap;
 use crate::lossy_link::{LOSSY_LINK_SLOT, LossyLink};
 use crate::settling_runtime::SettlingRuntime;
 use crate::skewed_reports::{SKEWED_REPORTS_SLOT, SenderReportSkew, SkewedReports};
+use directo_sfu::{RTCP_TAP_SLOT, RtcpTap, is_keyframe_request};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
 };
@@ -35,9 +35,6 @@ pub(crate) const VP8_PAYLOAD_TYPE: PayloadType = 96;
 pub(crate) const OPUS_PAYLOAD_TYPE: PayloadType = 111;
 /// The payload type viewers offer VP8's RTX format with (Chrome's choice too).
 pub(crate) const RTX_PAYLOAD_TYPE: PayloadType = 97;
-
-/// Interceptor slot after every default one, so the tap sees RTCP last.
-const KEYFRAME_TAP_SLOT: usize = 14_000;
 
 /// The feedback a browser offers on video: NACK, PLI, FIR, transport-wide CC.
 fn video_feedback() -> Vec<RTCPFeedback> {
@@ -186,8 +183,8 @@ pub(crate) async fn build_peer(setup: PeerSetup) -> Result<(Arc<dyn PeerConnecti
     let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
     if setup.keyframe_requests {
         registry = registry.with(
-            rtc::interceptor::Slot::from(KEYFRAME_TAP_SLOT),
-            KeyframeRequestTap::default(),
+            rtc::interceptor::Slot::from(RTCP_TAP_SLOT),
+            RtcpTap::delivering(is_keyframe_request),
         );
     }
     if let Some((every, dropped)) = setup.lossy_link {

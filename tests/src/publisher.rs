@@ -9,23 +9,20 @@
 use crate::chat::ChatMember;
 use crate::error::{ClientError, Result};
 use crate::http::{Session, delete_session, post_offer, with_name};
-use crate::keyframe_request::is_keyframe_request;
 use crate::peer::{
     OPUS_PAYLOAD_TYPE, PeerEvents, PeerSetup, VP8_PAYLOAD_TYPE, build_peer, default_codecs,
     local_offer, open_chat_channel, opus_codec, remote_answer, vp8_codec,
 };
+use crate::rtp_log::RtpRecord;
+use crate::send_tracks::SendTracks;
 use crate::vp8::Vp8Packetizer;
 use bytes::Bytes;
+use directo_sfu::is_keyframe_request;
 use reqwest::Client;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -91,6 +88,8 @@ struct Counters {
     video_packets: AtomicU64,
     audio_packets: AtomicU64,
     write_errors: AtomicU64,
+    /// The sequence number of each keyframe's first packet, in sending order.
+    keyframe_starts: Mutex<Vec<u16>>,
 }
 
 /// A sendonly Opus + VP8 peer with synthetic media.
@@ -108,24 +107,6 @@ pub struct Publisher {
     chat: Option<ChatMember>,
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec, label: &str) -> MediaStreamTrack {
-    let stream_id = format!("directo-test-{ssrc:08x}");
-    MediaStreamTrack::new(
-        stream_id,
-        format!("{label}-{ssrc:08x}"),
-        label.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )
-}
-
 impl Publisher {
     /// A publisher with its two sendonly tracks added, not yet negotiated.
     pub async fn new(config: PublisherConfig) -> Result<Self> {
@@ -137,30 +118,12 @@ impl Publisher {
             skewed_reports: None,
         })
         .await?;
-        let video_ssrc = rand::random::<u32>() | 1;
-        let audio_ssrc = video_ssrc ^ 0x5a5a_0000;
-        let audio = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Audio,
+        let SendTracks {
+            audio,
+            video,
             audio_ssrc,
-            opus_codec(),
-            "audio",
-        )));
-        let video = Arc::new(TrackLocalStaticRTP::new(local_track(
-            RtpCodecKind::Video,
             video_ssrc,
-            vp8_codec(),
-            "video",
-        )));
-        for track in [&audio, &video] {
-            pc.add_transceiver_from_track(
-                Arc::clone(track) as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    ..Default::default()
-                }),
-            )
-            .await?;
-        }
+        } = SendTracks::add(&pc, vp8_codec(), "directo-test").await?;
         let chat = match config.chat {
             true => Some(open_chat_channel(&pc).await?),
             false => None,
@@ -288,6 +251,27 @@ impl Publisher {
     /// RTP writes the stack refused.
     pub fn write_errors(&self) -> u64 {
         self.counters.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Whether a viewer's video, whose first packet was `first`, began at one of this
+    /// publisher's keyframes, as Directo starts every new viewer: `first` starts a keyframe,
+    /// or it lies within the keyframe and the three frames after it, the viewer's own stack
+    /// having dropped the packets before. webrtc-rs drops SRTP that arrives before it has
+    /// finished its side of the DTLS handshake, and Directo may send a viewer's first keyframe
+    /// as soon as its own side is done. A new viewer gets the publisher's own sequence numbers,
+    /// which is what makes the start checkable; a server that started a viewer anywhere in a
+    /// group of pictures would land outside that window nearly every time.
+    pub fn began_at_a_keyframe(&self, first: &RtpRecord) -> bool {
+        if first.keyframe_start {
+            return true;
+        }
+        let window = self.config.keyframe_packets + 3 * self.config.delta_packets;
+        self.counters
+            .keyframe_starts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .any(|&start| usize::from(first.seq.wrapping_sub(start)) < window)
     }
 
     /// The video SSRC this publisher sends with.
@@ -425,6 +409,13 @@ impl MediaLoop {
                     let elapsed_90k = (now.duration_since(start).as_micros() * 9 / 100) as u32;
                     let timestamp = video_ts_base.wrapping_add(elapsed_90k);
                     let payloads = packetizer.frame(keyframe, packets);
+                    if keyframe {
+                        self.counters
+                            .keyframe_starts
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .push(video_seq);
+                    }
                     let last = payloads.len() - 1;
                     for (index, payload) in payloads.into_iter().enumerate() {
                         let packet = rtp_packet(video_pt, video_seq, timestamp, self.video_ssrc, index == last, payload);

@@ -5,29 +5,10 @@ use crate::error::{ClientError, Result};
 use crate::http::status_error;
 use crate::server::{TestServer, binary_path};
 use reqwest::StatusCode;
-use serde::Deserialize;
+use signaling_proto::RecordingEntry;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-
-/// One entry of `GET /api/recordings`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RecordingEntry {
-    /// `{stream}/{file}`: the path below `/api/recordings/`.
-    pub id: String,
-    /// The stream it recorded.
-    pub stream: String,
-    /// When it started, seconds since the Unix epoch.
-    pub start: u64,
-    /// How long it plays, in seconds.
-    pub duration: f64,
-    /// File size in bytes.
-    pub size: u64,
-    /// Codec MIME types (`audio/opus`, `video/VP8`, ...).
-    pub codecs: Vec<String>,
-    /// Whether it is finished (Cues and Duration written).
-    pub seekable: bool,
-}
 
 /// `GET /api/recordings`.
 pub async fn list_recordings(server: &TestServer) -> Result<Vec<RecordingEntry>> {

@@ -215,6 +215,22 @@ impl SequenceReport {
         }
     }
 
+    /// The share of the sequence numbers between the lowest and highest received that never
+    /// arrived (0 for a clean stream).
+    pub fn lost_fraction(&self) -> f64 {
+        let span = self.unique + self.missing;
+        if span == 0 {
+            0.0
+        } else {
+            self.missing as f64 / span as f64
+        }
+    }
+
+    /// Whether what never arrived stays within [`crate::LOSS_BUDGET`].
+    pub fn within_loss_budget(&self) -> bool {
+        self.lost_fraction() < crate::LOSS_BUDGET
+    }
+
     /// The largest step between consecutive packets, by magnitude (1 for a clean stream).
     pub fn largest_step(&self) -> i64 {
         self.discontinuities

@@ -12,13 +12,13 @@ use crate::http::{http_client, status_error};
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::viewer::{Viewer, ViewerConfig};
 use crate::{CHAT_TIMEOUT, CONNECT_TIMEOUT};
+use directo_testkit::scratch::scratch_dir;
 use reqwest::{Client, StatusCode, Url};
 use signaling_proto::{ExportedChatMessage, StreamInfo};
 use std::fs::OpenOptions;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The publish key test servers are started with unless a test picks another.
@@ -71,7 +71,7 @@ impl TestServer {
 
     /// Starts a server with `options` and waits until `/healthz` answers 200.
     pub async fn start_with(options: ServerOptions) -> Result<Self> {
-        let root = scratch_dir()?;
+        let root = scratch_dir("test").map_err(io_error("create a scratch dir"))?;
         std::fs::create_dir_all(root.join("data")).map_err(io_error("create the data dir"))?;
         let http = http_client();
         let process = spawn_retrying(&http, &options, &root, None).await?;
@@ -500,22 +500,6 @@ fn free_tcp_port() -> Result<u16> {
 fn free_udp_port() -> Result<u16> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(io_error("find a free UDP port"))?;
     Ok(socket.local_addr().map_err(io_error("read a port"))?.port())
-}
-
-/// A fresh directory under the system temp dir for one server's data and log.
-fn scratch_dir() -> Result<PathBuf> {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "directo-test-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).map_err(io_error("create a scratch dir"))?;
-    Ok(dir)
 }
 
 fn io_error(what: &'static str) -> impl Fn(std::io::Error) -> ClientError {

@@ -3,14 +3,12 @@
 //! keyframe.
 //!
 //! The frames carry no real picture: a keyframe is the 10-byte VP8 keyframe header (frame tag
-//! with P=0, start code `9d 01 2a`, width, height) followed by filler; an inter frame is the
-//! 3-byte frame tag with P=1 followed by filler. That is all an SFU or a depacketizer looks at.
+//! with P=0, start code `9d 01 2a`, width, height; `directo_testkit::vp8`) followed by filler;
+//! an inter frame is the 3-byte frame tag with P=1 followed by filler. That is all an SFU or a depacketizer looks at.
 //! The descriptor is the one Chrome writes: X=1, I=1, a 15-bit PictureID, partition 0.
 
 use bytes::{BufMut, Bytes, BytesMut};
-
-/// The VP8 keyframe start code (RFC 6386 §9.1).
-const START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
+use directo_testkit::vp8::{frame_header, keyframe_size};
 
 /// Descriptor length we write: flags, extension flags, two PictureID bytes.
 const DESCRIPTOR_LEN: usize = 4;
@@ -44,7 +42,7 @@ impl Vp8Packetizer {
         let picture_id = self.picture_id;
         self.picture_id = (self.picture_id + 1) & 0x7fff;
 
-        let header = self.payload_header(keyframe, frame_len);
+        let header = frame_header(keyframe, frame_len, self.width, self.height);
         let mut out = Vec::with_capacity(packets);
         for index in 0..packets {
             let mut buf = BytesMut::with_capacity(self.payload_size);
@@ -62,22 +60,6 @@ impl Vp8Packetizer {
             out.push(buf.freeze());
         }
         out
-    }
-
-    /// The VP8 payload header: the frame tag, plus start code and size on a keyframe.
-    fn payload_header(&self, keyframe: bool, frame_len: usize) -> Vec<u8> {
-        // The first partition's size is 19 bits; any plausible value inside the frame will do.
-        let first_partition = (frame_len / 2).min(0x7ffff) as u32;
-        let inter = u32::from(!keyframe);
-        let show_frame = 1 << 4;
-        let tag = (first_partition << 5) | show_frame | inter;
-        let mut header = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
-        if keyframe {
-            header.extend_from_slice(&START_CODE);
-            header.extend_from_slice(&(self.width & 0x3fff).to_le_bytes());
-            header.extend_from_slice(&(self.height & 0x3fff).to_le_bytes());
-        }
-        header
     }
 }
 
@@ -140,8 +122,7 @@ pub fn is_keyframe_start(payload: &[u8]) -> bool {
     if !descriptor.start_of_partition || descriptor.partition_id != 0 {
         return false;
     }
-    let vp8 = &payload[descriptor.len..];
-    vp8.len() >= 10 && vp8[0] & 0x01 == 0 && vp8[3..6] == START_CODE
+    keyframe_size(&payload[descriptor.len..]).is_some()
 }
 
 #[cfg(test)]

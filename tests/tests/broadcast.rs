@@ -1,7 +1,8 @@
-//! One publisher, twenty viewers: every viewer gets audio and video, its first video packet
-//! starts a keyframe, and its sequence numbers have no holes (on loopback nothing is lost) —
-//! with the default fan-out (one shard per core) and with the viewers spread over four
-//! fan-out threads, each encrypting and sending for its own share of them.
+//! One publisher, twenty viewers: every viewer gets audio and video, its video begins at a
+//! keyframe ([`directo_tests::Publisher::began_at_a_keyframe`]), and it misses no more than a
+//! busy machine's loopback can drop ([`directo_tests::LOSS_BUDGET`]) — with the default fan-out
+//! (one shard per core) and with the viewers spread over four fan-out threads, each encrypting
+//! and sending for its own share of them.
 
 use anyhow::Context;
 use directo_tests::{
@@ -52,11 +53,14 @@ async fn broadcast(server: TestServer) -> anyhow::Result<()> {
 
     for (i, viewer) in viewers.iter().enumerate() {
         let report = viewer.report();
-        assert_eq!(
-            report.video.first_is_keyframe(),
-            Some(true),
-            "viewer {i}: first video packet must start a keyframe, got {:?}",
-            report.video.first
+        let first = report
+            .video
+            .first
+            .with_context(|| format!("viewer {i}: no video"))?;
+        assert!(
+            publisher.began_at_a_keyframe(&first),
+            "viewer {i}: video must begin at a keyframe; the first packet {first:?} is neither \
+             one's start nor inside one the viewer's handshake ate"
         );
         assert_eq!(
             report.video.codec.as_deref(),
@@ -76,14 +80,12 @@ async fn broadcast(server: TestServer) -> anyhow::Result<()> {
         for kind in [MediaKind::Audio, MediaKind::Video] {
             let log = report.track(kind);
             let sequence = log.sequence();
-            assert_eq!(
-                sequence.missing, 0,
-                "viewer {i} {kind:?}: {} packets never arrived on loopback: {:?}",
-                sequence.missing, sequence.discontinuities
-            );
             assert!(
-                sequence.discontinuities.is_empty(),
-                "viewer {i} {kind:?}: sequence numbers jump: {:?}",
+                sequence.within_loss_budget(),
+                "viewer {i} {kind:?}: {} of {} packets never arrived on loopback (a jump in the \
+                 numbering counts as missing): {:?}",
+                sequence.missing,
+                sequence.unique + sequence.missing,
                 sequence.discontinuities
             );
             assert_eq!(log.ssrcs().len(), 1, "viewer {i} {kind:?}: SSRC changed");

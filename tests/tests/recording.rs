@@ -11,12 +11,13 @@ use directo_tests::ffmpeg::{
     ProbedPacket, ProbedStream, SourceVideo, decode_errors, decoded_video_frames, has_cues,
     probe_duration, probe_packets, probe_streams, seek_errors,
 };
-use directo_tests::recordings::{RecordingEntry, recording_path, wait_finished};
+use directo_tests::recordings::{recording_path, wait_finished};
 use directo_tests::{
     CONNECT_TIMEOUT, MediaPublisher, MediaPublisherConfig, MediaSource, SentMedia, TestServer,
 };
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use signaling_proto::RecordingEntry;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ async fn publish_and_finish(
     source: &MediaSource,
     config: MediaPublisherConfig,
 ) -> anyhow::Result<(SentMedia, RecordingEntry, u64)> {
-    let mut publisher = MediaPublisher::connect_whip(
+    let publisher = MediaPublisher::connect_whip(
         server.http(),
         &server.whip_url(stream),
         Some(server.publish_key()),
@@ -81,12 +82,7 @@ async fn publish_and_finish(
     )
     .await?;
     publisher.wait_connected(CONNECT_TIMEOUT).await?;
-    let sent = publisher.wait_done(SEND_TIMEOUT).await?;
-    let keyframe_requests = publisher.keyframe_requests();
-    // Let the last packets land before leaving.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = publisher.disconnect(server.http()).await?;
-    ensure!(status == 200 || status == 204, "DELETE answered {status}");
+    let (sent, keyframe_requests) = publisher.finish(server.http(), SEND_TIMEOUT).await?;
     let mut entries = wait_finished(server, stream, FINISH_TIMEOUT).await?;
     ensure!(
         entries.len() == 1,

@@ -174,7 +174,7 @@ async fn no_record_records_nothing_until_the_admin_switch_turns_it_on() -> anyho
     })
     .await?;
     let source = MediaSource::make(SourceVideo::Vp8, 10, GOP)?;
-    let mut publisher = start_publishing(&server, STREAM, &source).await?;
+    let publisher = start_publishing(&server, STREAM, &source).await?;
     publisher.wait_sent_until(2_500, SEND_TIMEOUT).await?;
 
     let listed = list_recordings(&server).await?;
@@ -196,9 +196,7 @@ async fn no_record_records_nothing_until_the_admin_switch_turns_it_on() -> anyho
     .await
     .context("the admin switch did not start recording the live stream")?;
 
-    let sent = publisher.wait_done(SEND_TIMEOUT).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    publisher.disconnect(server.http()).await?;
+    let (sent, _) = publisher.finish(server.http(), SEND_TIMEOUT).await?;
     let entries = wait_finished(&server, STREAM, FINISH_TIMEOUT).await?;
     ensure!(entries.len() == 1, "{entries:?}");
     let file = recording_path(&server, &entries[0]);

@@ -11,11 +11,12 @@ use anyhow::{Context, ensure};
 use directo_tests::ffmpeg::{
     ProbedPacket, ProbedStream, SourceVideo, decode_errors, probe_packets, probe_streams,
 };
-use directo_tests::recordings::{RecordingEntry, recording_path, wait_finished};
+use directo_tests::recordings::{recording_path, wait_finished};
 use directo_tests::{
     CONNECT_TIMEOUT, MediaPublisher, MediaPublisherConfig, MediaSource, SentMedia, SkewedReports,
     TestServer,
 };
+use signaling_proto::RecordingEntry;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -27,8 +28,12 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The server finishes a file 10 s after its publisher left.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 const GOP: u32 = 30;
-/// How far the audio-to-video start offset in the file may be from the one sent.
-const SYNC_TOLERANCE_MS: f64 = 20.0;
+/// How far the audio-to-video start offset in the file may be from the one sent: what a viewer
+/// would not notice as lip-sync error (ITU-R BT.1359 finds audio 45 ms early detectable, late
+/// audio only from 125 ms). The file's offset comes through the publisher's sender reports,
+/// whose RTP times the sending stack extrapolates from its wall clock, so a loaded machine's
+/// send jitter moves it by tens of milliseconds while nothing in Directo is wrong.
+const SYNC_TOLERANCE_MS: f64 = 45.0;
 /// How far a frame may sit from its RTP spacing: the file counts whole milliseconds.
 const SPACING_TOLERANCE_MS: f64 = 1.0;
 

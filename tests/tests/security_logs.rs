@@ -8,7 +8,7 @@ use directo_tests::{
     CONNECT_TIMEOUT, MEDIA_TIMEOUT, Publisher, PublisherConfig, ServerOptions, TestServer,
     ViewerConfig, WsClient,
 };
-use signaling_proto::{ClientMessage, Role};
+use signaling_proto::{ClientMessage, MintedToken, Role};
 use std::time::Duration;
 
 const SECRET: &str = "log-hygiene-signing-secret-Zq8Xv";
@@ -92,7 +92,7 @@ async fn no_secret_key_or_token_reaches_the_log() -> anyhow::Result<()> {
         )
         .await?;
     moderator.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
-    let minted: serde_json::Value = server
+    let minted: MintedToken = server
         .http()
         .post(server.url("api/tokens"))
         .bearer_auth(&admin)
@@ -101,8 +101,11 @@ async fn no_secret_key_or_token_reaches_the_log() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let viewer_token = minted["token"].as_str().unwrap_or_default().to_owned();
-    assert!(!viewer_token.is_empty(), "POST /api/tokens: {minted}");
+    let viewer_token = minted.token;
+    assert!(
+        !viewer_token.is_empty(),
+        "POST /api/tokens gave an empty token"
+    );
     let viewer = server
         .view(
             STREAM,

@@ -12,7 +12,7 @@ use directo_tests::{
     ViewerConfig, WsClient,
 };
 use reqwest::Method;
-use signaling_proto::{ClientMessage, ErrorCode, Role, ServerMessage};
+use signaling_proto::{ClientMessage, ErrorCode, MintedToken, Role, ServerMessage, StreamSessions};
 use std::time::Duration;
 
 const SECRET: &str = "security-tokens-test-secret-0123456789";
@@ -376,7 +376,7 @@ async fn a_private_stream_needs_a_viewer_token_and_tokens_grant_moderation() -> 
     moderator.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
     keyholder.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
 
-    let listing: serde_json::Value = http
+    let listing: Vec<StreamSessions> = http
         .get(server.url("api/admin/streams"))
         .bearer_auth(&admin)
         .send()
@@ -391,15 +391,14 @@ async fn a_private_stream_needs_a_viewer_token_and_tokens_grant_moderation() -> 
             .next_back()?
             .to_owned();
         listing
-            .as_array()?
             .iter()
-            .flat_map(|s| s["sessions"].as_array().into_iter().flatten())
-            .find(|s| s["session"] == id.as_str())
-            .and_then(|s| s["moderator"].as_bool())
+            .flat_map(|s| &s.sessions)
+            .find(|s| s.session == id)
+            .map(|s| s.moderator)
     };
-    assert_eq!(moderator_of(&viewer), Some(false), "{listing}");
-    assert_eq!(moderator_of(&moderator), Some(true), "{listing}");
-    assert_eq!(moderator_of(&keyholder), Some(true), "{listing}");
+    assert_eq!(moderator_of(&viewer), Some(false), "{listing:?}");
+    assert_eq!(moderator_of(&moderator), Some(true), "{listing:?}");
+    assert_eq!(moderator_of(&keyholder), Some(true), "{listing:?}");
     Ok(())
 }
 
@@ -432,9 +431,10 @@ async fn tokens_from_the_cli_and_the_api_work_against_the_server() -> anyhow::Re
         .send()
         .await?;
     assert_eq!(response.status(), 201);
-    let minted: serde_json::Value = response.json().await?;
-    let viewer_token = minted["token"].as_str().unwrap_or_default().to_owned();
-    let expires_at = minted["expires_at"].as_u64().unwrap_or_default();
+    let MintedToken {
+        token: viewer_token,
+        expires_at,
+    } = response.json().await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();

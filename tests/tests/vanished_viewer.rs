@@ -3,6 +3,7 @@
 //! listing and the viewer count, while a viewer that is still there keeps watching.
 
 use directo_tests::{MEDIA_TIMEOUT, PublisherConfig, TestServer, ViewerConfig, wait_for};
+use signaling_proto::StreamSessions;
 use std::time::{Duration, Instant};
 
 const STREAM: &str = "vanishing";
@@ -42,7 +43,7 @@ fn watch_then_vanish(whep_url: String) -> anyhow::Result<String> {
 
 /// The session ids `GET /api/admin/streams` lists for `STREAM`.
 async fn sessions(server: &TestServer, admin: &str) -> anyhow::Result<Vec<String>> {
-    let listing: serde_json::Value = server
+    let listing: Vec<StreamSessions> = server
         .http()
         .get(server.url("api/admin/streams"))
         .bearer_auth(admin)
@@ -51,12 +52,10 @@ async fn sessions(server: &TestServer, admin: &str) -> anyhow::Result<Vec<String
         .json()
         .await?;
     Ok(listing
-        .as_array()
         .into_iter()
-        .flatten()
-        .filter(|s| s["stream"]["name"] == STREAM)
-        .flat_map(|s| s["sessions"].as_array().cloned().unwrap_or_default())
-        .filter_map(|s| s["session"].as_str().map(str::to_owned))
+        .filter(|s| s.stream.name == STREAM)
+        .flat_map(|s| s.sessions)
+        .map(|s| s.session)
         .collect())
 }
 

@@ -106,15 +106,17 @@ async fn a_viewer_joins_over_ws_and_receives_media() -> anyhow::Result<()> {
     receive_while_answering(&mut ws, &viewer, 100).await?;
 
     let report = viewer.report();
-    assert_eq!(
-        report.video.first_is_keyframe(),
-        Some(true),
-        "first video packet {:?} does not start a keyframe",
-        report.video.first
+    let first = report
+        .video
+        .first
+        .context("no video over the /ws connection")?;
+    assert!(
+        publisher.began_at_a_keyframe(&first),
+        "the video does not begin at a keyframe: first packet {first:?}"
     );
     assert!(report.audio.packets > 0, "no audio over the /ws connection");
     let sequence = report.video.sequence();
-    assert_eq!(sequence.missing, 0, "{sequence:?}");
+    assert!(sequence.within_loss_budget(), "{sequence:?}");
 
     ws.send(&ClientMessage::Leave {}).await?;
     ws.close().await?;

@@ -2,24 +2,11 @@
 //! viewers, watch time. A viewer is counted once per name and address (or per session when it
 //! gave neither), and watches from the moment its connection is up until it leaves.
 
-use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// What the admin API and the stats page show about one stream's audience.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct AudienceStats {
-    /// Viewers connected now.
-    pub viewers: usize,
-    /// The most viewers connected at once.
-    pub peak_viewers: usize,
-    /// Distinct viewers (by name and address) since the server started.
-    pub unique_viewers: usize,
-    /// Total time watched by all viewers, in seconds.
-    pub total_watch_seconds: f64,
-    /// Average time watched per unique viewer, in seconds.
-    pub average_watch_seconds: f64,
-}
+pub use signaling_proto::AudienceStats;
 
 #[derive(Debug, Default)]
 struct Audience {

@@ -221,21 +221,7 @@ pub(crate) enum Command {
 }
 
 /// One session of a stream, for the admin API.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SessionInfo {
-    /// The session id.
-    pub session: String,
-    /// `publisher` or `viewer`.
-    pub role: &'static str,
-    /// The display name, if given.
-    pub name: Option<String>,
-    /// Whether it presented moderator credentials.
-    pub moderator: bool,
-    /// Whether ICE and DTLS are up.
-    pub connected: bool,
-    /// Seconds since the session was created.
-    pub seconds: f64,
-}
+pub use signaling_proto::SessionInfo;
 
 /// A cheap, cloneable handle to the running media engine.
 #[derive(Clone)]

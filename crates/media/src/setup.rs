@@ -22,14 +22,13 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use std::time::{Duration, Instant};
 
-use crate::rtcp_tap::RtcpTap;
+use directo_sfu::{RTCP_TAP_SLOT, RtcpTap};
+
+use crate::rtcp_tap::engine_rtcp;
 
 /// Time without a STUN check before `rtc` calls a peer's ICE disconnected: two of Firefox's
 /// consent checks (every 4-6 s), five of Chrome's (about every 2.5 s).
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(12);
-
-/// Where the RTCP tap sits: outermost, after every built-in interceptor has seen the packet.
-const RTCP_TAP_SLOT: usize = 14_000;
 
 /// The role a peer connection is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,7 +251,7 @@ pub(crate) fn build_peer_connection(
             Registry::new()
         }
     };
-    let registry = registry.with(Slot::from(RTCP_TAP_SLOT), RtcpTap::default());
+    let registry = registry.with(Slot::from(RTCP_TAP_SLOT), RtcpTap::delivering(engine_rtcp));
 
     RTCPeerConnectionBuilder::new()
         .with_setting_engine(settings)

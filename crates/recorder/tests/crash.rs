@@ -10,6 +10,9 @@ use common::*;
 use directo_recorder::replay::ReplayInput;
 use directo_recorder::{Recorder, RecordingInfo, recover};
 use directo_sfu::Codec;
+use directo_testkit::ffmpeg::{
+    decode_errors, has_cues, probe_duration, probe_packets, probe_streams, seek_errors,
+};
 
 /// Feeds the first `until` of the inputs to a recorder that is then abandoned (not finished),
 /// as a SIGKILL would leave it.
@@ -43,16 +46,20 @@ fn record_without_finishing(
 }
 
 fn video_packets(file: &Path) -> usize {
-    probe_packets(file).iter().filter(|p| p.video).count()
+    probe_packets(file)
+        .expect("ffprobe runs")
+        .iter()
+        .filter(|p| p.video)
+        .count()
 }
 
 #[test]
 fn a_recording_in_progress_plays_up_to_its_last_cluster() {
     let dir = temp_dir("live");
     let (file, _) = record_without_finishing(&dir, Codec::Vp8, Duration::from_millis(5_500));
-    let streams = probe_streams(&file);
+    let streams = probe_streams(&file).expect("ffprobe runs");
     assert_eq!(streams.len(), 2, "{streams:?}");
-    assert_eq!(decode_errors(&file), "");
+    assert_eq!(decode_errors(&file).expect("ffmpeg runs"), "");
     // Clusters start at each keyframe (every second): the ones before 5 s are on disk.
     let frames = video_packets(&file);
     assert!((120..=150).contains(&frames), "{frames} frames readable");
@@ -88,9 +95,9 @@ fn a_killed_recording_decodes_to_its_last_cluster_and_recovers() {
 
             let info = recover(&cut).expect("recover");
             assert!(info.seekable);
-            assert!(has_cues(&cut));
+            assert!(has_cues(&cut).expect("the file reads"));
             assert_eq!(
-                decode_errors(&cut),
+                decode_errors(&cut).expect("ffmpeg runs"),
                 "",
                 "{codec:?} decodes cleanly after recovery"
             );
@@ -99,12 +106,18 @@ fn a_killed_recording_decodes_to_its_last_cluster_and_recovers() {
                 kept + 31 >= readable && kept <= readable,
                 "{codec:?}: kept {kept} of {readable} frames"
             );
-            let duration = probe_duration_ms(&cut).expect("a Duration after recovery");
+            let duration = probe_duration(&cut)
+                .expect("ffprobe runs")
+                .expect("a Duration after recovery")
+                * 1000.0;
             assert!(
                 (duration - kept as f64 * 1000.0 / 30.0).abs() <= 100.0,
                 "duration {duration} for {kept} frames"
             );
-            assert_eq!(seek_errors(&cut, duration / 2000.0), "");
+            assert_eq!(
+                seek_errors(&cut, duration / 2000.0).expect("ffmpeg runs"),
+                ""
+            );
             // Recovering again changes nothing.
             assert_eq!(recover(&cut).expect("recover again"), info);
         }

@@ -11,6 +11,7 @@ use common::*;
 use directo_recorder::replay::{ReplayInput, replay};
 use directo_recorder::{Recorder, RecorderEvent, RecorderHandle, RecordingTracks};
 use directo_sfu::Codec;
+use directo_testkit::ffmpeg::{decode_errors, probe_packets};
 
 #[test]
 fn a_full_channel_drops_and_counts_then_video_resumes_at_a_keyframe() {
@@ -68,8 +69,8 @@ fn a_full_channel_drops_and_counts_then_video_resumes_at_a_keyframe() {
     );
 
     let file = &recordings[0].path;
-    assert_eq!(decode_errors(file), "");
-    let packets = probe_packets(file);
+    assert_eq!(decode_errors(file).expect("ffmpeg runs"), "");
+    let packets = probe_packets(file).expect("ffprobe runs");
     let video: Vec<_> = packets.iter().filter(|p| p.video).collect();
     assert!(video[0].keyframe);
     assert!(
@@ -111,7 +112,7 @@ fn a_publisher_with_other_codecs_starts_a_new_file() {
     assert_eq!(codecs, vec![Some(Codec::Vp8), Some(Codec::H264)]);
     for recording in &report.recordings {
         assert!(recording.seekable);
-        assert_eq!(decode_errors(&recording.path), "");
+        assert_eq!(decode_errors(&recording.path).expect("ffmpeg runs"), "");
     }
     assert_eq!(
         RecordingTracks {

@@ -8,16 +8,17 @@ use std::time::Duration;
 use common::*;
 use directo_recorder::replay::{ReplayInput, replay};
 use directo_sfu::Codec;
+use directo_testkit::ffmpeg::{ProbedPacket, decode_errors, probe_duration, probe_packets};
 
 fn gaps_resume_at_keyframes(packets: &[ProbedPacket]) {
     let video: Vec<&ProbedPacket> = packets.iter().filter(|p| p.video).collect();
     assert!(video[0].keyframe, "video starts with a keyframe");
     for pair in video.windows(2) {
-        if pair[1].pts_ms - pair[0].pts_ms > 50.0 {
+        if pair[1].pts_ms() - pair[0].pts_ms() > 50.0 {
             assert!(
                 pair[1].keyframe,
                 "video resumes at a keyframe after a gap at {} ms",
-                pair[0].pts_ms
+                pair[0].pts_ms()
             );
         }
     }
@@ -29,7 +30,7 @@ fn audio_keeps_its_timestamps(packets: &[ProbedPacket], sent_ms: &[u64]) {
     let audio: Vec<f64> = packets
         .iter()
         .filter(|p| !p.video)
-        .map(|p| p.pts_ms)
+        .map(|p| p.pts_ms())
         .collect();
     let misses = |shift: f64| {
         audio
@@ -71,11 +72,11 @@ fn five_percent_loss_with_reordering_decodes_cleanly() {
         let file = &report.recordings[0].path;
 
         assert_eq!(
-            decode_errors(file),
+            decode_errors(file).expect("ffmpeg runs"),
             "",
             "{video:?} decodes without an error"
         );
-        let packets = probe_packets(file);
+        let packets = probe_packets(file).expect("ffprobe runs");
         let recorded = packets.iter().filter(|p| p.video).count();
         assert!(
             recorded < sent.video_frames,
@@ -102,7 +103,7 @@ fn first_pts(packets: &[ProbedPacket], video: bool) -> f64 {
         .iter()
         .find(|p| p.video == video)
         .expect("a packet")
-        .pts_ms
+        .pts_ms()
 }
 
 #[test]
@@ -124,7 +125,7 @@ fn tracks_starting_apart_stay_in_sync() {
             sent.inputs,
         )
         .expect("replay");
-        let packets = probe_packets(&report.recordings[0].path);
+        let packets = probe_packets(&report.recordings[0].path).expect("ffprobe runs");
         let offset = first_pts(&packets, true) - first_pts(&packets, false);
         assert!(
             (offset - 700.0).abs() <= 20.0,
@@ -152,7 +153,7 @@ fn sender_reports_fix_sync_that_arrival_times_get_wrong() {
         .collect();
     inputs.sort_by_key(|(at, _)| *at);
     let report = replay(dir.join("rec"), "sr", tracks, inputs).expect("replay");
-    let packets = probe_packets(&report.recordings[0].path);
+    let packets = probe_packets(&report.recordings[0].path).expect("ffprobe runs");
     let offset = first_pts(&packets, true) - first_pts(&packets, false);
     assert!(
         offset.abs() <= 20.0,
@@ -172,17 +173,20 @@ fn rtp_timestamp_wraparound_is_invisible() {
     let sent = packetize(tracks, &frames, &send);
     let report = replay(dir.join("rec"), "wrap", tracks, sent.inputs).expect("replay");
     let file = &report.recordings[0].path;
-    let packets = probe_packets(file);
+    let packets = probe_packets(file).expect("ffprobe runs");
     assert_eq!(
         packets.iter().filter(|p| p.video).count(),
         sent.video_frames
     );
-    let duration = probe_duration_ms(file).expect("duration");
+    let duration = probe_duration(file)
+        .expect("ffprobe runs")
+        .expect("duration")
+        * 1000.0;
     assert!(
         (duration - sent.duration_ms as f64).abs() <= 100.0,
         "duration {duration}"
     );
-    assert_eq!(decode_errors(file), "");
+    assert_eq!(decode_errors(file).expect("ffmpeg runs"), "");
 }
 
 #[test]
@@ -223,13 +227,13 @@ fn reconnecting_publisher_continues_the_file_with_monotonic_timestamps() {
             replay(dir.join(format!("rec-{explicit}")), "again", tracks, inputs).expect("replay");
         assert_eq!(report.recordings.len(), 1, "the same file goes on");
         let file = &report.recordings[0].path;
-        assert_eq!(decode_errors(file), "");
-        let packets = probe_packets(file);
+        assert_eq!(decode_errors(file).expect("ffmpeg runs"), "");
+        let packets = probe_packets(file).expect("ffprobe runs");
         for video in [true, false] {
             let pts: Vec<f64> = packets
                 .iter()
                 .filter(|p| p.video == video)
-                .map(|p| p.pts_ms)
+                .map(|p| p.pts_ms())
                 .collect();
             assert!(
                 pts.windows(2).all(|w| w[1] > w[0]),
@@ -245,7 +249,10 @@ fn reconnecting_publisher_continues_the_file_with_monotonic_timestamps() {
             packets.iter().filter(|p| p.video).count(),
             a.video_frames + b.video_frames
         );
-        let duration = probe_duration_ms(file).expect("duration");
+        let duration = probe_duration(file)
+            .expect("ffprobe runs")
+            .expect("duration")
+            * 1000.0;
         assert!(
             (duration - 5_000.0).abs() <= 100.0,
             "duration {duration} ms"

@@ -7,6 +7,9 @@ use common::*;
 use directo_recorder::replay::replay;
 use directo_recorder::{RecordingInfo, list_recordings};
 use directo_sfu::Codec;
+use directo_testkit::ffmpeg::{
+    decode_errors, has_cues, probe_duration, probe_packets, probe_streams, seek_errors,
+};
 
 fn records_cleanly(video: Codec, ext: &str, codec_name: &str) {
     let dir = temp_dir("clean");
@@ -27,32 +30,34 @@ fn records_cleanly(video: Codec, ext: &str, codec_name: &str) {
     assert_eq!(name.len(), "2026-11-22T00-41-07Z".len(), "file name {name}");
     assert!(name.ends_with('Z') && name.as_bytes()[10] == b'T');
 
-    let streams = probe_streams(file);
-    assert!(
-        streams.contains(&(codec_name.to_string(), "video".to_string())),
-        "{streams:?}"
-    );
-    assert!(
-        streams.contains(&("opus".to_string(), "audio".to_string())),
-        "{streams:?}"
-    );
+    let streams = probe_streams(file).expect("ffprobe runs");
+    let has = |name: &str, kind: &str| {
+        streams
+            .iter()
+            .any(|s| s.codec_name == name && s.codec_type == kind)
+    };
+    assert!(has(codec_name, "video"), "{streams:?}");
+    assert!(has("opus", "audio"), "{streams:?}");
 
-    let packets = probe_packets(file);
+    let packets = probe_packets(file).expect("ffprobe runs");
     let video_packets = packets.iter().filter(|p| p.video).count();
     assert_eq!(
         video_packets, sent.video_frames,
         "every sent video frame is recorded"
     );
 
-    let duration = probe_duration_ms(file).expect("a Duration");
+    let duration = probe_duration(file)
+        .expect("ffprobe runs")
+        .expect("a Duration")
+        * 1000.0;
     assert!(
         (duration - sent.duration_ms as f64).abs() <= 100.0,
         "duration {duration} ms, sent {} ms",
         sent.duration_ms
     );
-    assert_eq!(decode_errors(file), "");
-    assert!(has_cues(file), "Cues written");
-    assert_eq!(seek_errors(file, 2.5), "");
+    assert_eq!(decode_errors(file).expect("ffmpeg runs"), "");
+    assert!(has_cues(file).expect("the file reads"), "Cues written");
+    assert_eq!(seek_errors(file, 2.5).expect("ffmpeg runs"), "");
     assert_eq!(
         report.keyframe_requests, 1,
         "one request when recording starts, none after"

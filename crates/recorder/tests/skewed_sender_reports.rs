@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use directo_recorder::replay::replay;
 use directo_sfu::Codec;
+use directo_testkit::ffmpeg::{decode_errors, probe_packets};
 
 /// How far off each sender report's NTP time is, at most.
 const NTP_ERROR_MS: u64 = 30;
@@ -29,14 +30,14 @@ fn reports_that_are_off_neither_jitter_a_track_nor_unsync_the_tracks() {
     let report = replay(dir.join("rec"), "skewed", tracks, sent.inputs).expect("replay");
     assert_eq!(report.recordings.len(), 1);
     let file = &report.recordings[0].path;
-    assert_eq!(decode_errors(file), "");
+    assert_eq!(decode_errors(file).expect("ffmpeg runs"), "");
 
-    let packets = probe_packets(file);
+    let packets = probe_packets(file).expect("ffprobe runs");
     let pts_of = |video: bool| -> Vec<f64> {
         packets
             .iter()
             .filter(|p| p.video == video)
-            .map(|p| p.pts_ms)
+            .map(|p| p.pts_ms())
             .collect()
     };
     let (video_pts, audio_pts) = (pts_of(true), pts_of(false));

@@ -2,16 +2,17 @@
 
 use directo_media::EngineHandle;
 use serde::Deserialize;
-use signaling_proto::ErrorCode;
+use signaling_proto::{ErrorCode, MintedToken, StreamSessions};
 use warp::Filter;
 use warp::reply::Reply;
 
 use crate::auth::{Access, bearer};
+use crate::body::limited_body;
 use crate::chat::ChatHandle;
 use crate::error::{ApiError, parse_json};
+use crate::names::{check_name, check_stream_name};
 use crate::settings::StreamSettings;
 use crate::token::{TokenRole, parse_ttl};
-use crate::whip::{check_stream_name, limited_body};
 
 /// The largest admin request body.
 const MAX_ADMIN_BODY: u64 = 16 * 1024;
@@ -48,17 +49,16 @@ async fn mint(
             )
         })?,
     };
-    let name = request
-        .name
-        .as_deref()
-        .map(crate::auth::check_name)
-        .transpose()?;
+    let name = request.name.as_deref().map(check_name).transpose()?;
     let (token, exp) = access
         .tokens
         .mint(&request.stream, request.role, name, ttl)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Ok(warp::reply::with_status(
-        warp::reply::json(&serde_json::json!({ "token": token, "expires_at": exp })),
+        warp::reply::json(&MintedToken {
+            token,
+            expires_at: exp,
+        }),
         warp::http::StatusCode::CREATED,
     )
     .into_response())
@@ -116,7 +116,10 @@ async fn streams(
     let mut out = Vec::new();
     for info in engine.streams().iter() {
         let sessions = engine.sessions(&info.name).await?;
-        out.push(serde_json::json!({ "stream": info, "sessions": sessions }));
+        out.push(StreamSessions {
+            stream: info.clone(),
+            sessions,
+        });
     }
     Ok(warp::reply::json(&out).into_response())
 }

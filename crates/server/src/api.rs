@@ -8,7 +8,7 @@ use warp::reply::Reply;
 use crate::auth::{Access, bearer};
 use crate::chat::ChatHandle;
 use crate::error::ApiError;
-use crate::whip::check_stream_name;
+use crate::names::check_stream_name;
 
 async fn list(engine: EngineHandle) -> Result<warp::reply::Response, ApiError> {
     Ok(warp::reply::json(engine.streams().as_ref()).into_response())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::names::check_stream_name;
 use crate::settings::SettingsStore;
 use crate::token::{Claims, TokenError, TokenRole, Tokens};
 
@@ -128,7 +129,7 @@ impl Access {
         stream: &str,
     ) -> Result<(), ApiError> {
         self.authorize_admin(bearer(authorization))?;
-        crate::whip::check_stream_name(stream)
+        check_stream_name(stream)
     }
 
     /// May the bearer of `credential` use the admin API?
@@ -143,20 +144,5 @@ impl Access {
             return Err(forbidden("this token is not an admin token"));
         }
         Ok(())
-    }
-}
-
-/// Validate a display name: trimmed, control characters removed, 1–32 characters.
-pub fn check_name(name: &str) -> Result<String, ApiError> {
-    let clean: String = name.chars().filter(|c| !c.is_control()).collect();
-    let clean = clean.trim();
-    let count = clean.chars().count();
-    if (1..=32).contains(&count) {
-        Ok(clean.to_owned())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidName,
-            "a display name is 1 to 32 characters",
-        ))
     }
 }

@@ -6,9 +6,11 @@
 mod admin;
 mod api;
 mod auth;
+mod body;
 mod chat;
 mod error;
 mod limits;
+mod names;
 mod priority;
 mod recordings;
 mod settings;

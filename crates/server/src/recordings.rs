@@ -4,35 +4,16 @@
 //! stops recording a stream.
 
 use directo_media::EngineHandle;
-use serde::{Deserialize, Serialize};
-use signaling_proto::ErrorCode;
+use serde::Deserialize;
+use signaling_proto::{ErrorCode, RecordingEntry};
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 use warp::Filter;
 use warp::reply::Reply;
 
 use crate::auth::{Access, bearer};
+use crate::body::limited_body;
 use crate::error::{ApiError, parse_json};
-use crate::whip::limited_body;
-
-/// One recording as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct RecordingEntry {
-    /// `{stream}/{file}`: the path below `/api/recordings/`.
-    pub id: String,
-    /// The stream it recorded.
-    pub stream: String,
-    /// When it started, seconds since the Unix epoch.
-    pub start: u64,
-    /// How long it plays, in seconds.
-    pub duration: f64,
-    /// File size in bytes.
-    pub size: u64,
-    /// Codec MIME types.
-    pub codecs: Vec<String>,
-    /// Whether it is finished (Cues and Duration written) and so seekable.
-    pub seekable: bool,
-}
 
 fn check_file_name(file: &str) -> Result<(), ApiError> {
     let ok = !file.starts_with('.')

@@ -6,14 +6,16 @@
 
 use bytes::Bytes;
 use directo_media::EngineHandle;
-use signaling_proto::{ErrorCode, is_valid_stream_name};
+use signaling_proto::{ErrorCode, Role};
 use warp::Filter;
 use warp::http::{Response, StatusCode};
 use warp::reply::Reply;
 
-use crate::auth::{Access, bearer, check_name};
+use crate::auth::{Access, bearer};
+use crate::body::limited_body;
 use crate::chat::ChatHandle;
 use crate::error::ApiError;
+use crate::names::{check_name, check_stream_name};
 use directo_media::{Identity, Quality};
 use std::collections::HashMap;
 
@@ -37,18 +39,6 @@ impl Side {
             Side::Publish => "whip",
             Side::Watch => "whep",
         }
-    }
-}
-
-/// Check a stream name from a path.
-pub fn check_stream_name(stream: &str) -> Result<(), ApiError> {
-    if is_valid_stream_name(stream) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidStreamName,
-            "stream names are 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
-        ))
     }
 }
 
@@ -179,7 +169,7 @@ async fn set_quality(
         .sessions(&stream)
         .await?
         .iter()
-        .any(|s| s.session == session && s.role == "viewer");
+        .any(|s| s.session == session && s.role == Role::Viewer);
     if !known {
         return Err(ApiError::new(
             ErrorCode::SessionNotFound,
@@ -199,8 +189,8 @@ async fn delete_session(
     check_stream_name(&stream)?;
     // The URL names one resource: a session of this stream on this side (WHIP or WHEP).
     let role = match side {
-        Side::Publish => "publisher",
-        Side::Watch => "viewer",
+        Side::Publish => Role::Publisher,
+        Side::Watch => Role::Viewer,
     };
     let known = engine
         .sessions(&stream)
@@ -215,45 +205,6 @@ async fn delete_session(
     }
     engine.close(&session).await?;
     Ok(StatusCode::OK.into_response())
-}
-
-/// Read a request body of at most `limit` bytes, with or without a `Content-Length`.
-pub async fn read_limited<S, B>(mut body: S, limit: u64) -> Result<Bytes, ApiError>
-where
-    S: futures::Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: bytes::Buf,
-{
-    use futures::StreamExt;
-    let mut out = bytes::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("reading the body failed: {e}"),
-            )
-        })?;
-        if (out.len() + chunk.remaining()) as u64 > limit {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the request body is over the limit of {} KiB", limit / 1024),
-            ));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let n = part.len();
-            out.extend_from_slice(part);
-            chunk.advance(n);
-        }
-    }
-    Ok(out.freeze())
-}
-
-/// A filter that yields the body (or the error saying why it was refused).
-pub fn limited_body(
-    limit: u64,
-) -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = warp::Rejection> + Clone {
-    warp::body::stream()
-        .then(move |stream| async move { read_limited(Box::pin(stream), limit).await })
 }
 
 fn options_reply() -> warp::reply::Response {

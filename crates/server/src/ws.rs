@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 use warp::Filter;
 use warp::filters::ws::{Message, WebSocket};
 
-use crate::auth::{Access, check_name};
+use crate::auth::Access;
 use crate::chat::{ChatHandle, WsMember};
 use crate::error::ApiError;
-use crate::whip::check_stream_name;
+use crate::names::{check_name, check_stream_name};
 use signaling_proto::{ChatErrorCode, ChatRole};
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use directo_benches::load::{LoadConfig, Target};
 use directo_benches::report::Report;
 use directo_benches::synth::VideoShape;
-use directo_tests::TestServer;
+use directo_tests::{LOSS_BUDGET, TestServer};
 
 pub const VIEWERS: usize = 12;
 /// Every fourth viewer (3 of 12) is constrained.
@@ -80,8 +80,9 @@ pub fn summarize(report: &Report) -> String {
 
 /// What users would notice: everybody connected, the constrained viewers on the smallest layer
 /// (at every frame when `whole_smallest_layer`, their link carrying it, otherwise thinned to
-/// fewer frames), the others on the largest layer at every frame without loss, no picture-id
-/// hole anywhere, and the publisher not flooded with keyframe requests.
+/// fewer frames), the others on the largest layer at every frame with no more loss than a busy
+/// machine's loopback drops ([`LOSS_BUDGET`]; these viewers send no NACKs, so it is raw loss),
+/// no picture-id hole anywhere, and the publisher not flooded with keyframe requests.
 pub fn assert_layers(report: &Report, summary: &str, whole_smallest_layer: bool) {
     assert_eq!(report.connected, VIEWERS, "{summary}");
     assert_eq!(report.constrained, CONSTRAINED, "{summary}");
@@ -125,8 +126,8 @@ pub fn assert_layers(report: &Report, summary: &str, whole_smallest_layer: bool)
         "dropped frames leave no hole in the picture ids: {summary}"
     );
     assert!(
-        report.loss_ratio < 0.001,
-        "the unconstrained viewers lost nothing: {summary}"
+        report.loss_ratio < LOSS_BUDGET,
+        "the unconstrained viewers lost more than a busy loopback drops: {summary}"
     );
     // Layer switches cost a keyframe of the new layer each, collapsed across viewers and
     // throttled; a weak viewer's own requests never reach the publisher one by one.

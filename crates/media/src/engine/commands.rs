@@ -102,8 +102,8 @@ impl Engine {
                     .map(|(_, p)| SessionInfo {
                         session: p.session.clone(),
                         role: match p.role {
-                            PeerRole::Publisher => "publisher",
-                            PeerRole::Viewer => "viewer",
+                            PeerRole::Publisher => signaling_proto::Role::Publisher,
+                            PeerRole::Viewer => signaling_proto::Role::Viewer,
                         },
                         name: p.identity.name.clone(),
                         moderator: p.identity.moderator,

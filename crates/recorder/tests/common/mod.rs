@@ -1,127 +1,32 @@
 //! Shared by the recorder's tests: real media made by Debian's ffmpeg from its test sources,
-//! RTP made from it with the `rtc` payloaders, and ffprobe/ffmpeg to judge the result.
+//! RTP made from it with the `rtc` payloaders, and ffprobe/ffmpeg (`directo-testkit`) to
+//! judge the result.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use directo_recorder::RecordingTracks;
 use directo_recorder::replay::{Packetizer, ReplayInput, SourceFrame, read_source};
 use directo_sfu::{Codec, MediaKind};
+use directo_testkit::ffmpeg::{SourceVideo, make_test_media};
+use directo_testkit::scratch::scratch_dir;
 
 /// A fresh empty directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "directo-recorder-{name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
-
-fn run(program: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program} ({e}); install it with `apt-get install -y ffmpeg`")
-        });
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    scratch_dir(&format!("recorder-{name}")).expect("create temp dir")
 }
 
 /// Encodes `seconds` of ffmpeg's test picture and a sine tone; keyframe every `gop` frames.
 pub fn make_source(dir: &Path, video: Codec, seconds: u32, gop: u32) -> PathBuf {
-    let (ext, codec_args): (&str, Vec<&str>) = match video {
-        Codec::Vp8 => (
-            "webm",
-            vec![
-                "-c:v",
-                "libvpx",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-                "-auto-alt-ref",
-                "0",
-                "-lag-in-frames",
-                "0",
-                "-b:v",
-                "500k",
-            ],
-        ),
-        Codec::Vp9 => (
-            "webm",
-            vec![
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-                "-auto-alt-ref",
-                "0",
-                "-lag-in-frames",
-                "0",
-                "-b:v",
-                "500k",
-            ],
-        ),
-        Codec::H264 => (
-            "mkv",
-            vec![
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-                "-profile:v",
-                "baseline",
-                "-bf",
-                "0",
-            ],
-        ),
+    let video = match video {
+        Codec::Vp8 => SourceVideo::Vp8,
+        Codec::Vp9 => SourceVideo::Vp9,
+        Codec::H264 => SourceVideo::H264,
         Codec::Opus => unreachable!("video codec expected"),
     };
-    let out = dir.join(format!("source-{video:?}.{ext}"));
-    let seconds = seconds.to_string();
-    let gop = gop.to_string();
-    let mut args = vec![
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &seconds,
-        "-g",
-        &gop,
-        "-keyint_min",
-        &gop,
-        "-pix_fmt",
-        "yuv420p",
-    ];
-    args.extend(codec_args);
-    args.extend(["-c:a", "libopus", "-ac", "2", "-b:a", "64k"]);
-    let out_str = out.to_str().expect("utf-8 path");
-    args.push(out_str);
-    let (ok, _, stderr) = run("ffmpeg", &args);
-    assert!(ok, "ffmpeg failed to make the source: {stderr}");
+    let out = dir.join(format!("source-{video:?}.{}", video.extension()));
+    make_test_media(&out, video, seconds, gop).expect("ffmpeg makes the source");
     out
 }
 
@@ -340,145 +245,4 @@ pub fn source(
 ) -> (RecordingTracks, Vec<SourceFrame>) {
     let path = make_source(dir, video, seconds, gop);
     read_source(&path).expect("read source")
-}
-
-/// One packet as ffprobe reports it.
-#[derive(Debug, Clone)]
-pub struct ProbedPacket {
-    pub video: bool,
-    pub pts_ms: f64,
-    pub keyframe: bool,
-}
-
-/// `ffprobe`'s view of the packets of a file.
-pub fn probe_packets(file: &Path) -> Vec<ProbedPacket> {
-    let streams = probe_streams(file);
-    let (ok, stdout, stderr) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=stream_index,pts_time,flags",
-            "-of",
-            "csv=p=0",
-            file.to_str().expect("path"),
-        ],
-    );
-    assert!(ok, "ffprobe failed: {stderr}");
-    stdout
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let fields: Vec<&str> = line.split(',').collect();
-            let index: usize = fields[0].parse().expect("stream index");
-            ProbedPacket {
-                video: streams.get(index).is_some_and(|(_, kind)| kind == "video"),
-                pts_ms: fields[1].parse::<f64>().expect("pts") * 1000.0,
-                keyframe: fields[2].starts_with('K'),
-            }
-        })
-        .collect()
-}
-
-/// `(codec_name, codec_type)` of each stream.
-pub fn probe_streams(file: &Path) -> Vec<(String, String)> {
-    let (ok, stdout, stderr) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,codec_type",
-            "-of",
-            "csv=p=0",
-            file.to_str().expect("path"),
-        ],
-    );
-    assert!(ok, "ffprobe failed on {}: {stderr}", file.display());
-    stdout
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let mut parts = l.split(',');
-            (
-                parts.next().unwrap_or_default().to_string(),
-                parts.next().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// The container duration ffprobe reports, in ms (`None` if it reports none).
-pub fn probe_duration_ms(file: &Path) -> Option<f64> {
-    let (ok, stdout, _) = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-            file.to_str().expect("path"),
-        ],
-    );
-    assert!(ok);
-    stdout.trim().parse::<f64>().ok().map(|s| s * 1000.0)
-}
-
-/// What `ffmpeg -v error -xerror -i FILE -f null -` prints (empty when it decodes cleanly).
-pub fn decode_errors(file: &Path) -> String {
-    let (ok, stdout, stderr) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-xerror",
-            "-i",
-            file.to_str().expect("path"),
-            "-f",
-            "null",
-            "-",
-        ],
-    );
-    let mut out = stdout + &stderr;
-    if !ok && out.is_empty() {
-        out = "ffmpeg failed".into();
-    }
-    out
-}
-
-/// Seeks to `seconds` and decodes one video frame; returns ffmpeg's complaints.
-pub fn seek_errors(file: &Path, seconds: f64) -> String {
-    let at = format!("{seconds}");
-    let (ok, stdout, stderr) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-xerror",
-            "-ss",
-            &at,
-            "-i",
-            file.to_str().expect("path"),
-            "-frames:v",
-            "1",
-            "-f",
-            "null",
-            "-",
-        ],
-    );
-    let out = stdout + &stderr;
-    if !ok && out.is_empty() {
-        "ffmpeg failed".into()
-    } else {
-        out
-    }
-}
-
-/// Whether the file holds a Cues element.
-pub fn has_cues(file: &Path) -> bool {
-    let bytes = std::fs::read(file).expect("read file");
-    bytes.windows(4).any(|w| w == [0x1C, 0x53, 0xBB, 0x6B])
 }

@@ -3,7 +3,8 @@
 //! decode without errors, how long is it, can it be seeked, where do its streams start).
 //!
 //! Every function runs the tool synchronously; they take well under a second on the few
-//! seconds of 320x240 media the tests make. Install the tools with `apt-get install -y ffmpeg`.
+//! seconds of 320x240 media the tests make. Install the tools with `apt-get install -y ffmpeg`
+//! (`./test.sh` does).
 
 use std::path::Path;
 use std::process::Command;
@@ -47,9 +48,6 @@ pub enum MediaToolError {
         /// The error.
         source: std::io::Error,
     },
-    /// The media made by ffmpeg could not be read back.
-    #[error("cannot read the source media: {0}")]
-    Source(#[from] directo_recorder::RecorderError),
 }
 
 /// The result of a media tool call.
@@ -88,6 +86,15 @@ fn run_ok(program: &'static str, file: &Path, args: &[&str]) -> ToolResult<Strin
     }
 }
 
+/// Runs `ffprobe -v error {extra} -show_entries {entries} -of csv=p=0 FILE` and wants success;
+/// returns its stdout, one line per entry.
+fn ffprobe(file: &Path, extra: &[&str], entries: &str) -> ToolResult<String> {
+    let mut args = vec!["-v", "error"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-show_entries", entries, "-of", "csv=p=0", path_str(file)?]);
+    run_ok("ffprobe", file, &args)
+}
+
 fn path_str(path: &Path) -> ToolResult<&str> {
     path.to_str().ok_or_else(|| MediaToolError::Io {
         what: "name",
@@ -101,69 +108,132 @@ fn path_str(path: &Path) -> ToolResult<&str> {
 pub enum SourceVideo {
     /// libvpx VP8, into WebM.
     Vp8,
+    /// libvpx-vp9 (profile 0), into WebM.
+    Vp9,
     /// libx264 constrained baseline (no B-frames, as WebRTC sends it), into Matroska.
     H264,
 }
 
-/// Encodes `seconds` of ffmpeg's `testsrc` picture (320x240, 30 fps, a keyframe every `gop`
-/// frames, no B-frames or alt-ref frames, as a real-time WebRTC encoder makes them) and a
-/// 440 Hz `sine` as stereo Opus into `out`.
+impl SourceVideo {
+    /// The file extension of the container the source goes into: `webm` or `mkv`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SourceVideo::Vp8 | SourceVideo::Vp9 => "webm",
+            SourceVideo::H264 => "mkv",
+        }
+    }
+}
+
+/// What test media to make: ffmpeg's `testsrc` picture (30 fps, a keyframe every `gop` frames,
+/// no B-frames or alt-ref frames, as a real-time WebRTC encoder makes them) and a 440 Hz
+/// `sine` as stereo Opus at 64 kbit/s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestMedia {
+    /// The video encoder.
+    pub video: SourceVideo,
+    /// How long, in seconds.
+    pub seconds: u32,
+    /// Frames from one keyframe to the next.
+    pub gop: u32,
+    /// Picture width and height.
+    pub size: (u32, u32),
+    /// A constant video bitrate in kbit/s (VP8 and VP9), or `None` for a 500 kbit/s target
+    /// (VP8 and VP9) or x264's own choice.
+    pub constant_kbps: Option<u32>,
+}
+
+impl TestMedia {
+    /// `seconds` of 320x240 video with a keyframe every `gop` frames.
+    pub fn new(video: SourceVideo, seconds: u32, gop: u32) -> Self {
+        TestMedia {
+            video,
+            seconds,
+            gop,
+            size: (320, 240),
+            constant_kbps: None,
+        }
+    }
+
+    /// Encodes the media into `out` (whose extension should be [`SourceVideo::extension`]).
+    pub fn make(&self, out: &Path) -> ToolResult<()> {
+        let vpx = |encoder: &str| -> Vec<String> {
+            let kbps = self.constant_kbps.unwrap_or(500);
+            let mut args: Vec<String> = [
+                "-c:v",
+                encoder,
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-auto-alt-ref",
+                "0",
+                "-lag-in-frames",
+                "0",
+                "-b:v",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+            args.push(format!("{kbps}k"));
+            if self.constant_kbps.is_some() {
+                args.extend(["-minrate".to_owned(), format!("{kbps}k")]);
+                args.extend(["-maxrate".to_owned(), format!("{kbps}k")]);
+            }
+            args
+        };
+        let video_args: Vec<String> = match self.video {
+            SourceVideo::Vp8 => vpx("libvpx"),
+            SourceVideo::Vp9 => vpx("libvpx-vp9"),
+            SourceVideo::H264 => [
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-profile:v",
+                "baseline",
+                "-bf",
+                "0",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect(),
+        };
+        let picture = format!("testsrc=size={}x{}:rate=30", self.size.0, self.size.1);
+        let seconds = self.seconds.to_string();
+        let gop = self.gop.to_string();
+        let mut args = vec![
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &picture,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &seconds,
+            "-g",
+            &gop,
+            "-keyint_min",
+            &gop,
+            "-pix_fmt",
+            "yuv420p",
+        ];
+        args.extend(video_args.iter().map(String::as_str));
+        args.extend_from_slice(&["-c:a", "libopus", "-ac", "2", "-b:a", "64k"]);
+        args.push(path_str(out)?);
+        run_ok("ffmpeg", out, &args).map(drop)
+    }
+}
+
+/// Encodes `seconds` of 320x240 test picture and tone (see [`TestMedia`]) into `out`.
 pub fn make_test_media(out: &Path, video: SourceVideo, seconds: u32, gop: u32) -> ToolResult<()> {
-    let video_args: &[&str] = match video {
-        SourceVideo::Vp8 => &[
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-auto-alt-ref",
-            "0",
-            "-lag-in-frames",
-            "0",
-            "-b:v",
-            "500k",
-        ],
-        SourceVideo::H264 => &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-profile:v",
-            "baseline",
-            "-bf",
-            "0",
-        ],
-    };
-    let seconds = seconds.to_string();
-    let gop = gop.to_string();
-    let mut args = vec![
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &seconds,
-        "-g",
-        &gop,
-        "-keyint_min",
-        &gop,
-        "-pix_fmt",
-        "yuv420p",
-    ];
-    args.extend_from_slice(video_args);
-    args.extend_from_slice(&["-c:a", "libopus", "-ac", "2", "-b:a", "64k"]);
-    args.push(path_str(out)?);
-    run_ok("ffmpeg", out, &args).map(drop)
+    TestMedia::new(video, seconds, gop).make(out)
 }
 
 /// One stream of a file, as ffprobe reports it.
@@ -179,19 +249,7 @@ pub struct ProbedStream {
 
 /// The streams of a file, in stream index order.
 pub fn probe_streams(file: &Path) -> ToolResult<Vec<ProbedStream>> {
-    let stdout = run_ok(
-        "ffprobe",
-        file,
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,codec_type,start_time",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
-    )?;
+    let stdout = ffprobe(file, &[], "stream=codec_name,codec_type,start_time")?;
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -217,38 +275,47 @@ pub fn probe_streams(file: &Path) -> ToolResult<Vec<ProbedStream>> {
 pub struct ProbedPacket {
     /// Its stream's index.
     pub stream_index: usize,
+    /// Whether its stream is a video stream.
+    pub video: bool,
     /// Presentation time in seconds (`None` if the container gave none).
     pub pts: Option<f64>,
     /// Whether it is marked a keyframe.
     pub keyframe: bool,
 }
 
+impl ProbedPacket {
+    /// Presentation time in milliseconds.
+    ///
+    /// # Panics
+    ///
+    /// When the container gave the packet no time, which fails the test asking: every packet
+    /// of a Matroska or WebM file has one.
+    pub fn pts_ms(&self) -> f64 {
+        match self.pts {
+            Some(seconds) => seconds * 1000.0,
+            None => panic!("ffprobe gave no time for {self:?}"),
+        }
+    }
+}
+
 /// Every packet of a file, in file order.
 pub fn probe_packets(file: &Path) -> ToolResult<Vec<ProbedPacket>> {
-    let stdout = run_ok(
-        "ffprobe",
-        file,
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=stream_index,pts_time,flags",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
-    )?;
+    let stdout = ffprobe(file, &[], "packet=codec_type,stream_index,pts_time,flags")?;
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
             let fields: Vec<&str> = line.trim().split(',').collect();
             let parsed = match fields.as_slice() {
-                [index, pts, flags, ..] => index.parse().ok().map(|stream_index| ProbedPacket {
-                    stream_index,
-                    pts: pts.parse().ok(),
-                    keyframe: flags.starts_with('K'),
-                }),
+                // ffprobe writes the fields in its own order, not the order asked for.
+                [kind, index, pts, flags, ..] => {
+                    index.parse().ok().map(|stream_index| ProbedPacket {
+                        stream_index,
+                        video: *kind == "video",
+                        pts: pts.parse().ok(),
+                        keyframe: flags.starts_with('K'),
+                    })
+                }
                 _ => None,
             };
             parsed.ok_or_else(|| MediaToolError::Unparsable {
@@ -261,39 +328,16 @@ pub fn probe_packets(file: &Path) -> ToolResult<Vec<ProbedPacket>> {
 
 /// The container's duration in seconds, as ffprobe reports it (`None` if it reports none).
 pub fn probe_duration(file: &Path) -> ToolResult<Option<f64>> {
-    let stdout = run_ok(
-        "ffprobe",
-        file,
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
-    )?;
+    let stdout = ffprobe(file, &[], "format=duration")?;
     Ok(stdout.trim().parse().ok())
 }
 
 /// How many video frames actually decode (ffprobe `-count_frames`: it runs the decoder).
 pub fn decoded_video_frames(file: &Path) -> ToolResult<u64> {
-    let stdout = run_ok(
-        "ffprobe",
+    let stdout = ffprobe(
         file,
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "csv=p=0",
-            path_str(file)?,
-        ],
+        &["-count_frames", "-select_streams", "v:0"],
+        "stream=nb_read_frames",
     )?;
     let line = stdout.trim().trim_end_matches(',');
     line.parse().map_err(|_| MediaToolError::Unparsable {
