@@ -18,7 +18,8 @@
 # 20), WATCH (seconds a viewer stays, on average, 6), BITRATE_KBPS (300), FPS (15), RECORD
 # (1: streams are recorded, as by default; 0: not), NICE (scheduling niceness of the server and
 # the generator, 10, so others' work on the machine is not starved), HTTP_PORT, MEDIA_PORT,
-# SKIP_BUILD=1 (use the existing target/release binaries). Exits 0 when the verdict is good.
+# SKIP_BUILD=1 (use the existing target/release binaries), DIRECTO=<path> (another server
+# binary, e.g. an older build to compare with). Exits 0 when the verdict is good.
 # Everything started here is killed on exit.
 set -euo pipefail
 
@@ -40,7 +41,7 @@ KEY="soak-$$"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     nice -n "$NICE" cargo build --release -p directo -p directo-benches --bin directo --bin directo-load
 fi
-DIRECTO=target/release/directo
+DIRECTO="${DIRECTO:-target/release/directo}"
 LOAD=target/release/directo-load
 
 WORK="$(mktemp -d)"
