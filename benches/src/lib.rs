@@ -10,9 +10,14 @@
 //! The same viewers can watch a Janus Streaming mountpoint ([`janus`]) fed with the same
 //! synthetic RTP, for side-by-side comparisons (`benches/compare-janus.sh`).
 //!
+//! With `--churn` it runs [`churn`] instead: streams that come and go under fresh names and
+//! viewers joining and leaving with their chat channels, for soak runs (`benches/soak.sh`).
+//!
 //! The criterion benchmarks in `benches/benches/` measure the forwarding core's hot paths.
 
 pub mod chat_flood;
+pub mod churn;
+pub mod churn_viewer;
 pub mod error;
 pub mod histogram;
 pub mod janus;

@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::stream::TrackInfo;
+
 /// A chat message id: a UUID v7 in its hyphenated form.
 pub type MessageId = String;
 
@@ -193,11 +195,29 @@ pub enum ChatServerMessage {
         /// Their display name.
         name: String,
     },
-    /// The audience size changed.
+    /// The audience size changed (sent at most once a second, and to each member when it
+    /// joins).
     #[serde(rename = "presence")]
     Presence {
         /// How many viewers (everyone but the presenter) are in the chat.
         viewers: usize,
+        /// How many viewers watch the stream's media, in the chat or not (the API's
+        /// `viewers`); absent where the server does not know (a chat without media).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watching: Option<usize>,
+    },
+    /// Whether the stream is live, to everyone when that (or its tracks, or recording)
+    /// changes, and to each member when it joins, after `chat.history`.
+    #[serde(rename = "stream.status")]
+    StreamStatus {
+        /// Whether a publisher is sending now.
+        live: bool,
+        /// The publisher's tracks (absent when offline).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<TrackInfo>,
+        /// Whether the stream is being recorded now.
+        #[serde(default)]
+        recording: bool,
     },
     /// Every message was removed; clients empty their list.
     #[serde(rename = "chat.cleared")]
@@ -367,8 +387,21 @@ mod tests {
 
         let json = serde_json::to_value(ChatServerMessage::Cleared).unwrap();
         assert_eq!(json, serde_json::json!({"type": "chat.cleared"}));
-        let json = serde_json::to_value(ChatServerMessage::Presence { viewers: 3 }).unwrap();
+        let json = serde_json::to_value(ChatServerMessage::Presence {
+            viewers: 3,
+            watching: None,
+        })
+        .unwrap();
         assert_eq!(json, serde_json::json!({"type": "presence", "viewers": 3}));
+        let json = serde_json::to_value(ChatServerMessage::Presence {
+            viewers: 3,
+            watching: Some(7),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "presence", "viewers": 3, "watching": 7})
+        );
         let json = serde_json::to_value(ChatServerMessage::error(ChatErrorCode::SlowMode, "wait"))
             .unwrap();
         assert_eq!(
@@ -385,5 +418,56 @@ mod tests {
         assert_eq!(json["deleted"], true);
         let back: ExportedChatMessage = serde_json::from_value(json).unwrap();
         assert_eq!(back, exported);
+    }
+
+    #[test]
+    fn stream_status_round_trips() {
+        let live = ChatServerMessage::StreamStatus {
+            live: true,
+            tracks: vec![
+                TrackInfo {
+                    kind: "audio".into(),
+                    codec: "audio/opus".into(),
+                    layers: Vec::new(),
+                },
+                TrackInfo {
+                    kind: "video".into(),
+                    codec: "video/VP8".into(),
+                    layers: vec!["q".into(), "f".into()],
+                },
+            ],
+            recording: true,
+        };
+        let json = serde_json::to_value(&live).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "stream.status",
+                "live": true,
+                "tracks": [
+                    {"kind": "audio", "codec": "audio/opus"},
+                    {"kind": "video", "codec": "video/VP8", "layers": ["q", "f"]},
+                ],
+                "recording": true,
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<ChatServerMessage>(json).unwrap(),
+            live
+        );
+
+        let offline = ChatServerMessage::StreamStatus {
+            live: false,
+            tracks: Vec::new(),
+            recording: false,
+        };
+        let text = serde_json::to_string(&offline).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"stream.status","live":false,"recording":false}"#
+        );
+        let back: ChatServerMessage =
+            serde_json::from_str(r#"{"type":"stream.status","live":false}"#).unwrap();
+        assert_eq!(back, offline);
     }
 }

@@ -293,9 +293,44 @@ impl ChatMember {
             .iter()
             .rev()
             .find_map(|m| match m {
-                ChatServerMessage::Presence { viewers } => Some(*viewers),
+                ChatServerMessage::Presence { viewers, .. } => Some(*viewers),
                 _ => None,
             })
+    }
+
+    /// The last number of media viewers a `presence` announced.
+    pub fn watching(&self) -> Option<usize> {
+        self.inbox
+            .received()
+            .chat
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                ChatServerMessage::Presence { watching, .. } => *watching,
+                _ => None,
+            })
+    }
+
+    /// Waits for a `stream.status` saying `live` at index `from` or later; returns its
+    /// tracks' kinds and whether the stream is recorded.
+    pub async fn wait_stream_status_from(
+        &self,
+        from: usize,
+        live: bool,
+        timeout: Duration,
+    ) -> Result<(Vec<String>, bool)> {
+        let what = format!("a `stream.status` saying live: {live}");
+        self.wait_for_from(from, &what, timeout, |m| match m {
+            ChatServerMessage::StreamStatus {
+                live: said,
+                tracks,
+                recording,
+            } if *said == live => {
+                Some((tracks.iter().map(|t| t.kind.clone()).collect(), *recording))
+            }
+            _ => None,
+        })
+        .await
     }
 
     /// Frames that did not parse as a chat message (signaling frames on `/ws`).

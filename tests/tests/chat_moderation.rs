@@ -161,6 +161,7 @@ async fn a_viewer_cannot_moderate() -> anyhow::Result<()> {
                     m,
                     ChatServerMessage::History { .. }
                         | ChatServerMessage::Presence { .. }
+                        | ChatServerMessage::StreamStatus { .. }
                         | ChatServerMessage::Message(_)
                         | ChatServerMessage::Error { .. }
                 )

@@ -298,6 +298,15 @@ var Chat = class {
       case "presence":
         if (typeof msg.viewers !== "number") return;
         this.#report("presence", { viewers: msg.viewers });
+        if (typeof msg.watching === "number") this.#report("watching", { count: msg.watching });
+        break;
+      case "stream.status":
+        if (typeof msg.live !== "boolean") return;
+        this.#report("streamStatus", {
+          live: msg.live,
+          tracks: Array.isArray(msg.tracks) ? msg.tracks.filter(isTrack) : [],
+          recording: msg.recording === true
+        });
         break;
       case "error": {
         const code = typeof msg.code === "string" ? msg.code : "internal";
@@ -317,6 +326,11 @@ var Chat = class {
     channel.send(JSON.stringify(message));
   }
 };
+function isTrack(value) {
+  if (typeof value !== "object" || value === null) return false;
+  const t = value;
+  return typeof t.kind === "string" && typeof t.codec === "string";
+}
 function isChatMessage(value) {
   if (typeof value !== "object" || value === null) return false;
   const m = value;
@@ -421,6 +435,62 @@ function iceGatheringComplete(pc) {
   });
 }
 
+// src/status.ts
+var StatusTracker = class {
+  #stream;
+  #report;
+  #status = null;
+  /** The viewer count last reported (`null`: none yet). */
+  #viewers = null;
+  constructor(stream, report) {
+    this.#stream = stream;
+    this.#report = report;
+  }
+  /** The last known status (`null`: nothing said yet whether the stream is live). */
+  get status() {
+    return this.#status;
+  }
+  /** A `stream.status` pushed over the chat channel. */
+  pushed(update) {
+    const base = this.#status ?? {
+      name: this.#stream,
+      live: false,
+      tracks: [],
+      viewers: this.#viewers ?? 0,
+      bitrate_bps: 0,
+      recording: false
+    };
+    this.#setLive({ ...base, live: update.live, tracks: update.tracks, recording: update.recording });
+  }
+  /** The number of media viewers, from a `presence` pushed over the chat channel. */
+  watching(count) {
+    if (this.#viewers === count) return;
+    this.#viewers = count;
+    this.#report("viewers", { count });
+    if (this.#status !== null) {
+      this.#status = { ...this.#status, viewers: count };
+      this.#report("status", this.#status);
+    }
+  }
+  /** A status fetched from the API. */
+  fetched(status) {
+    this.#setLive(status);
+    if (this.#viewers !== status.viewers) {
+      this.#viewers = status.viewers;
+      this.#report("viewers", { count: status.viewers });
+    }
+  }
+  #setLive(next) {
+    const before = this.#status;
+    this.#status = next;
+    this.#report("status", next);
+    if (before === null || before.live !== next.live) {
+      if (next.live) this.#report("live", next);
+      else this.#report("offline", { stream: this.#stream });
+    }
+  }
+};
+
 // src/session.ts
 var DISCONNECTED_GRACE_MS = 3e3;
 var CONNECT_TIMEOUT_MS = 15e3;
@@ -438,7 +508,7 @@ var Session = class extends Emitter {
   #pc = null;
   #location = null;
   #sessionId = null;
-  #status = null;
+  #status;
   #attempts = 0;
   #timers = /* @__PURE__ */ new Set();
   #poller = null;
@@ -455,8 +525,11 @@ var Session = class extends Emitter {
     const Peer = options.RTCPeerConnection ?? globalThis.RTCPeerConnection;
     if (!Peer) throw new DirectoError("bad_request", "this environment has no RTCPeerConnection");
     this.#Peer = Peer;
+    this.#status = new StatusTracker(this.stream, (type, value) => this.emit(type, value));
     this.chat = new Chat((type, value) => {
       if (type === "chatError") this.emit("error", value);
+      else if (type === "streamStatus") this.#status.pushed(value);
+      else if (type === "watching") this.#status.watching(value.count);
       else this.emit(type, value);
     });
   }
@@ -484,20 +557,20 @@ var Session = class extends Emitter {
   get state() {
     return this.#state;
   }
-  /** The stream's last polled status, if any. */
+  /** The stream's last known status (pushed, or fetched), if any. */
   get status() {
-    return this.#status;
+    return this.#status.status;
   }
-  /** Whether the stream is live, as last polled (`null`: not known yet). */
+  /** Whether the stream is live, as last heard (`null`: not known yet). */
   get live() {
-    return this.#status?.live ?? null;
+    return this.#status.status?.live ?? null;
   }
   /** Ends the session: the server is told, the peer closed, nothing reconnects. */
   async close() {
     if (this.#state === "closed") return;
     await this.#finish();
   }
-  /** @internal Connects the first session and starts polling; throws if refused. */
+  /** @internal Connects the first session (and starts polling, if asked); throws if refused. */
   async start() {
     try {
       await this.#connect();
@@ -639,14 +712,15 @@ var Session = class extends Emitter {
   stopped() {
   }
   #startPolling() {
-    const every = this.#options.statusIntervalMs ?? 2e3;
+    const every = this.#options.statusIntervalMs ?? 0;
     if (every <= 0 || this.#state === "closed") return;
     void this.refreshStatus();
     this.#poller = setInterval(() => void this.refreshStatus(), every);
   }
   /**
-   * Asks the API for the stream's status now and emits `status`, and `live`, `offline` and
-   * `viewers` when they changed. Returns the status, or `null` if the server could not say.
+   * Asks the API for the stream's status now (with the bitrate, which is not pushed) and
+   * emits `status`, and `live`, `offline` and `viewers` when they changed. Returns the
+   * status, or `null` if the server could not say.
    */
   async refreshStatus() {
     const base = this.server.endsWith("/") ? this.server : `${this.server}/`;
@@ -665,14 +739,7 @@ var Session = class extends Emitter {
       return null;
     }
     if (this.#state === "closed") return null;
-    const before = this.#status;
-    this.#status = status;
-    this.emit("status", status);
-    if (before === null || before.live !== status.live) {
-      if (status.live) this.emit("live", status);
-      else this.emit("offline", { stream: this.stream });
-    }
-    if (before === null || before.viewers !== status.viewers) this.emit("viewers", { count: status.viewers });
+    this.#status.fetched(status);
     return status;
   }
   #timer(run, ms) {

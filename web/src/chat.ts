@@ -1,8 +1,11 @@
 // The chat over the `chat` data channel: the wire shapes (signaling-proto/src/chat.rs), the
 // state a client keeps (messages, pinned message, slow mode) and the actions it may send.
-// Text stays text: apps must render it with `textContent`, never as HTML.
+// The stream's status rides on the same channel (`stream.status`, and the media audience in
+// `presence`); the chat parses it and hands it to its session. Text stays text: apps must
+// render it with `textContent`, never as HTML.
 
 import { DirectoError, type ErrorCode } from './errors.js';
+import type { PushedStatus, StreamStatus } from './status.js';
 
 /** What a chat user may do. */
 export type ChatRole = 'presenter' | 'viewer' | 'moderator';
@@ -67,6 +70,10 @@ export interface ChatEvents {
   slow: { seconds: number };
   presence: { viewers: number };
   chatError: DirectoError;
+  /** The stream's status, pushed (for the session, not an app event). */
+  streamStatus: PushedStatus;
+  /** The number of media viewers, pushed (for the session, not an app event). */
+  watching: { count: number };
 }
 
 /** Options of `chat.send`. */
@@ -226,6 +233,15 @@ export class Chat {
       case 'presence':
         if (typeof msg.viewers !== 'number') return;
         this.#report('presence', { viewers: msg.viewers });
+        if (typeof msg.watching === 'number') this.#report('watching', { count: msg.watching });
+        break;
+      case 'stream.status':
+        if (typeof msg.live !== 'boolean') return;
+        this.#report('streamStatus', {
+          live: msg.live,
+          tracks: Array.isArray(msg.tracks) ? msg.tracks.filter(isTrack) : [],
+          recording: msg.recording === true,
+        });
         break;
       case 'error': {
         const code = (typeof msg.code === 'string' ? msg.code : 'internal') as ErrorCode;
@@ -246,6 +262,12 @@ export class Chat {
     }
     channel.send(JSON.stringify(message));
   }
+}
+
+function isTrack(value: unknown): value is StreamStatus['tracks'][number] {
+  if (typeof value !== 'object' || value === null) return false;
+  const t = value as Record<string, unknown>;
+  return typeof t.kind === 'string' && typeof t.codec === 'string';
 }
 
 function isChatMessage(value: unknown): value is ChatMessage {

@@ -8,8 +8,8 @@ export {
   type SessionEvents,
   type SessionOptions,
   type SessionState,
-  type StreamStatus,
 } from './session.js';
+export { type StreamStatus } from './status.js';
 export {
   Chat,
   type BannedEvent,

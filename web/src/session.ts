@@ -1,12 +1,21 @@
 // What publishing and watching share: one WHIP/WHEP session at a time with its `chat` data
 // channel, watched for failure and replaced with backoff when it breaks, and the stream's
-// status polled from the API (live, offline, viewers).
+// status (live, offline, viewers) as the server pushes it over that channel — or, on
+// request, as the API answers.
 
 import { backoffDelay, type BackoffOptions } from './backoff.js';
-import { Chat, type BannedEvent, type ChatHistory, type ChatMessage, type MutedEvent } from './chat.js';
+import {
+  Chat,
+  type BannedEvent,
+  type ChatEvents,
+  type ChatHistory,
+  type ChatMessage,
+  type MutedEvent,
+} from './chat.js';
 import { Emitter } from './emitter.js';
 import { DirectoError, errorFromResponse, toDirectoError } from './errors.js';
 import { authHeaders, endSession, endpointUrl, negotiate } from './signaling.js';
+import { StatusTracker, type StreamStatus } from './status.js';
 
 /** A disconnected peer gets this long to come back by itself before it is replaced. */
 const DISCONNECTED_GRACE_MS = 3000;
@@ -23,7 +32,11 @@ export interface SessionOptions {
   name?: string;
   /** Reconnect on its own when the connection drops (default `true`), or the backoff timing. */
   reconnect?: boolean | BackoffOptions;
-  /** How often to ask the API whether the stream is live, in ms (default 2000; 0: never). */
+  /**
+   * Also ask the API for the stream's status every this many ms (default 0: never). The
+   * server pushes live, offline and viewer counts over the chat channel, so this is only
+   * for the bitrate, or for a server too old to push.
+   */
   statusIntervalMs?: number;
   /** Extra `RTCPeerConnection` configuration (ICE servers are not needed for Directo). */
   rtcConfiguration?: RTCConfiguration;
@@ -33,32 +46,18 @@ export interface SessionOptions {
   RTCPeerConnection?: typeof RTCPeerConnection;
 }
 
-/** A stream as `GET /api/streams/{stream}` describes it. */
-export interface StreamStatus {
-  name: string;
-  live: boolean;
-  /** `layers`: a simulcast video's RIDs, smallest picture first. */
-  tracks: { kind: string; codec: string; layers?: string[] }[];
-  /** Viewers connected now. */
-  viewers: number;
-  /** Incoming media bitrate at the server, bits per second. */
-  bitrate_bps: number;
-  /** Whether the server is recording the stream. */
-  recording: boolean;
-}
-
 /** Where a session is. */
 export type SessionState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 /** Every event a session emits, and its value. */
 export interface SessionEvents {
-  /** The stream went live (or was live when the session started). */
+  /** The stream went live (or was live when the chat channel opened). */
   live: StreamStatus;
-  /** The stream is not live (when the session started, or the presenter left). */
+  /** The stream is not live (when the chat channel opened, or the presenter left). */
   offline: { stream: string };
-  /** The number of viewers changed. */
+  /** The number of media viewers changed. */
   viewers: { count: number };
-  /** The stream's status, every time it is polled. */
+  /** The stream's status changed (pushed, or fetched from the API). */
   status: StreamStatus;
   /** A chat message arrived. */
   chat: ChatMessage;
@@ -108,7 +107,7 @@ export abstract class Session extends Emitter<SessionEvents> {
   #pc: RTCPeerConnection | null = null;
   #location: string | null = null;
   #sessionId: string | null = null;
-  #status: StreamStatus | null = null;
+  #status: StatusTracker;
   #attempts = 0;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #poller: ReturnType<typeof setInterval> | null = null;
@@ -126,9 +125,12 @@ export abstract class Session extends Emitter<SessionEvents> {
     const Peer = options.RTCPeerConnection ?? globalThis.RTCPeerConnection;
     if (!Peer) throw new DirectoError('bad_request', 'this environment has no RTCPeerConnection');
     this.#Peer = Peer;
+    this.#status = new StatusTracker(this.stream, (type, value) => this.emit(type, value as never));
     this.chat = new Chat((type, value) => {
       if (type === 'chatError') this.emit('error', value as DirectoError);
-      else this.emit(type as Exclude<typeof type, 'chatError'>, value as never);
+      else if (type === 'streamStatus') this.#status.pushed(value as ChatEvents['streamStatus']);
+      else if (type === 'watching') this.#status.watching((value as ChatEvents['watching']).count);
+      else this.emit(type as Exclude<typeof type, 'chatError' | 'streamStatus' | 'watching'>, value as never);
     });
   }
 
@@ -162,14 +164,14 @@ export abstract class Session extends Emitter<SessionEvents> {
     return this.#state;
   }
 
-  /** The stream's last polled status, if any. */
+  /** The stream's last known status (pushed, or fetched), if any. */
   get status(): StreamStatus | null {
-    return this.#status;
+    return this.#status.status;
   }
 
-  /** Whether the stream is live, as last polled (`null`: not known yet). */
+  /** Whether the stream is live, as last heard (`null`: not known yet). */
   get live(): boolean | null {
-    return this.#status?.live ?? null;
+    return this.#status.status?.live ?? null;
   }
 
   /** Ends the session: the server is told, the peer closed, nothing reconnects. */
@@ -185,7 +187,7 @@ export abstract class Session extends Emitter<SessionEvents> {
   /** Adds this side's transceivers to a new peer. */
   protected abstract preparePeer(pc: RTCPeerConnection): void;
 
-  /** @internal Connects the first session and starts polling; throws if refused. */
+  /** @internal Connects the first session (and starts polling, if asked); throws if refused. */
   async start(): Promise<void> {
     try {
       await this.#connect();
@@ -194,7 +196,8 @@ export abstract class Session extends Emitter<SessionEvents> {
       throw toDirectoError(error);
     }
     // Polling starts only now, so the first `live`/`offline`/`viewers` events come after
-    // `publish()`/`watch()` resolved and the app had its chance to listen.
+    // `publish()`/`watch()` resolved and the app had its chance to listen (pushed ones come
+    // later still: the chat channel opens once the connection is up).
     this.#startPolling();
   }
 
@@ -337,15 +340,16 @@ export abstract class Session extends Emitter<SessionEvents> {
   protected stopped(): void {}
 
   #startPolling(): void {
-    const every = this.#options.statusIntervalMs ?? 2000;
+    const every = this.#options.statusIntervalMs ?? 0;
     if (every <= 0 || this.#state === 'closed') return;
     void this.refreshStatus();
     this.#poller = setInterval(() => void this.refreshStatus(), every);
   }
 
   /**
-   * Asks the API for the stream's status now and emits `status`, and `live`, `offline` and
-   * `viewers` when they changed. Returns the status, or `null` if the server could not say.
+   * Asks the API for the stream's status now (with the bitrate, which is not pushed) and
+   * emits `status`, and `live`, `offline` and `viewers` when they changed. Returns the
+   * status, or `null` if the server could not say.
    */
   async refreshStatus(): Promise<StreamStatus | null> {
     const base = this.server.endsWith('/') ? this.server : `${this.server}/`;
@@ -364,14 +368,7 @@ export abstract class Session extends Emitter<SessionEvents> {
       return null;
     }
     if (this.#state === 'closed') return null;
-    const before = this.#status;
-    this.#status = status;
-    this.emit('status', status);
-    if (before === null || before.live !== status.live) {
-      if (status.live) this.emit('live', status);
-      else this.emit('offline', { stream: this.stream });
-    }
-    if (before === null || before.viewers !== status.viewers) this.emit('viewers', { count: status.viewers });
+    this.#status.fetched(status);
     return status;
   }
 

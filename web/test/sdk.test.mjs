@@ -201,7 +201,101 @@ describe('watch', () => {
     assert.equal(FakePeer.instances.length, 1);
   });
 
-  test('polls the stream status: offline, live, viewers', async () => {
+  test('hears live, offline and viewers on the chat channel, without polling', async () => {
+    const viewer = await startWatching({ statusIntervalMs: undefined });
+    const seen = [];
+    viewer.on('live', (status) => seen.push(`live ${status.tracks.map((t) => t.kind).join('+')}`));
+    viewer.on('offline', () => seen.push('offline'));
+    viewer.on('viewers', ({ count }) => seen.push(`viewers ${count}`));
+    viewer.on('presence', ({ viewers }) => seen.push(`in chat ${viewers}`));
+    const statuses = [];
+    viewer.on('status', (status) => statuses.push(status));
+    assert.equal(viewer.live, null, 'nothing known before the channel opens');
+
+    const pc = FakePeer.instances[0];
+    pc.connect();
+    const channel = pc.channels[0];
+    // What the server sends when the chat channel opens: history, status, presence.
+    channel.deliver({ type: 'chat.history', messages: [], slow_seconds: 0 });
+    channel.deliver({ type: 'stream.status', live: false, recording: false });
+    channel.deliver({ type: 'presence', viewers: 1, watching: 2 });
+    assert.equal(viewer.live, false);
+    const tracks = [
+      { kind: 'audio', codec: 'audio/opus' },
+      { kind: 'video', codec: 'video/VP8', layers: ['q', 'h', 'f'] },
+    ];
+    channel.deliver({ type: 'stream.status', live: true, tracks, recording: true });
+    assert.equal(viewer.live, true);
+    assert.deepEqual(viewer.status.tracks, tracks);
+    assert.equal(viewer.status.recording, true);
+    assert.equal(viewer.status.viewers, 2);
+    channel.deliver({ type: 'presence', viewers: 1, watching: 5 });
+    channel.deliver({ type: 'presence', viewers: 2, watching: 5 });
+    channel.deliver({ type: 'stream.status', live: false });
+    channel.deliver({ type: 'stream.status', live: 'yes' });
+
+    assert.deepEqual(seen, [
+      'offline',
+      'in chat 1',
+      'viewers 2',
+      'live audio+video',
+      'in chat 1',
+      'viewers 5',
+      'in chat 2',
+      'offline',
+    ]);
+    assert.equal(viewer.live, false);
+    assert.equal(viewer.status.recording, false);
+    assert.equal(statuses.at(-1).viewers, 5);
+    assert.equal(
+      server.requests.filter((r) => r.url.includes('/api/streams')).length,
+      0,
+      'the API is not polled by default',
+    );
+  });
+
+  test('a reconnect repeats nothing that did not change', async () => {
+    const viewer = await startWatching();
+    const seen = [];
+    viewer.on('live', () => seen.push('live'));
+    viewer.on('offline', () => seen.push('offline'));
+    viewer.on('viewers', ({ count }) => seen.push(`viewers ${count}`));
+    const open = (pc, live, watching) => {
+      pc.connect();
+      pc.channels[0].deliver({ type: 'chat.history', messages: [], slow_seconds: 0 });
+      pc.channels[0].deliver({ type: 'stream.status', live, recording: false });
+      pc.channels[0].deliver({ type: 'presence', viewers: 1, watching });
+    };
+    open(FakePeer.instances[0], true, 1);
+    FakePeer.instances[0].channels[0].serverClose();
+    await until(() => FakePeer.instances.length === 2 && viewer.pc !== null, 'a second session');
+    open(FakePeer.instances[1], true, 1);
+    assert.deepEqual(seen, ['live', 'viewers 1']);
+    FakePeer.instances[1].channels[0].serverClose();
+    await until(() => FakePeer.instances.length === 3 && viewer.pc !== null, 'a third session');
+    open(FakePeer.instances[2], false, 1);
+    assert.deepEqual(seen, ['live', 'viewers 1', 'offline']);
+  });
+
+  test('refreshStatus() asks the API; pushed updates keep its bitrate', async () => {
+    const viewer = await startWatching();
+    server.stream = { name: 'launch', live: true, tracks: [], viewers: 3, bitrate_bps: 1200, recording: false };
+    const seen = [];
+    viewer.on('live', () => seen.push('live'));
+    viewer.on('viewers', ({ count }) => seen.push(`viewers ${count}`));
+    const status = await viewer.refreshStatus();
+    assert.equal(status.bitrate_bps, 1200);
+    assert.deepEqual(seen, ['live', 'viewers 3']);
+    const pc = FakePeer.instances[0];
+    pc.connect();
+    pc.channels[0].deliver({ type: 'stream.status', live: true, recording: true });
+    pc.channels[0].deliver({ type: 'presence', viewers: 0, watching: 3 });
+    assert.deepEqual(seen, ['live', 'viewers 3'], 'the same state pushed says nothing new');
+    assert.equal(viewer.status.bitrate_bps, 1200);
+    assert.equal(viewer.status.recording, true);
+  });
+
+  test('polls the stream status when asked to: offline, live, viewers', async () => {
     const viewer = await startWatching({ statusIntervalMs: 10 });
     const seen = [];
     viewer.on('live', () => seen.push('live'));

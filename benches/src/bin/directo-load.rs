@@ -1,6 +1,7 @@
 //! `directo-load`: one synthetic WHIP publisher and N WHEP viewers against a Directo server
 //! (or a Janus Streaming mountpoint with `--janus`), with loss, forwarding delay, join time
-//! and the server's CPU and memory per viewer.
+//! and the server's CPU and memory per viewer; or, with `--churn`, streams and viewers that
+//! come and go for `--seconds` (for soak runs).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use directo_benches::churn::{self, ChurnConfig};
 use directo_benches::load::{LoadConfig, Target, run};
 use directo_benches::publisher::RtpTarget;
 use directo_benches::report::Report;
@@ -22,7 +24,7 @@ struct Cli {
     /// Directo's HTTP base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     server: Url,
-    /// Stream name to publish and watch.
+    /// Stream name to publish and watch (with `--churn`, the start of every stream's name).
     #[arg(long, default_value = "load")]
     stream: String,
     /// Publish key (bearer token for WHIP).
@@ -31,12 +33,27 @@ struct Cli {
     /// Viewers to start.
     #[arg(long, default_value_t = 20)]
     viewers: usize,
-    /// Seconds every viewer keeps watching after the last one joined.
+    /// Seconds every viewer keeps watching after the last one joined (with `--churn`, how
+    /// long the churn lasts).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// Viewers started per second.
+    /// Viewers started per second (with `--churn`, viewers joining per second).
     #[arg(long, default_value_t = 50.0)]
     ramp_per_s: f64,
+    /// Churn instead: `--churn-streams` streams live at a time, each for `--stream-life-s`
+    /// under a fresh name, then ended and replaced; viewers join them at `--ramp-per-s`, each
+    /// for about `--watch-s` with a chat channel on which it says one thing.
+    #[arg(long)]
+    churn: bool,
+    /// Streams live at a time (`--churn`).
+    #[arg(long, default_value_t = 4)]
+    churn_streams: usize,
+    /// Seconds each stream stays live (`--churn`).
+    #[arg(long, default_value_t = 30.0)]
+    stream_life_s: f64,
+    /// Seconds a viewer watches, on average (`--churn`).
+    #[arg(long, default_value_t = 6.0)]
+    watch_s: f64,
     /// Video bitrate in kbit/s.
     #[arg(long, default_value_t = 1000)]
     bitrate_kbps: u32,
@@ -135,6 +152,19 @@ fn main() -> anyhow::Result<()> {
     if !(cli.keyframe_interval_s > 0.0 && cli.ramp_per_s > 0.0 && cli.seconds > 0.0) {
         bail!("--keyframe-interval-s, --ramp-per-s and --seconds must be positive");
     }
+    let shape = VideoShape {
+        bitrate_kbps: cli.bitrate_kbps,
+        fps: cli.fps,
+        keyframe_interval: Duration::from_secs_f64(cli.keyframe_interval_s),
+        packet_size: cli.packet_size,
+        pace_factor: cli.pace_factor,
+    };
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if cli.churn {
+        return run_churn(&cli, shape, threads);
+    }
     let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let target = match cli.janus {
         Some(api) => Target::Janus {
@@ -153,21 +183,12 @@ fn main() -> anyhow::Result<()> {
             key: cli.key,
         },
     };
-    let threads = cli.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
     let config = LoadConfig {
         target,
         viewers: cli.viewers,
         seconds: cli.seconds,
         ramp_per_s: cli.ramp_per_s,
-        shape: VideoShape {
-            bitrate_kbps: cli.bitrate_kbps,
-            fps: cli.fps,
-            keyframe_interval: Duration::from_secs_f64(cli.keyframe_interval_s),
-            packet_size: cli.packet_size,
-            pace_factor: cli.pace_factor,
-        },
+        shape,
         server_pid: cli.server_pid,
         threads,
         per_viewer: cli.per_viewer,
@@ -184,6 +205,37 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let report = runtime.block_on(run(config))?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+/// `--churn`: streams and viewers coming and going, on a multi-threaded runtime.
+fn run_churn(cli: &Cli, shape: VideoShape, threads: usize) -> anyhow::Result<()> {
+    if !(cli.stream_life_s > 0.0 && cli.watch_s > 0.0) || cli.churn_streams == 0 {
+        bail!("--stream-life-s, --watch-s and --churn-streams must be positive");
+    }
+    let config = ChurnConfig {
+        server: cli.server.clone(),
+        prefix: cli.stream.clone(),
+        key: cli.key.clone(),
+        duration: Duration::from_secs_f64(cli.seconds),
+        slots: cli.churn_streams,
+        stream_life: Duration::from_secs_f64(cli.stream_life_s),
+        joins_per_s: cli.ramp_per_s,
+        watch: Duration::from_secs_f64(cli.watch_s),
+        shape,
+        bind_ip: cli.bind_ip,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = runtime.block_on(churn::run(config))?;
     if cli.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

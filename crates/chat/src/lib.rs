@@ -2,7 +2,9 @@
 //! machine in the style of `directo-sfu`: the transports (a WebRTC data channel labelled
 //! `chat`, or `/ws` for clients without WebRTC) feed it joins, raw messages and leaves with
 //! the current time, and drain [`Output`]s: log records, messages for everyone, messages
-//! for one member, and members to disconnect. No sockets, no tokio, no clock of its own.
+//! for one member, and members to disconnect. The stream's media (live or not, viewers
+//! watching) comes in the same way, as a [`StreamState`] the driver reports. No sockets, no
+//! tokio, no clock of its own.
 //!
 //! The wire types are `signaling-proto`'s (`ChatClientMessage`, `ChatServerMessage`).
 //!
@@ -65,10 +67,13 @@ mod limits;
 mod log;
 mod output;
 mod parse;
+mod presence;
 mod queue;
+mod rank;
 mod record;
 mod room;
 mod state;
+mod stream;
 mod text;
 
 pub use error::{JoinError, LogError};
@@ -76,8 +81,10 @@ pub use limits::{AUTO_MUTE, RATE_LIMIT_MESSAGES, RATE_LIMIT_WINDOW};
 pub use log::{ChatLog, Durability};
 pub use output::Output;
 pub use parse::MAX_RAW_BYTES;
+pub use presence::PRESENCE_INTERVAL;
 pub use queue::{MEMBER_QUEUE_CAPACITY, MemberQueue};
 pub use record::{LogRecord, export};
-pub use room::{MAX_MUTE_MINUTES, MAX_SLOW_SECONDS, PRESENCE_INTERVAL, Room};
+pub use room::{MAX_MUTE_MINUTES, MAX_SLOW_SECONDS, Room};
 pub use state::HISTORY_LEN;
+pub use stream::StreamState;
 pub use text::{MAX_NAME_CHARS, MAX_TEXT_CHARS, clean_name, sanitize};

@@ -32,7 +32,13 @@ fn banned_member_is_disconnected_and_refused_again() {
             name: "Troll".into()
         }
     );
-    assert_eq!(seen[1], ChatServerMessage::Presence { viewers: 2 });
+    assert_eq!(
+        seen[1],
+        ChatServerMessage::Presence {
+            viewers: 2,
+            watching: None
+        }
+    );
     // The banned member hears about it before being cut off.
     assert!(h.take("troll").contains(&seen[0]));
 

@@ -11,7 +11,7 @@ fn presences(h: &Harness, id: &str) -> Vec<usize> {
     h.inboxes[id]
         .iter()
         .filter_map(|m| match m {
-            ChatServerMessage::Presence { viewers } => Some(*viewers),
+            ChatServerMessage::Presence { viewers, .. } => Some(*viewers),
             _ => None,
         })
         .collect()

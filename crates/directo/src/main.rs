@@ -149,7 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (chat_port, chat_service) = directo_media::chat_channels(16 * 1024);
     let engine = directo_media::start(media, Some(chat_port))
         .with_context(|| format!("binding the media port {}", args.media_port))?;
-    let chat = directo_server::start_chat(args.data_dir.clone(), chat_service)
+    let chat = directo_server::start_chat(args.data_dir.clone(), chat_service, &engine)
         .context("starting the chat service")?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -350,7 +350,14 @@ impl EngineHandle {
             .map(|i| streams[i].clone())
     }
 
-    /// The audience figures of `stream` (kept after it ends), if it ever had a viewer.
+    /// The stream snapshot as a `watch`, for a follower that reacts to every new one (the
+    /// chat service tells each room's members when their stream goes live or offline).
+    pub fn watch_streams(&self) -> watch::Receiver<Arc<Vec<StreamInfo>>> {
+        self.streams.clone()
+    }
+
+    /// The audience figures of `stream` (kept for a day after its last viewer left), if it
+    /// had a viewer.
     pub async fn audience(&self, stream: &str) -> Result<Option<AudienceStats>, MediaError> {
         let stream = stream.to_owned();
         self.ask(|reply| Command::Audience { stream, reply }).await

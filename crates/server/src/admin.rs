@@ -11,6 +11,7 @@ use crate::body::limited_body;
 use crate::chat::ChatHandle;
 use crate::error::{ApiError, parse_json};
 use crate::names::{check_name, check_stream_name};
+use crate::series::ViewerSeries;
 use crate::settings::StreamSettings;
 use crate::token::{TokenRole, parse_ttl};
 
@@ -200,46 +201,6 @@ async fn stats(
         "viewers_over_time": series.get(&stream),
     }))
     .into_response())
-}
-
-/// Viewer counts sampled over time per stream (kept after the stream ends).
-#[derive(Clone, Default)]
-pub struct ViewerSeries {
-    inner: std::sync::Arc<std::sync::Mutex<SeriesMap>>,
-}
-
-/// Per stream: (unix seconds, viewers) samples, oldest first.
-type SeriesMap = std::collections::HashMap<String, std::collections::VecDeque<(u64, usize)>>;
-
-/// How many samples a stream keeps (a day at one every 10 s).
-const SERIES_LEN: usize = 8640;
-
-impl ViewerSeries {
-    fn get(&self, stream: &str) -> Vec<(u64, usize)> {
-        self.inner
-            .lock()
-            .ok()
-            .and_then(|m| m.get(stream).map(|q| q.iter().copied().collect()))
-            .unwrap_or_default()
-    }
-
-    /// Record the viewer count of every stream now; run every few seconds.
-    pub fn sample(&self, engine: &EngineHandle) {
-        let streams = engine.streams();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if let Ok(mut map) = self.inner.lock() {
-            for info in streams.iter() {
-                let series = map.entry(info.name.clone()).or_default();
-                series.push_back((now, info.viewers));
-                if series.len() > SERIES_LEN {
-                    series.pop_front();
-                }
-            }
-        }
-    }
 }
 
 /// `POST /api/tokens`, `GET|PUT /api/streams/{stream}/settings`, the admin API under

@@ -13,6 +13,8 @@ mod limits;
 mod names;
 mod priority;
 mod recordings;
+mod retention;
+mod series;
 mod settings;
 mod tls;
 mod token;
@@ -28,12 +30,12 @@ use std::sync::Arc;
 use warp::Filter;
 use warp::Reply;
 
-pub use admin::ViewerSeries;
 pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
 pub use error::ApiError;
 pub use limits::{RateLimiter, set_trusted_proxies};
 pub use priority::deprioritize_current_thread;
+pub use series::ViewerSeries;
 pub use settings::{SettingsStore, StreamSettings};
 pub use token::{Claims, TokenRole, Tokens, load_or_create_secret, parse_ttl};
 

@@ -1,23 +1,36 @@
 //! Per-address request rate limiting for signaling (WHIP, WHEP, `/ws`, tokens): a token
 //! bucket per client IP, so one client flooding the server is refused with `429` and a
 //! `Retry-After` while everybody else is served as usual.
+//!
+//! A bucket that has filled up again behaves exactly like a new one, so full buckets are
+//! forgotten once a minute: the map holds the addresses of the last minute or so, not of
+//! every client the server ever saw.
 
 use signaling_proto::ErrorCode;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use warp::Filter;
 
 use crate::error::ApiError;
 
-/// How many addresses are tracked before idle ones are forgotten.
+/// How many addresses are tracked before idle ones are forgotten at once.
 const MAX_TRACKED: usize = 100_000;
+/// How often full buckets are forgotten anyway.
+const FORGET_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Each address's tokens and when they were counted, and when full ones were last forgotten.
+#[derive(Debug)]
+struct Buckets {
+    by_ip: HashMap<IpAddr, (f64, Instant)>,
+    forgotten_at: Instant,
+}
 
 /// A token bucket per client address.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
-    buckets: Arc<Mutex<HashMap<IpAddr, (f64, Instant)>>>,
+    buckets: Arc<Mutex<Buckets>>,
     per_second: f64,
     burst: f64,
 }
@@ -26,7 +39,10 @@ impl RateLimiter {
     /// At most `per_minute` requests a minute per address, in bursts of up to `burst`.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         RateLimiter {
-            buckets: Arc::new(Mutex::new(HashMap::new())),
+            buckets: Arc::new(Mutex::new(Buckets {
+                by_ip: HashMap::new(),
+                forgotten_at: Instant::now(),
+            })),
             per_second: f64::from(per_minute.max(1)) / 60.0,
             burst: f64::from(burst.max(1)),
         }
@@ -37,17 +53,19 @@ impl RateLimiter {
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(());
         };
-        if buckets.len() > MAX_TRACKED {
+        if buckets.by_ip.len() > MAX_TRACKED
+            || now.saturating_duration_since(buckets.forgotten_at) >= FORGET_INTERVAL
+        {
             let per_second = self.per_second;
             let burst = self.burst;
-            // Forget full buckets: they behave exactly like new ones.
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
+            buckets.by_ip.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() * per_second < burst
             });
+            buckets.forgotten_at = now;
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((self.burst, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        let (tokens, at) = buckets.by_ip.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.per_second)
+            .min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -139,7 +157,6 @@ pub fn client_ip()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_burst_then_refusal_then_recovery() {
@@ -157,5 +174,19 @@ mod tests {
             "another address is not affected"
         );
         assert!(limiter.check(ip, t0 + Duration::from_secs(2)).is_ok());
+    }
+
+    #[test]
+    fn addresses_whose_bucket_refilled_are_forgotten() {
+        let limiter = RateLimiter::new(60, 3);
+        let t0 = Instant::now();
+        for i in 0..50u8 {
+            assert!(limiter.check(IpAddr::from([192, 0, 2, i]), t0).is_ok());
+        }
+        // A minute later their buckets are full again: only the address asking now is kept.
+        let busy: IpAddr = "198.51.100.1".parse().unwrap();
+        assert!(limiter.check(busy, t0 + FORGET_INTERVAL).is_ok());
+        let tracked = limiter.buckets.lock().unwrap().by_ip.len();
+        assert_eq!(tracked, 1);
     }
 }

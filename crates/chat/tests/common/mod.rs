@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use directo_chat::{JoinError, LogRecord, Output, Room};
+use directo_chat::{JoinError, LogRecord, Output, Room, StreamState};
 use signaling_proto::{ChatErrorCode, ChatMessage, ChatRole, ChatServerMessage, ChatUser};
 
 /// The wall-clock time the harness's rooms start at (2025-01-01T00:00:00Z).
@@ -86,6 +86,12 @@ impl Harness {
     pub fn leave(&mut self, id: &str) {
         self.room.leave(id, self.now);
         self.members.remove(id);
+        self.drain();
+    }
+
+    /// The driver reports the stream's media.
+    pub fn set_stream(&mut self, stream: StreamState) {
+        self.room.set_stream(stream, self.now);
         self.drain();
     }
 

@@ -1,11 +1,13 @@
 //! A stream's chat room: the sans-IO state machine the transports drive. They call
 //! [`Room::join`] when a member's channel opens, feed what it sends to
-//! [`Room::handle_raw`], call [`Room::leave`] when it closes, call [`Room::handle_timeout`]
-//! when [`Room::poll_timeout`] says so, and drain [`Room::poll_output`] after every call.
+//! [`Room::handle_raw`], call [`Room::leave`] when it closes, report the stream's media
+//! with [`Room::set_stream`] when it changes, call [`Room::handle_timeout`] when
+//! [`Room::poll_timeout`] says so, and drain [`Room::poll_output`] after every call.
 //!
-//! The room owns membership, roles, limits and moderation. It does not own sockets,
-//! buffers, serialization to the wire or the log file: those are the driver's (see
-//! [`crate::ChatLog`] and [`crate::MemberQueue`]). Time comes in as an argument.
+//! The room owns membership, roles, limits, moderation and what members hear of the
+//! stream. It does not own sockets, buffers, serialization to the wire, the log file or
+//! the media: those are the driver's (see [`crate::ChatLog`] and [`crate::MemberQueue`]).
+//! Time comes in as an argument.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -20,17 +22,18 @@ use crate::error::JoinError;
 use crate::limits::{AUTO_MUTE, SendLimiter};
 use crate::output::Output;
 use crate::parse::parse;
+use crate::presence::{Audience, Presence};
 use crate::record::LogRecord;
 use crate::state::RoomState;
+use crate::stream::StreamState;
 use crate::text::{clean_name, clean_text};
 
 /// The longest mute a moderator can give, in minutes (a day; longer is a ban).
 pub const MAX_MUTE_MINUTES: u32 = 24 * 60;
 /// The longest slow-mode interval, in seconds.
 pub const MAX_SLOW_SECONDS: u32 = 3600;
-/// Presence goes out at most this often, so a crowd joining at once is one update, not
-/// one per viewer to every viewer.
-pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
+
+mod moderation;
 
 /// A refusal to send back to the member who asked.
 type Refusal = (ChatErrorCode, String);
@@ -44,14 +47,6 @@ struct Member {
     limiter: SendLimiter,
 }
 
-/// Presence throttling: what was last announced, and when the next announcement may go.
-#[derive(Debug, Default)]
-struct Presence {
-    announced: Option<usize>,
-    last_at: Option<Instant>,
-    due: Option<Instant>,
-}
-
 /// One stream's chat.
 #[derive(Debug)]
 pub struct Room {
@@ -60,6 +55,8 @@ pub struct Room {
     /// Members who are not the presenter.
     viewers: usize,
     presence: Presence,
+    /// The stream's media as the driver last reported it (`None`: never reported).
+    stream: Option<StreamState>,
     clock: WallClock,
     /// Keeps message ids increasing within one millisecond.
     ids: ContextV7,
@@ -89,13 +86,15 @@ impl Room {
             members: HashMap::new(),
             viewers: 0,
             presence: Presence::default(),
+            stream: None,
             clock: WallClock::new(now, wall),
             ids: ContextV7::new(),
             outputs: VecDeque::new(),
         }
     }
 
-    /// Adds a member whose chat channel just opened and sends it the history. `user` is
+    /// Adds a member whose chat channel just opened and sends it the history, the stream's
+    /// status (once the driver reported it) and the audience. `user` is
     /// the connection's stable id, `origin` where it connects from (e.g. its IP address),
     /// used for bans. Joining again with the same id replaces the member's name and role
     /// (its flood limit carries over). Returns the member as others will see it.
@@ -138,13 +137,13 @@ impl Room {
                 slow_seconds: self.state.slow_seconds,
             },
         );
+        if let Some(stream) = &self.stream {
+            let status = stream.status_message();
+            self.send(user, status);
+        }
         if !self.update_presence(now) {
-            self.send(
-                user,
-                ChatServerMessage::Presence {
-                    viewers: self.viewers,
-                },
-            );
+            let presence = self.audience().message();
+            self.send(user, presence);
         }
         Ok(ChatUser {
             id: user.to_owned(),
@@ -159,6 +158,26 @@ impl Room {
             self.count_out(member.role);
             self.update_presence(now);
         }
+    }
+
+    /// The stream's media changed (or is reported for the first time): members hear a
+    /// `stream.status` if live, tracks or recording changed, and the audience in the next
+    /// `presence` if the number watching changed.
+    pub fn set_stream(&mut self, stream: StreamState, now: Instant) {
+        let changed = self
+            .stream
+            .as_ref()
+            .is_none_or(|old| old.status_differs(&stream));
+        if changed {
+            self.broadcast(stream.status_message());
+        }
+        self.stream = Some(stream);
+        self.update_presence(now);
+    }
+
+    /// The stream's media as last reported, if it was.
+    pub fn stream(&self) -> Option<&StreamState> {
+        self.stream.as_ref()
     }
 
     /// Whether someone with this id, display name or origin is banned: transports refuse
@@ -178,6 +197,25 @@ impl Room {
             Ok(message) => self.handle(user, message, now),
             Err((code, message)) => self.send(user, ChatServerMessage::error(code, message)),
         }
+    }
+
+    /// One raw message from a moderator outside the room (e.g. an admin API): handled as a
+    /// moderator's, but nobody hears `user` join or counts it, and it is not a member
+    /// afterwards. A refusal is sent to `user` (a driver with no such member drops it).
+    pub fn handle_raw_as_moderator(&mut self, user: &str, name: &str, raw: &[u8], now: Instant) {
+        if self.is_member(user) {
+            self.handle_raw(user, raw, now);
+            return;
+        }
+        let member = Member {
+            name: name.to_owned(),
+            role: ChatRole::Moderator,
+            origin: None,
+            limiter: SendLimiter::default(),
+        };
+        self.members.insert(user.to_owned(), member);
+        self.handle_raw(user, raw, now);
+        self.members.remove(user);
     }
 
     /// One parsed message from a member (for transports that parse themselves).
@@ -204,15 +242,14 @@ impl Room {
 
     /// Runs what is due at `now`: a throttled presence update.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.presence.due.is_some_and(|due| due <= now) {
-            self.presence.due = None;
+        if self.presence.take_due(now) {
             self.update_presence(now);
         }
     }
 
     /// When [`Self::handle_timeout`] should next be called, if anything is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.presence.due
+        self.presence.due()
     }
 
     /// The next thing for the driver to do; drain after every call above.
@@ -347,171 +384,6 @@ impl Room {
         Ok(())
     }
 
-    fn delete(&mut self, user: &str, id: &str, now: Instant) -> Result<(), Refusal> {
-        self.moderator(user)?;
-        if self.state.message(id).is_none() {
-            return Err(not_found_message());
-        }
-        let was_pinned = self.state.pinned.as_ref().is_some_and(|m| m.id == id);
-        self.commit(LogRecord::Deleted {
-            id: id.to_owned(),
-            by: user.to_owned(),
-            ts: self.clock.millis(now),
-        });
-        self.broadcast(ChatServerMessage::Deleted { id: id.to_owned() });
-        if was_pinned {
-            self.broadcast(ChatServerMessage::Pinned { message: None });
-        }
-        Ok(())
-    }
-
-    fn mute(
-        &mut self,
-        user: &str,
-        target: &str,
-        minutes: u32,
-        now: Instant,
-    ) -> Result<(), Refusal> {
-        let actor = self.moderator(user)?;
-        if !(1..=MAX_MUTE_MINUTES).contains(&minutes) {
-            return Err((
-                ChatErrorCode::BadRequest,
-                format!("`minutes` must be 1 to {MAX_MUTE_MINUTES}"),
-            ));
-        }
-        let (name, _, _) = self.target(actor, target)?;
-        let now_ms = self.clock.millis(now);
-        let until = now_ms.saturating_add(u64::from(minutes) * 60_000);
-        self.commit(LogRecord::Muted {
-            user: target.to_owned(),
-            name: name.clone(),
-            until,
-            by: Some(user.to_owned()),
-            ts: now_ms,
-        });
-        self.broadcast(ChatServerMessage::Muted {
-            user: target.to_owned(),
-            name,
-            until,
-        });
-        Ok(())
-    }
-
-    fn ban(&mut self, user: &str, target: &str, now: Instant) -> Result<(), Refusal> {
-        let actor = self.moderator(user)?;
-        let (name, _, origin) = self.target(actor, target)?;
-        self.commit(LogRecord::Banned {
-            user: target.to_owned(),
-            name: name.clone(),
-            origin,
-            by: user.to_owned(),
-            ts: self.clock.millis(now),
-        });
-        self.broadcast(ChatServerMessage::Banned {
-            user: target.to_owned(),
-            name,
-        });
-        if let Some(member) = self.members.remove(target) {
-            self.count_out(member.role);
-            self.outputs.push_back(Output::Disconnect {
-                user: target.to_owned(),
-            });
-            self.update_presence(now);
-        }
-        Ok(())
-    }
-
-    fn slow(&mut self, user: &str, seconds: u32, now: Instant) -> Result<(), Refusal> {
-        self.moderator(user)?;
-        if seconds > MAX_SLOW_SECONDS {
-            return Err((
-                ChatErrorCode::BadRequest,
-                format!("`seconds` must be 0 (off) to {MAX_SLOW_SECONDS}"),
-            ));
-        }
-        self.commit(LogRecord::Slow {
-            seconds,
-            by: user.to_owned(),
-            ts: self.clock.millis(now),
-        });
-        self.broadcast(ChatServerMessage::Slow { seconds });
-        Ok(())
-    }
-
-    fn clear(&mut self, user: &str, now: Instant) -> Result<(), Refusal> {
-        self.moderator(user)?;
-        let was_pinned = self.state.pinned.is_some();
-        self.commit(LogRecord::Cleared {
-            by: user.to_owned(),
-            ts: self.clock.millis(now),
-        });
-        self.broadcast(ChatServerMessage::Cleared);
-        if was_pinned {
-            self.broadcast(ChatServerMessage::Pinned { message: None });
-        }
-        Ok(())
-    }
-
-    fn pin(&mut self, user: &str, id: Option<String>, now: Instant) -> Result<(), Refusal> {
-        self.moderator(user)?;
-        let message = match &id {
-            Some(id) => Some(
-                self.state
-                    .message(id)
-                    .cloned()
-                    .ok_or_else(not_found_message)?,
-            ),
-            None => None,
-        };
-        self.commit(LogRecord::Pinned {
-            id,
-            by: user.to_owned(),
-            ts: self.clock.millis(now),
-        });
-        self.broadcast(ChatServerMessage::Pinned { message });
-        Ok(())
-    }
-
-    /// The member's role if it may moderate.
-    fn moderator(&self, user: &str) -> Result<ChatRole, Refusal> {
-        match self.members.get(user) {
-            Some(member) if member.role.can_moderate() => Ok(member.role),
-            _ => Err((
-                ChatErrorCode::Forbidden,
-                "only moderators and the presenter may moderate".to_owned(),
-            )),
-        }
-    }
-
-    /// Name, role and origin of a user `actor` wants to mute or ban: a member, or the
-    /// author of a message still in the history. Only someone of lower rank qualifies,
-    /// so nobody mutes themselves and a moderator cannot silence the presenter.
-    fn target(
-        &self,
-        actor: ChatRole,
-        target: &str,
-    ) -> Result<(String, ChatRole, Option<String>), Refusal> {
-        let found = match self.members.get(target) {
-            Some(member) => (member.name.clone(), member.role, member.origin.clone()),
-            None => {
-                let message = self.state.last_message_from(target).ok_or_else(|| {
-                    (
-                        ChatErrorCode::NotFound,
-                        "no such user in this chat".to_owned(),
-                    )
-                })?;
-                (message.from.name.clone(), message.from.role, None)
-            }
-        };
-        if rank(found.1) >= rank(actor) {
-            return Err((
-                ChatErrorCode::Forbidden,
-                format!("a {} cannot be muted or banned by you", role_name(found.1)),
-            ));
-        }
-        Ok(found)
-    }
-
     /// Applies an event and queues its log record ahead of its deliveries, so the log
     /// always runs ahead of what anyone sees.
     fn commit(&mut self, record: LogRecord) {
@@ -536,27 +408,23 @@ impl Room {
         }
     }
 
-    /// Announces the viewer count if it changed, unless one went out less than
-    /// [`PRESENCE_INTERVAL`] ago (then a timer announces it). Returns whether it went out
-    /// now.
+    /// The audience as `presence` announces it.
+    fn audience(&self) -> Audience {
+        Audience {
+            in_chat: self.viewers,
+            watching: self.stream.as_ref().map(|s| s.watching),
+        }
+    }
+
+    /// Announces the audience if it changed, unless an announcement went out less than
+    /// [`crate::PRESENCE_INTERVAL`] ago (then a timer announces it). Returns whether it
+    /// went out now.
     fn update_presence(&mut self, now: Instant) -> bool {
-        if self.presence.announced == Some(self.viewers) {
+        let audience = self.audience();
+        if !self.presence.announce_now(audience, now) {
             return false;
         }
-        if let Some(last) = self.presence.last_at
-            && now < last + PRESENCE_INTERVAL
-        {
-            self.presence.due.get_or_insert(last + PRESENCE_INTERVAL);
-            return false;
-        }
-        self.presence = Presence {
-            announced: Some(self.viewers),
-            last_at: Some(now),
-            due: None,
-        };
-        self.broadcast(ChatServerMessage::Presence {
-            viewers: self.viewers,
-        });
+        self.broadcast(audience.message());
         true
     }
 
@@ -567,29 +435,6 @@ impl Room {
             u32::try_from(now_ms % 1000).unwrap_or(0) * 1_000_000,
         );
         Uuid::new_v7(ts).hyphenated().to_string()
-    }
-}
-
-fn not_found_message() -> Refusal {
-    (
-        ChatErrorCode::NotFound,
-        "no such message in the chat (deleted, or too old)".to_owned(),
-    )
-}
-
-fn rank(role: ChatRole) -> u8 {
-    match role {
-        ChatRole::Viewer => 0,
-        ChatRole::Moderator => 1,
-        ChatRole::Presenter => 2,
-    }
-}
-
-fn role_name(role: ChatRole) -> &'static str {
-    match role {
-        ChatRole::Viewer => "viewer",
-        ChatRole::Moderator => "moderator",
-        ChatRole::Presenter => "presenter",
     }
 }
 
