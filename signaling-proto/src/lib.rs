@@ -2,7 +2,10 @@
 //!
 //! - HTTP errors (WHIP, WHEP, the API) are an [`ErrorBody`] in `application/json`.
 //! - `GET /ws` carries one [`ClientMessage`] or [`ServerMessage`] per WebSocket text frame.
-//! - `GET /api/streams` answers with [`StreamInfo`] values.
+//! - `GET /api/streams` answers with [`StreamInfo`] values ([`ClusterStreamInfo`] on a node of
+//!   a cluster).
+//! - Nodes of a cluster tell clients to move with a [`NodeNotice`], and each other what to do
+//!   with [`AdminRequest`] / [`AdminReply`] over their signed pub/sub.
 //! - A `chat` data channel carries one [`ChatClientMessage`] or [`ChatServerMessage`] per
 //!   message; `GET /api/streams/{stream}/chat` answers with [`ExportedChatMessage`] values.
 //!
@@ -11,12 +14,16 @@
 use serde::{Deserialize, Serialize};
 
 mod chat;
+mod cluster;
 mod error;
 mod stream;
 
 pub use chat::{
     ChatClientMessage, ChatErrorCode, ChatMessage, ChatRole, ChatServerMessage, ChatUser,
     ExportedChatMessage, MessageId, UserId,
+};
+pub use cluster::{
+    AdminAction, AdminReply, AdminRequest, ClusterStreamInfo, MoveReason, NodeNotice,
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use stream::{StreamInfo, TrackInfo, is_valid_stream_name};
@@ -103,6 +110,15 @@ pub enum ServerMessage {
     Viewers {
         /// The number of viewers connected now.
         count: usize,
+    },
+    /// This node is leaving the cluster: open a new session at `url` (another node's base
+    /// URL), then end this one. Same shape as the chat channel's [`NodeNotice::Move`].
+    #[serde(rename = "server.move")]
+    Move {
+        /// The base URL of the node to move to.
+        url: String,
+        /// Why.
+        reason: MoveReason,
     },
     /// Something was refused; the connection stays up unless the error says otherwise.
     Error {

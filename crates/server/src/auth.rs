@@ -32,6 +32,9 @@ pub struct ViewGrant {
     pub moderator: bool,
     /// The display name the token carries.
     pub name: Option<String>,
+    /// Set when the credential is a node token: the id of the node pulling the stream to
+    /// relay it.
+    pub relay_for: Option<String>,
 }
 
 /// Constant-time comparison, so a key cannot be guessed byte by byte from response times.
@@ -108,15 +111,24 @@ impl Access {
             return Ok(ViewGrant {
                 moderator: true,
                 name: None,
+                relay_for: None,
             });
         }
         let claims = self.claims(credential)?;
         if !claims.covers(stream) {
             return Err(forbidden(format!("this token is not for stream {stream}")));
         }
+        if claims.role == TokenRole::Node {
+            return Ok(ViewGrant {
+                moderator: false,
+                name: None,
+                relay_for: claims.name,
+            });
+        }
         Ok(ViewGrant {
             moderator: matches!(claims.role, TokenRole::Moderator | TokenRole::Admin),
             name: claims.name,
+            relay_for: None,
         })
     }
 

@@ -2,11 +2,13 @@
 //!
 //! It owns no media state: every request becomes a command to the media engine through an
 //! [`EngineHandle`], and every error leaves as a JSON `ErrorBody` from `signaling-proto`.
+//! On a node of a cluster, [`ClusterNode`] is this node's part in it (`cluster/`).
 
 mod admin;
 mod api;
 mod auth;
 mod chat;
+mod cluster;
 mod error;
 mod limits;
 mod priority;
@@ -29,6 +31,7 @@ use warp::Reply;
 pub use admin::ViewerSeries;
 pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
+pub use cluster::{ClusterNode, ClusterOptions, Directory, OriginPolicy, StartError};
 pub use error::ApiError;
 pub use limits::{RateLimiter, set_trusted_proxies};
 pub use priority::deprioritize_current_thread;
@@ -54,6 +57,8 @@ pub struct ServerConfig {
     pub series: ViewerSeries,
     /// Origins whose pages may call the API from a browser (CORS); empty means any origin.
     pub cors_origins: Vec<String>,
+    /// This node's part in a cluster (`None`: a single node).
+    pub cluster: Option<ClusterNode>,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
@@ -69,6 +74,7 @@ pub fn routes(
         rate_limiter,
         series,
         cors_origins,
+        cluster,
         ..
     } = config;
     let cors = if cors_origins.is_empty() {
@@ -101,6 +107,7 @@ pub fn routes(
         access.clone(),
         engine.clone(),
         chat.clone(),
+        cluster.clone(),
     )
     .boxed()
     .or(whip::routes(
@@ -108,18 +115,32 @@ pub fn routes(
         access.clone(),
         engine.clone(),
         chat.clone(),
+        cluster.clone(),
     )
     .boxed())
     .unify()
-    .or(ws::routes(access.clone(), engine.clone(), chat.clone()).boxed())
+    .or(ws::routes(
+        access.clone(),
+        engine.clone(),
+        chat.clone(),
+        cluster.clone(),
+    )
+    .boxed())
     .unify()
-    .or(admin::routes(access.clone(), engine.clone(), chat.clone(), series).boxed())
+    .or(admin::routes(
+        access.clone(),
+        engine.clone(),
+        chat.clone(),
+        series,
+        cluster.clone(),
+    )
+    .boxed())
     .unify()
     .boxed();
     rate_limiter
         .filter()
         .and(signaling)
-        .or(api::routes(engine.clone(), chat, access.clone()).boxed())
+        .or(api::routes(engine.clone(), chat, access.clone(), cluster).boxed())
         .unify()
         .or(metrics.boxed())
         .unify()
