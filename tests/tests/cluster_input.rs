@@ -98,7 +98,10 @@ async fn hostile_names_are_refused_before_redis_sees_them() -> anyhow::Result<()
     assert!(matches!(reply, ServerMessage::Error { .. }), "{reply:?}");
 
     // A valid name, by the same path, does reach Redis: the tap sees what the node sends.
-    let control = http.get(node.url("api/streams/control-name")).send().await?;
+    let control = http
+        .get(node.url("api/streams/control-name"))
+        .send()
+        .await?;
     assert_eq!(control.status().as_u16(), 404);
 
     let commands = monitor.commands().await;

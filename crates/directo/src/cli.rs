@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed access token.
     Token(TokenArgs),
     /// Make a recording cut short by a crash seekable (writes Cues and Duration).

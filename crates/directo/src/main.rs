@@ -40,8 +40,8 @@ fn main() -> anyhow::Result<()> {
         .on_thread_start(directo_server::deprioritize_current_thread)
         .build()
         .context("starting the async runtime")?;
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+    match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Token(args) => token(args),
         Command::Recover { file } => recover(&file),
     }

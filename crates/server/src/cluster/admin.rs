@@ -172,7 +172,8 @@ impl ClusterNode {
                     break;
                 }
             }
-            if !expected.is_empty() && !(stop_at_first && closed > 0) {
+            let found = stop_at_first && closed > 0;
+            if !expected.is_empty() && !found {
                 tracing::warn!(missing = ?expected, "some nodes did not answer an admin request in time");
             }
         }

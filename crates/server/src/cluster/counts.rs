@@ -18,6 +18,9 @@ use super::ClusterNode;
 /// Metric label sets a node set last time, so the ones that are gone are set to 0.
 pub type Reported = BTreeSet<(String, String)>;
 
+/// What Redis says of a stream: its origin's node id, and each node's viewers.
+type Remote = (Option<String>, Vec<(String, u64)>);
+
 impl ClusterNode {
     /// `stream` across the cluster, or `None` when no node has a publisher or viewers of it.
     pub async fn stream_view(&self, stream: &str) -> Option<ClusterStreamInfo> {
@@ -70,7 +73,7 @@ impl ClusterNode {
         &self,
         stream: &str,
         local: Option<StreamInfo>,
-        remote: Option<(Option<String>, Vec<(String, u64)>)>,
+        remote: Option<Remote>,
     ) -> Option<ClusterStreamInfo> {
         let me = self.node_id();
         let partial = remote.is_none();

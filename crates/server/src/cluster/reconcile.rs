@@ -111,7 +111,7 @@ impl ClusterNode {
                 tracing::warn!(stream = %info.name, %error, "could not relay the stream here");
             }
         }
-        if state.ticks % METRICS_EVERY_TICKS == 0 {
+        if state.ticks.is_multiple_of(METRICS_EVERY_TICKS) {
             self.refresh_metrics(&mut state.gauges).await;
         }
         state.ticks += 1;
