@@ -172,3 +172,46 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn access() -> Access {
+        Access {
+            dev: false,
+            publish_key: None,
+            moderator_key: None,
+            tokens: Arc::new(Tokens::new(b"shared")),
+            settings: SettingsStore::default(),
+        }
+    }
+
+    #[test]
+    fn a_node_token_is_a_relay_pull_of_its_stream_and_nothing_else() {
+        let access = access();
+        let token = access.tokens.mint_node("launch", "edge-1").expect("signed");
+        let grant = access
+            .authorize_view("launch", Some(&token))
+            .expect("a node may pull the stream");
+        assert_eq!(grant.relay_for.as_deref(), Some("edge-1"));
+        assert!(!grant.moderator && grant.name.is_none());
+        assert!(access.authorize_view("other", Some(&token)).is_err());
+        assert!(access.authorize_publish("launch", Some(&token)).is_err());
+        assert!(access.authorize_admin(Some(&token)).is_err());
+    }
+
+    #[test]
+    fn a_viewer_token_is_no_relay_pull() {
+        let access = access();
+        let (token, _) = access
+            .tokens
+            .mint("launch", TokenRole::Viewer, None, Duration::from_secs(60))
+            .expect("signed");
+        let grant = access
+            .authorize_view("launch", Some(&token))
+            .expect("a viewer");
+        assert_eq!(grant.relay_for, None);
+    }
+}

@@ -7,8 +7,15 @@
 //! on another node and that is not relayed here has no tracks or bitrate on this node: it
 //! shows as live with the cluster's viewers. Without Redis a node answers with its own
 //! figures, marked `partial`.
+//!
+//! Every page polls a stream's status (the SDK every 2 s per viewer), so what Redis says of
+//! a stream is kept for [`REMOTE_TTL`] ([`RemoteCache`]): Redis changes no faster than one
+//! heartbeat, and a node then asks it at most once a second per stream however large its
+//! audience.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use signaling_proto::{ClusterStreamInfo, StreamInfo};
@@ -21,16 +28,55 @@ pub type Reported = BTreeSet<(String, String)>;
 /// What Redis says of a stream: its origin's node id, and each node's viewers.
 type Remote = (Option<String>, Vec<(String, u64)>);
 
+/// How long what Redis said of a stream is reused: one heartbeat.
+pub const REMOTE_TTL: Duration = Duration::from_secs(1);
+/// Cached streams above which stale entries are pruned.
+const CACHE_PRUNE_AT: usize = 1024;
+
+/// What Redis said of each stream lately, shared by the API handlers of this node.
+#[derive(Debug, Default)]
+pub struct RemoteCache {
+    entries: Mutex<HashMap<String, (Instant, Remote)>>,
+}
+
+impl RemoteCache {
+    fn get(&self, stream: &str, now: Instant) -> Option<Remote> {
+        let entries = self.entries.lock().ok()?;
+        let (at, remote) = entries.get(stream)?;
+        (now.duration_since(*at) < REMOTE_TTL).then(|| remote.clone())
+    }
+
+    fn put(&self, stream: &str, remote: Remote, now: Instant) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_PRUNE_AT {
+                entries.retain(|_, (at, _)| now.duration_since(*at) < REMOTE_TTL);
+            }
+            entries.insert(stream.to_owned(), (now, remote));
+        }
+    }
+}
+
 impl ClusterNode {
     /// `stream` across the cluster, or `None` when no node has a publisher or viewers of it.
     pub async fn stream_view(&self, stream: &str) -> Option<ClusterStreamInfo> {
-        let cluster = self.cluster();
         let local = self.engine().stream(stream);
-        let (origin, viewers) =
-            tokio::join!(cluster.origin_of(stream), cluster.stream_viewers(stream));
-        let remote = match (origin, viewers) {
-            (Ok(origin), Ok(viewers)) => Some((origin.map(|o| o.node), viewers.per_node)),
-            _ => None,
+        let cache = &self.inner.remote_cache;
+        let now = Instant::now();
+        let remote = match cache.get(stream, now) {
+            Some(remote) => Some(remote),
+            None => {
+                let cluster = self.cluster();
+                let (origin, viewers) =
+                    tokio::join!(cluster.origin_of(stream), cluster.stream_viewers(stream));
+                match (origin, viewers) {
+                    (Ok(origin), Ok(viewers)) => {
+                        let remote = (origin.map(|o| o.node), viewers.per_node);
+                        cache.put(stream, remote.clone(), now);
+                        Some(remote)
+                    }
+                    _ => None,
+                }
+            }
         };
         self.merge(stream, local, remote)
     }
@@ -250,6 +296,20 @@ mod tests {
         )
         .expect("held here");
         assert!(!view.stream.live);
+    }
+
+    #[test]
+    fn what_redis_said_is_reused_for_a_heartbeat() {
+        let cache = RemoteCache::default();
+        let t0 = Instant::now();
+        assert_eq!(cache.get("s", t0), None);
+        cache.put("s", (Some("a".into()), vec![("a".into(), 3)]), t0);
+        assert_eq!(
+            cache.get("s", t0 + REMOTE_TTL / 2),
+            Some((Some("a".into()), vec![("a".into(), 3)]))
+        );
+        assert_eq!(cache.get("s", t0 + REMOTE_TTL), None);
+        assert_eq!(cache.get("other", t0), None);
     }
 
     #[test]

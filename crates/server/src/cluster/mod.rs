@@ -79,6 +79,7 @@ struct Inner {
     max_relays: usize,
     draining: watch::Sender<bool>,
     admin: admin::Pending,
+    remote_cache: counts::RemoteCache,
     /// Sends notices on clients' `chat` data channels (the engine delivers them).
     chat_out: mpsc::Sender<ChatOut>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -107,6 +108,7 @@ impl ClusterNode {
                 max_relays: options.max_relays_per_node.max(1),
                 draining: watch::channel(false).0,
                 admin: admin::Pending::default(),
+                remote_cache: counts::RemoteCache::default(),
                 chat_out,
                 tasks: std::sync::Mutex::new(Vec::new()),
             }),
