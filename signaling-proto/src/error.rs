@@ -38,6 +38,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The server is shutting down or over capacity.
     Unavailable,
+    /// The node cannot reach the cluster's coordination store (Redis) and the request needs
+    /// it; retry after the `Retry-After` seconds.
+    ClusterUnavailable,
     /// Something failed inside the server; the request may be retried.
     Internal,
 }
@@ -60,7 +63,7 @@ impl ErrorCode {
             ErrorCode::StreamBusy => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::ClusterUnavailable => 503,
             ErrorCode::Internal => 500,
         }
     }

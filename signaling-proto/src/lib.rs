@@ -2,9 +2,11 @@
 //!
 //! - HTTP errors (WHIP, WHEP, the API) are an [`ErrorBody`] in `application/json`.
 //! - `GET /ws` carries one [`ClientMessage`] or [`ServerMessage`] per WebSocket text frame.
-//! - `GET /api/streams` answers with [`StreamInfo`] values, `GET /api/recordings` with
-//!   [`RecordingEntry`] values; the admin API with [`StreamSessions`], [`AudienceStats`] and
-//!   [`MintedToken`].
+//! - `GET /api/streams` answers with [`StreamInfo`] values ([`ClusterStreamInfo`] on a node of
+//!   a cluster), `GET /api/recordings` with [`RecordingEntry`] values; the admin API with
+//!   [`StreamSessions`], [`AudienceStats`] and [`MintedToken`].
+//! - Nodes of a cluster tell clients to move with a [`NodeNotice`], and each other what to do
+//!   with [`AdminRequest`] / [`AdminReply`] over their signed pub/sub.
 //! - A `chat` data channel carries one [`ChatClientMessage`] or [`ChatServerMessage`] per
 //!   message; `GET /api/streams/{stream}/chat` answers with [`ExportedChatMessage`] values.
 //!
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin;
 mod chat;
+mod cluster;
 mod error;
 mod recording;
 mod stream;
@@ -22,6 +25,9 @@ pub use admin::{AudienceStats, MintedToken, SessionInfo, StreamSessions};
 pub use chat::{
     ChatClientMessage, ChatErrorCode, ChatMessage, ChatRole, ChatServerMessage, ChatUser,
     ExportedChatMessage, MessageId, UserId,
+};
+pub use cluster::{
+    AdminAction, AdminReply, AdminRequest, ClusterStreamInfo, MoveReason, NodeNotice,
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use recording::RecordingEntry;
@@ -109,6 +115,15 @@ pub enum ServerMessage {
     Viewers {
         /// The number of viewers connected now.
         count: usize,
+    },
+    /// This node is leaving the cluster: open a new session at `url` (another node's base
+    /// URL), then end this one. Same shape as the chat channel's [`NodeNotice::Move`].
+    #[serde(rename = "server.move")]
+    Move {
+        /// The base URL of the node to move to.
+        url: String,
+        /// Why.
+        reason: MoveReason,
     },
     /// Something was refused; the connection stays up unless the error says otherwise.
     Error {

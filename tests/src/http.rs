@@ -52,7 +52,7 @@ pub struct Session {
 }
 
 /// Posts an SDP offer to a WHIP/WHEP endpoint; expects `201` with an SDP answer and a
-/// `Location`. Any other status is a [`ClientError::Status`] carrying the JSON error body.
+/// `Location`, after following redirects (`307` to another node of a cluster). Any other status is a [`ClientError::Status`] carrying the JSON error body.
 pub async fn post_offer(
     http: &Client,
     endpoint: &str,
@@ -62,7 +62,7 @@ pub async fn post_offer(
     let endpoint = Url::parse(endpoint)
         .map_err(|e| ClientError::Protocol(format!("bad endpoint URL {endpoint}: {e}")))?;
     let mut request = http
-        .post(endpoint.clone())
+        .post(endpoint)
         .header(CONTENT_TYPE, "application/sdp")
         .body(offer.to_owned());
     if let Some(key) = bearer {
@@ -80,7 +80,10 @@ pub async fn post_offer(
     }
     let location = header(&response, LOCATION.as_str())
         .ok_or_else(|| ClientError::Protocol("201 without a Location header".into()))?;
-    let url = endpoint
+    // Relative to the URL that answered: another node's when a cluster redirected the POST
+    // (reqwest follows a 307 with the body, as browsers' fetch does).
+    let url = response
+        .url()
         .join(&location)
         .map_err(|e| ClientError::Protocol(format!("bad Location {location:?}: {e}")))?;
     let answer = response.text().await?;

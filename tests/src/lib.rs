@@ -1,6 +1,7 @@
 //! Rust WebRTC clients for Directo's end-to-end tests and its load generator.
 //!
-//! - [`TestServer`] runs one `directo serve` on free local ports and kills it on drop.
+//! - [`TestServer`] runs one `directo serve` on free local ports and kills it on drop;
+//!   [`Cluster`] runs several with `--cluster` on a throw-away Redis.
 //! - [`Publisher`] publishes synthetic Opus + VP8 over WHIP, answering PLI/FIR with keyframes.
 //! - [`Viewer`] watches over WHEP (or any signaling) and records every RTP header it receives.
 //! - [`MediaPublisher`] publishes real VP8 or H264 + Opus (a [`MediaSource`] made by ffmpeg)
@@ -16,6 +17,7 @@
 
 pub mod access;
 mod chat;
+mod cluster;
 mod error;
 mod http;
 mod lossy_link;
@@ -38,6 +40,8 @@ mod ws;
 
 pub use chat::{CHAT_LABEL, ChatHistory, ChatLinkState, ChatMember};
 pub use directo_testkit::ffmpeg;
+pub use cluster::{CLUSTER_SECRET, Cluster, node_args};
+pub use directo_cluster::testkit::{Monitor, RedisServer};
 pub use error::{ClientError, Result};
 pub use http::{
     Session, delete_session, http_client, http_client_from, post_offer, read_error, status_error,

@@ -109,6 +109,12 @@ impl TestServer {
     /// to `timeout` for it to exit; returns whether it exited successfully. The data directory
     /// stays until the `TestServer` is dropped.
     pub async fn terminate(&mut self, timeout: Duration) -> Result<bool> {
+        self.signal_term().await?;
+        self.wait_exit(timeout).await
+    }
+
+    /// Sends SIGTERM and returns at once (a node of a cluster then drains).
+    pub async fn signal_term(&self) -> Result<()> {
         // std has no SIGTERM; `kill` from procps/coreutils sends it, to this one process id.
         let status = tokio::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -120,6 +126,11 @@ impl TestServer {
                 "`kill -TERM` exited with {status}"
             )));
         }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit; returns whether it exited successfully.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match self.child.try_wait() {
@@ -128,10 +139,7 @@ impl TestServer {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Ok(None) => {
-                    return Err(ClientError::timeout(
-                        "the server to exit after SIGTERM",
-                        timeout,
-                    ));
+                    return Err(ClientError::timeout("the server to exit", timeout));
                 }
                 Err(e) => return Err(ClientError::Server(format!("cannot wait for it: {e}"))),
             }

@@ -78,6 +78,7 @@ var RETRYABLE = /* @__PURE__ */ new Set([
   "network",
   "rate_limited",
   "unavailable",
+  "cluster_unavailable",
   "internal",
   "session_not_found",
   // A publisher that lost its connection may still hold the stream for a moment.
@@ -408,7 +409,7 @@ async function negotiate(pc, url, headers, fetchImpl, signal) {
   if (response.status !== 201) throw await errorFromResponse(response);
   const header = response.headers.get("Location");
   if (!header) throw new DirectoError("internal", "the server answered without a Location header");
-  const location = new URL(header, url).href;
+  const location = new URL(header, response.url || url).href;
   const sessionId = new URL(location).pathname.split("/").filter(Boolean).pop() ?? "";
   await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
   return { location, sessionId };
@@ -513,6 +514,7 @@ var Session = class extends Emitter {
   #timers = /* @__PURE__ */ new Set();
   #poller = null;
   #wake = null;
+  #moving = false;
   /** @internal */
   constructor(options) {
     super();
@@ -580,13 +582,13 @@ var Session = class extends Emitter {
     }
     this.#startPolling();
   }
-  /** Negotiates a new session and makes it the current one. */
-  async #connect() {
+  /** Negotiates a new session (on `server`, by default the one given) and makes it current. */
+  async #connect(server = this.server) {
     const pc = new this.#Peer(this.#options.rtcConfiguration);
     const channel = pc.createDataChannel("chat");
     this.preparePeer(pc);
     const headers = authHeaders(this.credential());
-    const url = this.endpoint(endpointUrl(this.server, this.kind, this.stream, this.#options.name));
+    const url = this.endpoint(endpointUrl(server, this.kind, this.stream, this.#options.name));
     let negotiated;
     try {
       negotiated = await negotiate(pc, url, headers, this.#fetch);
@@ -643,11 +645,54 @@ var Session = class extends Emitter {
       }
     });
     channel.addEventListener("message", (event) => {
-      if (current()) this.chat.receive(event.data);
+      if (!current()) return;
+      const data = event.data;
+      const notice = moveNotice(data);
+      if (notice) void this.#move(notice.url, notice.reason);
+      else this.chat.receive(data);
     });
     channel.addEventListener("close", () => {
       if (current()) this.#lost(new DirectoError("network", "the server closed the session"));
     });
+  }
+  /**
+   * Moves to the node at `server`. A viewer opens the new session first and ends the old
+   * one once it is negotiated (if that fails it stays where it is: the old node serves it
+   * until it leaves, and the session is then replaced as after any drop). A publisher ends
+   * the old session first, since a stream has one publisher and the new node can take the
+   * stream only once the old one gave it up.
+   */
+  async #move(server, reason) {
+    if (this.#moving || this.#state === "closed" || this.#state === "reconnecting") return;
+    this.#moving = true;
+    const old = { pc: this.#pc, location: this.#location };
+    const headers = authHeaders(this.credential());
+    try {
+      if (this.kind === "whip") {
+        this.#pc = null;
+        this.#location = null;
+        this.chat.attach(null);
+        old.pc?.close();
+        if (old.location) await endSession(old.location, headers, this.#fetch);
+        try {
+          await this.#connect(server);
+        } catch (error) {
+          this.#lost(toDirectoError(error));
+          return;
+        }
+      } else {
+        try {
+          await this.#connect(server);
+        } catch {
+          return;
+        }
+        old.pc?.close();
+        if (old.location) void endSession(old.location, headers, this.#fetch);
+      }
+      if (this.state !== "closed") this.emit("moved", { server, reason });
+    } finally {
+      this.#moving = false;
+    }
   }
   /** The current session broke: replace it, with backoff, unless reconnecting is off. */
   #lost(error) {
@@ -769,6 +814,16 @@ var Session = class extends Emitter {
     });
   }
 };
+function moveNotice(data) {
+  if (typeof data !== "string" || !data.includes("server.move")) return null;
+  try {
+    const message = JSON.parse(data);
+    if (message?.type !== "server.move" || typeof message.url !== "string") return null;
+    return { url: message.url, reason: typeof message.reason === "string" ? message.reason : "unknown" };
+  } catch {
+    return null;
+  }
+}
 
 // src/publish.ts
 var SIMULCAST_LAYERS = [

@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'stream_busy'
   | 'method_not_allowed'
   | 'unavailable'
+  | 'cluster_unavailable'
   | 'internal'
   | 'unknown_type'
   | 'too_large'
@@ -43,6 +44,7 @@ const RETRYABLE = new Set<string>([
   'network',
   'rate_limited',
   'unavailable',
+  'cluster_unavailable',
   'internal',
   'session_not_found',
   // A publisher that lost its connection may still hold the stream for a moment.

@@ -1,5 +1,6 @@
 // What publishing and watching share: one WHIP/WHEP session at a time with its `chat` data
-// channel, watched for failure and replaced with backoff when it breaks, and the stream's
+// channel, watched for failure and replaced with backoff when it breaks, moved to another
+// node when a node of a cluster asks (`server.move` on the chat channel), and the stream's
 // status (live, offline, viewers) as the server pushes it over that channel — or, on
 // request, as the API answers.
 
@@ -81,6 +82,11 @@ export interface SessionEvents {
   reconnecting: { attempt: number; delayMs: number; error: DirectoError };
   /** A new session is connected after a drop. */
   reconnected: { attempts: number; sessionId: string };
+  /**
+   * The node serving this session asked it to move (it is leaving the cluster) and a new
+   * session on `server` replaced it. Later reconnects go to the original `server` again.
+   */
+  moved: { server: string; reason: string };
   /** The state changed. */
   state: SessionState;
   /** Something failed: a refused chat action, or a fatal error before `closed`. */
@@ -112,6 +118,7 @@ export abstract class Session extends Emitter<SessionEvents> {
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #poller: ReturnType<typeof setInterval> | null = null;
   #wake: (() => void) | null = null;
+  #moving = false;
 
   /** @internal */
   constructor(options: SessionOptions) {
@@ -201,13 +208,13 @@ export abstract class Session extends Emitter<SessionEvents> {
     this.#startPolling();
   }
 
-  /** Negotiates a new session and makes it the current one. */
-  async #connect(): Promise<void> {
+  /** Negotiates a new session (on `server`, by default the one given) and makes it current. */
+  async #connect(server: string = this.server): Promise<void> {
     const pc = new this.#Peer(this.#options.rtcConfiguration);
     const channel = pc.createDataChannel('chat');
     this.preparePeer(pc);
     const headers = authHeaders(this.credential());
-    const url = this.endpoint(endpointUrl(this.server, this.kind, this.stream, this.#options.name));
+    const url = this.endpoint(endpointUrl(server, this.kind, this.stream, this.#options.name));
     let negotiated;
     try {
       negotiated = await negotiate(pc, url, headers, this.#fetch);
@@ -265,12 +272,57 @@ export abstract class Session extends Emitter<SessionEvents> {
       }
     });
     channel.addEventListener('message', (event) => {
-      if (current()) this.chat.receive((event as MessageEvent).data);
+      if (!current()) return;
+      const data = (event as MessageEvent).data;
+      const notice = moveNotice(data);
+      if (notice) void this.#move(notice.url, notice.reason);
+      else this.chat.receive(data);
     });
     // The server closes the channel when it ends the session (a ban, a restart, a DELETE).
     channel.addEventListener('close', () => {
       if (current()) this.#lost(new DirectoError('network', 'the server closed the session'));
     });
+  }
+
+  /**
+   * Moves to the node at `server`. A viewer opens the new session first and ends the old
+   * one once it is negotiated (if that fails it stays where it is: the old node serves it
+   * until it leaves, and the session is then replaced as after any drop). A publisher ends
+   * the old session first, since a stream has one publisher and the new node can take the
+   * stream only once the old one gave it up.
+   */
+  async #move(server: string, reason: string): Promise<void> {
+    if (this.#moving || this.#state === 'closed' || this.#state === 'reconnecting') return;
+    this.#moving = true;
+    const old = { pc: this.#pc, location: this.#location };
+    const headers = authHeaders(this.credential());
+    try {
+      if (this.kind === 'whip') {
+        this.#pc = null;
+        this.#location = null;
+        this.chat.attach(null);
+        old.pc?.close();
+        if (old.location) await endSession(old.location, headers, this.#fetch);
+        try {
+          await this.#connect(server);
+        } catch (error) {
+          this.#lost(toDirectoError(error));
+          return;
+        }
+      } else {
+        try {
+          await this.#connect(server);
+        } catch {
+          return;
+        }
+        old.pc?.close();
+        if (old.location) void endSession(old.location, headers, this.#fetch);
+      }
+      // (A getter: TypeScript does not see the awaits above change the state.)
+      if (this.state !== 'closed') this.emit('moved', { server, reason });
+    } finally {
+      this.#moving = false;
+    }
   }
 
   /** The current session broke: replace it, with backoff, unless reconnecting is off. */
@@ -399,5 +451,17 @@ export abstract class Session extends Emitter<SessionEvents> {
         resolve();
       };
     });
+  }
+}
+
+/** A node's `server.move` notice on the chat channel, if `data` is one. */
+function moveNotice(data: unknown): { url: string; reason: string } | null {
+  if (typeof data !== 'string' || !data.includes('server.move')) return null;
+  try {
+    const message = JSON.parse(data) as Record<string, unknown>;
+    if (message?.type !== 'server.move' || typeof message.url !== 'string') return null;
+    return { url: message.url, reason: typeof message.reason === 'string' ? message.reason : 'unknown' };
+  } catch {
+    return null;
   }
 }

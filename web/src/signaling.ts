@@ -57,8 +57,10 @@ export async function negotiate(
   if (response.status !== 201) throw await errorFromResponse(response);
   const header = response.headers.get('Location');
   if (!header) throw new DirectoError('internal', 'the server answered without a Location header');
-  // Location may be relative (RFC 9725 allows it): resolve it against the endpoint.
-  const location = new URL(header, url).href;
+  // Location may be relative (RFC 9725 allows it): resolve it against the URL that answered,
+  // which is another node's when a cluster redirected the POST (fetch follows a 307 with
+  // the body; `response.url` is where it ended).
+  const location = new URL(header, response.url || url).href;
   const sessionId = new URL(location).pathname.split('/').filter(Boolean).pop() ?? '';
   await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
   return { location, sessionId };

@@ -20,6 +20,10 @@ export interface StreamStatus {
   bitrate_bps: number;
   /** Whether the server is recording the stream. */
   recording: boolean;
+  /** On a cluster: the node the publisher is on (`viewers` is then the cluster's total). */
+  origin?: string;
+  /** On a cluster: viewers per node, by node id. */
+  nodes?: Record<string, number>;
 }
 
 /** What a `stream.status` chat message says. */

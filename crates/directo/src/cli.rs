@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed access token.
     Token(TokenArgs),
     /// Make a recording cut short by a crash seekable (writes Cues and Duration).
@@ -124,4 +124,37 @@ pub struct ServeArgs {
     /// Open local mode: publishing needs no key.
     #[arg(long, env = "DIRECTO_DEV")]
     pub dev: bool,
+    /// Join a cluster coordinated through Redis: `redis://[:password@]host:6379[/db]`, or
+    /// `rediss://…` for TLS. Every node needs the same `--secret`.
+    #[arg(long, env = "DIRECTO_CLUSTER", hide_env_values = true)]
+    pub cluster: Option<String>,
+    /// This node's id in the cluster, `[A-Za-z0-9._:-]{1,64}` (default: host name and HTTP
+    /// port).
+    #[arg(long, env = "DIRECTO_NODE_ID", requires = "cluster")]
+    pub node_id: Option<String>,
+    /// How other nodes and redirected viewers reach this node's HTTP, e.g.
+    /// `https://edge-1.example` (default: from `--http`, `--public-ip` and the scheme).
+    #[arg(long, env = "DIRECTO_NODE_URL", requires = "cluster")]
+    pub node_url: Option<String>,
+    /// Viewers this node serves before it redirects new ones to other nodes (default: no
+    /// limit).
+    #[arg(
+        long,
+        env = "DIRECTO_MAX_VIEWERS_PER_NODE",
+        requires = "cluster",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_viewers_per_node: Option<u64>,
+    /// Other nodes one node feeds a stream to in the relay tree.
+    #[arg(
+        long,
+        env = "DIRECTO_MAX_RELAYS_PER_NODE",
+        default_value_t = 4,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
+    )]
+    pub max_relays_per_node: usize,
+    /// In a cluster, how long SIGTERM waits for this node's clients to move to other nodes
+    /// before it closes the sessions still here.
+    #[arg(long, env = "DIRECTO_DRAIN_TIMEOUT_S", default_value_t = 30)]
+    pub drain_timeout_s: u64,
 }

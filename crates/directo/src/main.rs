@@ -1,13 +1,16 @@
-//! `directo`: the binary. Parses the command line, wires the media engine to the HTTP server,
-//! and shuts both down cleanly on Ctrl-C or SIGTERM.
+//! `directo`: the binary. Parses the command line, wires the media engine to the HTTP server
+//! (and, with `--cluster`, to the cluster), and shuts both down cleanly on Ctrl-C or SIGTERM;
+//! a node of a cluster drains first.
 
 mod cli;
+mod cluster;
 
 use anyhow::Context;
 use clap::Parser;
 use directo_media::{Limits, MediaConfig};
 use directo_server::{
-    Access, RateLimiter, ServerConfig, SettingsStore, TokenRole, Tokens, ViewerSeries,
+    Access, ClusterNode, Directory, OriginPolicy, RateLimiter, ServerConfig, SettingsStore,
+    TokenRole, Tokens, ViewerSeries,
 };
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -37,8 +40,8 @@ fn main() -> anyhow::Result<()> {
         .on_thread_start(directo_server::deprioritize_current_thread)
         .build()
         .context("starting the async runtime")?;
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+    match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Token(args) => token(args),
         Command::Recover { file } => recover(&file),
     }
@@ -54,7 +57,9 @@ fn secret(explicit: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<
 
 fn token(args: cli::TokenArgs) -> anyhow::Result<()> {
     let role: TokenRole = serde_json::from_value(serde_json::Value::String(args.role.clone()))
-        .map_err(|_| {
+        .ok()
+        .filter(|role| *role != TokenRole::Node)
+        .ok_or_else(|| {
             anyhow::anyhow!(
                 "--role {} is not one of publisher, viewer, moderator, admin",
                 args.role
@@ -109,6 +114,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
 
+    // Checked before anything starts: a bad cluster flag is reported at once.
+    let cluster_options = cluster::options(&args, args.secret.as_deref())?;
     let publish_key = if args.dev {
         tracing::warn!("--dev: anyone who can reach this server may publish");
         None
@@ -129,13 +136,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    // The stream settings own the recording policy; the engine asks them.
+    // The stream settings own the recording policy; the engine asks them. In a cluster only
+    // the stream's origin records it, so the policy asks the directory too.
     let settings = SettingsStore::load(args.data_dir.join("streams.json"), !args.no_record);
+    let directory = Directory::new();
+    let recording_policy: Arc<dyn directo_media::RecordingPolicy> = match &cluster_options {
+        Some(_) => Arc::new(OriginPolicy::new(settings.clone(), directory.clone())),
+        None => Arc::new(settings.clone()),
+    };
     let media = MediaConfig {
         bind: SocketAddr::new(args.media_bind, args.media_port),
         public_ips: args.public_ip.clone(),
         recordings: Some(args.data_dir.join("recordings")),
-        recording_policy: Arc::new(settings.clone()),
+        recording_policy,
         srtp_audit: args.srtp_audit,
         idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
         limits: Limits {
@@ -149,11 +162,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (chat_port, chat_service) = directo_media::chat_channels(16 * 1024);
     let engine = directo_media::start(media, Some(chat_port))
         .with_context(|| format!("binding the media port {}", args.media_port))?;
+    // A draining node sends its notices on clients' chat channels, beside the chat service.
+    let chat_out = chat_service.to_engine.clone();
     let chat = directo_server::start_chat(args.data_dir.clone(), chat_service, &engine)
         .context("starting the chat service")?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let tokens = Tokens::new(&secret(args.secret.as_deref(), &args.data_dir)?);
+    let tokens = Arc::new(Tokens::new(&secret(
+        args.secret.as_deref(),
+        &args.data_dir,
+    )?));
+    let cluster = match cluster_options {
+        Some(options) => {
+            let node =
+                ClusterNode::start(options, directory, engine.clone(), tokens.clone(), chat_out)
+                    .await
+                    .context("joining the cluster")?;
+            tracing::info!(
+                node = node.node_id(),
+                url = node.node_url(),
+                "this node is in the cluster"
+            );
+            Some(node)
+        }
+        None => None,
+    };
     for origin in &args.cors_origin {
         let (scheme, host) = origin.split_once("://").unwrap_or(("", ""));
         let valid = matches!(scheme, "http" | "https")
@@ -173,7 +206,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             dev: args.dev,
             publish_key,
             moderator_key: args.moderator_key.filter(|k| !k.is_empty()),
-            tokens: Arc::new(tokens),
+            tokens,
             settings,
         },
         chat,
@@ -187,6 +220,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.max_requests_per_minute,
             (args.max_requests_per_minute / 6).max(10),
         ),
+        cluster: cluster.clone(),
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
@@ -218,6 +252,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
     };
     shutdown_signal().await;
+    if let Some(node) = &cluster {
+        // A second signal cuts the drain short.
+        tokio::select! {
+            () = node.drain(Duration::from_secs(args.drain_timeout_s)) => {}
+            () = shutdown_signal() => tracing::info!("asked again: stopping without waiting"),
+        }
+    }
     tracing::info!("shutting down: closing peers");
     sampler.abort();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -226,6 +267,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = server.await;
     })
     .await;
+    if let Some(node) = &cluster {
+        node.leave().await;
+    }
     tracing::info!("bye");
     Ok(())
 }

@@ -1,4 +1,7 @@
 //! The admin API (admin token): mint tokens, set a stream's viewing policy and branding.
+//!
+//! On a node of a cluster, kicking a session and ending a stream reach the node that holds
+//! the session (see `cluster::admin`), and a stream's stats carry the cluster's viewers.
 
 use directo_media::EngineHandle;
 use serde::Deserialize;
@@ -9,11 +12,13 @@ use warp::reply::Reply;
 use crate::auth::{Access, bearer};
 use crate::body::limited_body;
 use crate::chat::ChatHandle;
+use crate::cluster::ClusterNode;
 use crate::error::{ApiError, parse_json};
 use crate::names::{check_name, check_stream_name};
 use crate::series::ViewerSeries;
 use crate::settings::StreamSettings;
 use crate::token::{TokenRole, parse_ttl};
+use signaling_proto::AdminAction;
 
 /// The largest admin request body.
 const MAX_ADMIN_BODY: u64 = 16 * 1024;
@@ -38,6 +43,13 @@ async fn mint(
 ) -> Result<warp::reply::Response, ApiError> {
     access.authorize_admin(bearer(authorization.as_deref()))?;
     let request: TokenRequest = parse_json(&body?)?;
+    if request.role == TokenRole::Node {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "role node is minted by the nodes of a cluster only: use publisher, viewer, \
+             moderator or admin",
+        ));
+    }
     if request.stream != "*" {
         check_stream_name(&request.stream)?;
     }
@@ -125,41 +137,90 @@ async fn streams(
     Ok(warp::reply::json(&out).into_response())
 }
 
-/// Kick one session of a stream.
+/// Kick one session of a stream, on whichever node holds it.
 async fn kick(
     access: Access,
-    engine: EngineHandle,
+    (engine, cluster): (EngineHandle, Option<ClusterNode>),
     stream: String,
     session: String,
     authorization: Option<String>,
 ) -> Result<warp::reply::Response, ApiError> {
     access.admin_on_stream(authorization.as_deref(), &stream)?;
-    let belongs = engine
+    check_session_id(&session)?;
+    let found = engine
         .sessions(&stream)
         .await?
-        .iter()
-        .any(|s| s.session == session);
-    if !belongs {
+        .into_iter()
+        .find(|s| s.session == session);
+    let kicked = match (found, &cluster) {
+        (Some(found), _) => {
+            engine.close(&session).await?;
+            if found.role == signaling_proto::Role::Publisher
+                && let Some(node) = &cluster
+            {
+                node.release(&stream).await;
+            }
+            true
+        }
+        (None, Some(node)) => {
+            let action = AdminAction::Kick {
+                stream: stream.clone(),
+                session: session.clone(),
+            };
+            node.ask_others(action).await? > 0
+        }
+        (None, None) => false,
+    };
+    if !kicked {
         return Err(ApiError::new(
             ErrorCode::SessionNotFound,
             format!("stream {stream} has no session {session}"),
         ));
     }
-    engine.close(&session).await?;
     Ok(warp::http::StatusCode::NO_CONTENT.into_response())
 }
 
-/// End a stream: its publisher and every viewer are disconnected.
+/// A session id from a URL: what the server issues (letters, digits, `-`, `_`), so nothing
+/// else is ever passed on to other nodes.
+fn check_session_id(session: &str) -> Result<(), ApiError> {
+    let valid = (1..=64).contains(&session.len())
+        && session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::SessionNotFound,
+            "a session id is 1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'",
+        ))
+    }
+}
+
+/// End a stream: its publisher and every viewer are disconnected, on every node.
 async fn end(
     access: Access,
-    engine: EngineHandle,
+    (engine, cluster): (EngineHandle, Option<ClusterNode>),
     stream: String,
     authorization: Option<String>,
 ) -> Result<warp::reply::Response, ApiError> {
     access.admin_on_stream(authorization.as_deref(), &stream)?;
+    // Other nodes first: if they cannot be reached, nothing has ended and a retry is whole.
+    let elsewhere = match &cluster {
+        Some(node) => {
+            node.ask_others(AdminAction::EndStream {
+                stream: stream.clone(),
+            })
+            .await?
+        }
+        None => 0,
+    };
     let closed = engine.end_stream(&stream).await?;
+    if let Some(node) = &cluster {
+        node.release(&stream).await;
+    }
     Ok(
-        warp::reply::json(&serde_json::json!({ "stream": stream, "closed": closed }))
+        warp::reply::json(&serde_json::json!({ "stream": stream, "closed": closed + elsewhere }))
             .into_response(),
     )
 }
@@ -183,7 +244,7 @@ async fn moderate(
 /// The stream's audience and chat figures, with the viewers-over-time series.
 async fn stats(
     access: Access,
-    engine: EngineHandle,
+    (engine, cluster): (EngineHandle, Option<ClusterNode>),
     chat: ChatHandle,
     series: ViewerSeries,
     stream: String,
@@ -192,15 +253,23 @@ async fn stats(
     access.admin_on_stream(authorization.as_deref(), &stream)?;
     let audience = engine.audience(&stream).await?.unwrap_or_default();
     let chat = chat.stats(&stream).await;
-    let live = engine.stream(&stream).is_some_and(|s| s.live);
-    Ok(warp::reply::json(&serde_json::json!({
+    let mut live = engine.stream(&stream).is_some_and(|s| s.live);
+    let mut body = serde_json::json!({
         "stream": stream,
-        "live": live,
         "audience": audience,
         "chat": chat,
         "viewers_over_time": series.get(&stream),
-    }))
-    .into_response())
+    });
+    // The audience figures (peaks, watch time) are this node's; the live count is the
+    // cluster's, with each node's share.
+    if let Some(node) = &cluster {
+        let view = node.stream_view(&stream).await;
+        live = view.as_ref().map_or(live, |v| v.stream.live);
+        body["viewers"] = serde_json::json!(view.as_ref().map_or(0, |v| v.stream.viewers));
+        body["nodes"] = serde_json::json!(view.map(|v| v.nodes).unwrap_or_default());
+    }
+    body["live"] = serde_json::json!(live);
+    Ok(warp::reply::json(&body).into_response())
 }
 
 /// `POST /api/tokens`, `GET|PUT /api/streams/{stream}/settings`, the admin API under
@@ -210,8 +279,13 @@ pub fn routes(
     engine: EngineHandle,
     chat: ChatHandle,
     series: ViewerSeries,
+    cluster: Option<ClusterNode>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let with_access = warp::any().map(move || access.clone());
+    let with_node = {
+        let engine = engine.clone();
+        warp::any().map(move || (engine.clone(), cluster.clone()))
+    };
     let with_engine = warp::any().map(move || engine.clone());
     let with_chat = warp::any().map(move || chat.clone());
     let with_series = warp::any().map(move || series.clone());
@@ -229,7 +303,7 @@ pub fn routes(
     let kick = warp::path!("api" / "admin" / "streams" / String / "sessions" / String)
         .and(warp::delete())
         .and(with_access.clone())
-        .and(with_engine.clone())
+        .and(with_node.clone())
         .and(auth)
         .then(|stream, session, access, engine, auth| async move {
             kick(access, engine, stream, session, auth)
@@ -239,7 +313,7 @@ pub fn routes(
     let end = warp::path!("api" / "admin" / "streams" / String)
         .and(warp::delete())
         .and(with_access.clone())
-        .and(with_engine.clone())
+        .and(with_node.clone())
         .and(auth)
         .then(|stream, access, engine, auth| async move {
             end(access, engine, stream, auth)
@@ -260,7 +334,7 @@ pub fn routes(
     let stats = warp::path!("api" / "streams" / String / "stats")
         .and(warp::get())
         .and(with_access.clone())
-        .and(with_engine.clone())
+        .and(with_node)
         .and(with_chat)
         .and(with_series)
         .and(auth)

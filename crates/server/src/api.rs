@@ -1,4 +1,7 @@
 //! The read-only API: `/api/streams`, `/api/streams/{stream}`, `/healthz`.
+//!
+//! On a node of a cluster the streams are the cluster's, with viewers counted across every
+//! node (per node under `nodes`).
 
 use directo_media::EngineHandle;
 use signaling_proto::ErrorCode;
@@ -7,22 +10,41 @@ use warp::reply::Reply;
 
 use crate::auth::{Access, bearer};
 use crate::chat::ChatHandle;
+use crate::cluster::ClusterNode;
 use crate::error::ApiError;
 use crate::names::check_stream_name;
 
-async fn list(engine: EngineHandle) -> Result<warp::reply::Response, ApiError> {
-    Ok(warp::reply::json(engine.streams().as_ref()).into_response())
+async fn list(
+    engine: EngineHandle,
+    cluster: Option<ClusterNode>,
+) -> Result<warp::reply::Response, ApiError> {
+    match cluster {
+        Some(node) => Ok(warp::reply::json(&node.streams_view().await).into_response()),
+        None => Ok(warp::reply::json(engine.streams().as_ref()).into_response()),
+    }
 }
 
-async fn one(stream: String, engine: EngineHandle) -> Result<warp::reply::Response, ApiError> {
+async fn one(
+    stream: String,
+    engine: EngineHandle,
+    cluster: Option<ClusterNode>,
+) -> Result<warp::reply::Response, ApiError> {
     check_stream_name(&stream)?;
-    match engine.stream(&stream) {
-        Some(info) => Ok(warp::reply::json(&info).into_response()),
-        None => Err(ApiError::new(
+    let found = match cluster {
+        Some(node) => node
+            .stream_view(&stream)
+            .await
+            .map(|info| warp::reply::json(&info).into_response()),
+        None => engine
+            .stream(&stream)
+            .map(|info| warp::reply::json(&info).into_response()),
+    };
+    found.ok_or_else(|| {
+        ApiError::new(
             ErrorCode::StreamNotFound,
             format!("no stream {stream} has a publisher or viewers now"),
-        )),
-    }
+        )
+    })
 }
 
 async fn chat_export(
@@ -47,6 +69,7 @@ pub fn routes(
     engine: EngineHandle,
     chat: ChatHandle,
     access: Access,
+    cluster: Option<ClusterNode>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let with_chat = warp::any().map(move || (chat.clone(), access.clone()));
     let export = warp::path!("api" / "streams" / String / "chat")
@@ -58,16 +81,20 @@ pub fn routes(
                 .await
                 .unwrap_or_else(Reply::into_response)
         });
-    let with_engine = warp::any().map(move || engine.clone());
+    let with_engine = warp::any().map(move || (engine.clone(), cluster.clone()));
     let list = warp::path!("api" / "streams")
         .and(warp::get())
         .and(with_engine.clone())
-        .then(|engine| async move { list(engine).await.unwrap_or_else(Reply::into_response) });
+        .then(|(engine, cluster)| async move {
+            list(engine, cluster)
+                .await
+                .unwrap_or_else(Reply::into_response)
+        });
     let one = warp::path!("api" / "streams" / String)
         .and(warp::get())
         .and(with_engine)
-        .then(|stream, engine| async move {
-            one(stream, engine)
+        .then(|stream, (engine, cluster)| async move {
+            one(stream, engine, cluster)
                 .await
                 .unwrap_or_else(Reply::into_response)
         });

@@ -33,6 +33,9 @@ pub struct ViewGrant {
     pub moderator: bool,
     /// The display name the token carries.
     pub name: Option<String>,
+    /// Set when the credential is a node token: the id of the node pulling the stream to
+    /// relay it.
+    pub relay_for: Option<String>,
 }
 
 /// Constant-time comparison, so a key cannot be guessed byte by byte from response times.
@@ -109,15 +112,24 @@ impl Access {
             return Ok(ViewGrant {
                 moderator: true,
                 name: None,
+                relay_for: None,
             });
         }
         let claims = self.claims(credential)?;
         if !claims.covers(stream) {
             return Err(forbidden(format!("this token is not for stream {stream}")));
         }
+        if claims.role == TokenRole::Node {
+            return Ok(ViewGrant {
+                moderator: false,
+                name: None,
+                relay_for: claims.name,
+            });
+        }
         Ok(ViewGrant {
             moderator: matches!(claims.role, TokenRole::Moderator | TokenRole::Admin),
             name: claims.name,
+            relay_for: None,
         })
     }
 
@@ -144,5 +156,47 @@ impl Access {
             return Err(forbidden("this token is not an admin token"));
         }
         Ok(())
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn access() -> Access {
+        Access {
+            dev: false,
+            publish_key: None,
+            moderator_key: None,
+            tokens: Arc::new(Tokens::new(b"shared")),
+            settings: SettingsStore::default(),
+        }
+    }
+
+    #[test]
+    fn a_node_token_is_a_relay_pull_of_its_stream_and_nothing_else() {
+        let access = access();
+        let token = access.tokens.mint_node("launch", "edge-1").expect("signed");
+        let grant = access
+            .authorize_view("launch", Some(&token))
+            .expect("a node may pull the stream");
+        assert_eq!(grant.relay_for.as_deref(), Some("edge-1"));
+        assert!(!grant.moderator && grant.name.is_none());
+        assert!(access.authorize_view("other", Some(&token)).is_err());
+        assert!(access.authorize_publish("launch", Some(&token)).is_err());
+        assert!(access.authorize_admin(Some(&token)).is_err());
+    }
+
+    #[test]
+    fn a_viewer_token_is_no_relay_pull() {
+        let access = access();
+        let (token, _) = access
+            .tokens
+            .mint("launch", TokenRole::Viewer, None, Duration::from_secs(60))
+            .expect("signed");
+        let grant = access
+            .authorize_view("launch", Some(&token))
+            .expect("a viewer");
+        assert_eq!(grant.relay_for, None);
     }
 }

@@ -2,12 +2,14 @@
 //!
 //! It owns no media state: every request becomes a command to the media engine through an
 //! [`EngineHandle`], and every error leaves as a JSON `ErrorBody` from `signaling-proto`.
+//! On a node of a cluster, [`ClusterNode`] is this node's part in it (`cluster/`).
 
 mod admin;
 mod api;
 mod auth;
 mod body;
 mod chat;
+mod cluster;
 mod error;
 mod limits;
 mod names;
@@ -32,6 +34,7 @@ use warp::Reply;
 
 pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
+pub use cluster::{ClusterNode, ClusterOptions, Directory, OriginPolicy, StartError};
 pub use error::ApiError;
 pub use limits::{RateLimiter, set_trusted_proxies};
 pub use priority::deprioritize_current_thread;
@@ -58,6 +61,8 @@ pub struct ServerConfig {
     pub series: ViewerSeries,
     /// Origins whose pages may call the API from a browser (CORS); empty means any origin.
     pub cors_origins: Vec<String>,
+    /// This node's part in a cluster (`None`: a single node).
+    pub cluster: Option<ClusterNode>,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
@@ -73,6 +78,7 @@ pub fn routes(
         rate_limiter,
         series,
         cors_origins,
+        cluster,
         ..
     } = config;
     let cors = if cors_origins.is_empty() {
@@ -105,6 +111,7 @@ pub fn routes(
         access.clone(),
         engine.clone(),
         chat.clone(),
+        cluster.clone(),
     )
     .boxed()
     .or(whip::routes(
@@ -112,18 +119,32 @@ pub fn routes(
         access.clone(),
         engine.clone(),
         chat.clone(),
+        cluster.clone(),
     )
     .boxed())
     .unify()
-    .or(ws::routes(access.clone(), engine.clone(), chat.clone()).boxed())
+    .or(ws::routes(
+        access.clone(),
+        engine.clone(),
+        chat.clone(),
+        cluster.clone(),
+    )
+    .boxed())
     .unify()
-    .or(admin::routes(access.clone(), engine.clone(), chat.clone(), series).boxed())
+    .or(admin::routes(
+        access.clone(),
+        engine.clone(),
+        chat.clone(),
+        series,
+        cluster.clone(),
+    )
+    .boxed())
     .unify()
     .boxed();
     rate_limiter
         .filter()
         .and(signaling)
-        .or(api::routes(engine.clone(), chat, access.clone()).boxed())
+        .or(api::routes(engine.clone(), chat, access.clone(), cluster).boxed())
         .unify()
         .or(metrics.boxed())
         .unify()

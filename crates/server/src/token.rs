@@ -21,6 +21,9 @@ pub enum TokenRole {
     Moderator,
     /// Everything, including the admin API.
     Admin,
+    /// Another node of the cluster pulling the stream to relay it. Only nodes mint these
+    /// ([`Tokens::mint_node`]), for one stream and a few seconds; people cannot.
+    Node,
 }
 
 /// The claims of a Directo token.
@@ -56,7 +59,13 @@ pub enum TokenError {
     /// Minting failed.
     #[error("cannot sign a token: {0}")]
     Sign(String),
+    /// Node tokens are minted by nodes only ([`Tokens::mint_node`]).
+    #[error("node tokens are minted by the nodes of a cluster only")]
+    NodeRole,
 }
+
+/// How long a node token lives: it is presented once, on the WHEP POST that starts a relay.
+pub const NODE_TOKEN_TTL: Duration = Duration::from_secs(30);
 
 /// Signs and checks tokens with one HS256 secret.
 pub struct Tokens {
@@ -92,7 +101,33 @@ impl Tokens {
     }
 
     /// A token for `stream` (or `*`) with `role`, valid for `ttl`. Returns it and its expiry.
+    /// Refuses [`TokenRole::Node`]: see [`Tokens::mint_node`].
     pub fn mint(
+        &self,
+        stream: &str,
+        role: TokenRole,
+        name: Option<String>,
+        ttl: Duration,
+    ) -> Result<(String, u64), TokenError> {
+        if role == TokenRole::Node {
+            return Err(TokenError::NodeRole);
+        }
+        self.sign(stream, role, name, ttl)
+    }
+
+    /// A node token: lets node `node_id` pull `stream` from another node (a relay's WHEP
+    /// POST), for [`NODE_TOKEN_TTL`].
+    pub fn mint_node(&self, stream: &str, node_id: &str) -> Result<String, TokenError> {
+        self.sign(
+            stream,
+            TokenRole::Node,
+            Some(node_id.to_owned()),
+            NODE_TOKEN_TTL,
+        )
+        .map(|(token, _)| token)
+    }
+
+    fn sign(
         &self,
         stream: &str,
         role: TokenRole,
@@ -187,6 +222,21 @@ mod tests {
             tokens.verify("not.a.token"),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn node_tokens_come_only_from_mint_node() {
+        let tokens = Tokens::new(b"s");
+        assert!(matches!(
+            tokens.mint("launch", TokenRole::Node, None, Duration::from_secs(60)),
+            Err(TokenError::NodeRole)
+        ));
+        let token = tokens.mint_node("launch", "edge-1").unwrap();
+        let claims = tokens.verify(&token).unwrap();
+        assert_eq!(claims.role, TokenRole::Node);
+        assert_eq!(claims.name.as_deref(), Some("edge-1"));
+        assert!(claims.covers("launch") && !claims.covers("other"));
+        assert!(claims.exp <= unix_now() + NODE_TOKEN_TTL.as_secs());
     }
 
     #[test]

@@ -3,6 +3,12 @@
 //!
 //! The answer carries every server candidate (the server is ICE-lite and gathers nothing), so
 //! trickle `PATCH` is answered `405`.
+//!
+//! On a node of a cluster: a publisher first claims the stream's origin (`409 stream_busy`
+//! naming the node where it is live); a viewer is served here while the node has room, else
+//! redirected (`307`) with a short-lived token in `?token=` (which WHEP takes in place of
+//! `Authorization`); a WHEP POST with a node token is another node pulling the stream to
+//! relay it; session `Location`s are absolute URLs of this node.
 
 use bytes::Bytes;
 use directo_media::EngineHandle;
@@ -14,6 +20,10 @@ use warp::reply::Reply;
 use crate::auth::{Access, bearer};
 use crate::body::limited_body;
 use crate::chat::ChatHandle;
+use crate::cluster::ClusterNode;
+use crate::cluster::directory::Claimed;
+use crate::cluster::relay::accept_relay_pull;
+use crate::cluster::routing::{Route, ViewerRequest};
 use crate::error::ApiError;
 use crate::names::{check_name, check_stream_name};
 use directo_media::{Identity, Quality};
@@ -58,6 +68,7 @@ async fn create_session(
     access: Access,
     engine: EngineHandle,
     chat: ChatHandle,
+    cluster: Option<ClusterNode>,
 ) -> Result<warp::reply::Response, ApiError> {
     let SessionRequest {
         stream,
@@ -67,17 +78,24 @@ async fn create_session(
         remote,
     } = req;
     check_stream_name(&stream)?;
-    let credential = bearer(authorization.as_deref());
-    let (token_name, moderator) = match side {
-        Side::Publish => (access.authorize_publish(&stream, credential)?, false),
+    // A redirected viewer's browser dropped `Authorization`: its token is in the URL.
+    let credential = bearer(authorization.as_deref()).or_else(|| match side {
+        Side::Watch => query
+            .get("token")
+            .map(String::as_str)
+            .filter(|t| !t.is_empty()),
+        Side::Publish => None,
+    });
+    let (token_name, moderator, relay_for) = match side {
+        Side::Publish => (access.authorize_publish(&stream, credential)?, false, None),
         Side::Watch => {
             let grant = access.authorize_view(&stream, credential)?;
-            (grant.name, grant.moderator)
+            (grant.name, grant.moderator, grant.relay_for)
         }
     };
     let name = match query.get("name") {
         Some(n) => Some(check_name(n)?),
-        None => token_name,
+        None => token_name.clone(),
     };
     let identity = Identity {
         name,
@@ -85,6 +103,7 @@ async fn create_session(
         origin: remote.map(|ip| ip.to_string()),
     };
     if side == Side::Watch
+        && relay_for.is_none()
         && chat
             .is_banned(
                 &stream,
@@ -112,23 +131,75 @@ async fn create_session(
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidSdp, "the SDP offer is not UTF-8 text"))?;
     let answer = match side {
-        Side::Publish => engine.publish(&stream, offer, identity).await?,
+        Side::Publish => {
+            let claimed = match &cluster {
+                Some(node) => Some(node.claim_for_publisher(&stream).await?),
+                None => None,
+            };
+            let published = engine.publish(&stream, offer, identity).await;
+            if published.is_err()
+                && claimed == Some(Claimed::New)
+                && let Some(node) = &cluster
+            {
+                node.release(&stream).await;
+            }
+            published?
+        }
         Side::Watch => {
             let quality = match query.get("quality") {
                 Some(text) => parse_quality(text)?,
                 None => Quality::Auto,
             };
-            engine
-                .watch_with_quality(&stream, offer, identity, quality)
-                .await?
+            match (&cluster, relay_for) {
+                (Some(_), Some(relay_for)) => {
+                    accept_relay_pull(&engine, &stream, offer, identity, &relay_for).await?
+                }
+                (Some(node), None) => {
+                    let request = ViewerRequest {
+                        stream: &stream,
+                        name: query.get("name").map(String::as_str),
+                        quality: query.get("quality").map(String::as_str),
+                        token_name,
+                        moderator,
+                        hop: query.get("hop").and_then(|h| h.parse().ok()).unwrap_or(0),
+                    };
+                    if let Route::Redirect(location) = node.route_viewer(&request).await? {
+                        return redirect(&location);
+                    }
+                    node.prepare_viewer(&stream).await?;
+                    engine
+                        .watch_with_quality(&stream, offer, identity, quality)
+                        .await?
+                }
+                (None, _) => {
+                    engine
+                        .watch_with_quality(&stream, offer, identity, quality)
+                        .await?
+                }
+            }
         }
     };
-    let location = format!("/{}/{}/{}", side.prefix(), stream, answer.session);
+    let path = format!("/{}/{}/{}", side.prefix(), stream, answer.session);
+    let location = match &cluster {
+        Some(node) => node.absolute(&path),
+        None => path,
+    };
     Response::builder()
         .status(StatusCode::CREATED)
         .header("Content-Type", "application/sdp")
         .header("Location", location)
         .body(answer.sdp)
+        .map(Reply::into_response)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+}
+
+/// `307 Temporary Redirect` to `location`: the client repeats the POST, body and all, there.
+fn redirect(location: &str) -> Result<warp::reply::Response, ApiError> {
+    Response::builder()
+        .status(StatusCode::TEMPORARY_REDIRECT)
+        .header("Location", location)
+        .header("Cache-Control", "no-store")
+        .body(Bytes::new())
         .map(Reply::into_response)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
 }
@@ -185,6 +256,7 @@ async fn delete_session(
     stream: String,
     session: String,
     engine: EngineHandle,
+    cluster: Option<ClusterNode>,
 ) -> Result<warp::reply::Response, ApiError> {
     check_stream_name(&stream)?;
     // The URL names one resource: a session of this stream on this side (WHIP or WHEP).
@@ -204,6 +276,12 @@ async fn delete_session(
         ));
     }
     engine.close(&session).await?;
+    // A publisher that leaves on purpose gives the stream up at once, for any node to take.
+    if side == Side::Publish
+        && let Some(node) = &cluster
+    {
+        node.release(&stream).await;
+    }
     Ok(StatusCode::OK.into_response())
 }
 
@@ -226,11 +304,13 @@ pub fn routes(
     access: Access,
     engine: EngineHandle,
     chat: ChatHandle,
+    cluster: Option<ClusterNode>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let base = warp::path(side.prefix());
     let with_engine = {
         let engine = engine.clone();
-        warp::any().map(move || engine.clone())
+        let cluster = cluster.clone();
+        warp::any().map(move || (engine.clone(), cluster.clone()))
     };
     let with_access = warp::any().map(move || (access.clone(), chat.clone()));
 
@@ -254,9 +334,11 @@ pub fn routes(
         .and(limited_body(MAX_OFFER_BYTES))
         .and(with_access)
         .and(with_engine.clone())
-        .then(move |req, body, (access, chat), engine| async move {
-            into_reply(create_session(side, req, body, access, engine, chat).await)
-        });
+        .then(
+            move |req, body, (access, chat), (engine, cluster)| async move {
+                into_reply(create_session(side, req, body, access, engine, chat, cluster).await)
+            },
+        );
 
     let options = base
         .and(warp::path::param::<String>())
@@ -270,8 +352,8 @@ pub fn routes(
         .and(warp::path::end())
         .and(warp::delete())
         .and(with_engine)
-        .then(move |stream, session, engine| async move {
-            into_reply(delete_session(side, stream, session, engine).await)
+        .then(move |stream, session, (engine, cluster)| async move {
+            into_reply(delete_session(side, stream, session, engine, cluster).await)
         });
 
     let quality_engine = engine.clone();

@@ -5,6 +5,10 @@
 //! until it leaves. A new offer on a joined socket replaces the session (a reconnect without a
 //! new socket). A malformed or unknown message gets an `error` reply and the socket stays open.
 //!
+//! On a node of a cluster a publisher's offer first claims the stream's origin, a
+//! publisher's `leave` gives it up, and when the node drains every socket is told
+//! `server.move` with the node to go to.
+//!
 //! Stream events come from one broadcast every socket follows; if a socket falls behind it is
 //! sent the stream's current state instead of what it missed. Its session's own events
 //! (renegotiation offers, errors) come on the session's own bounded channel: none is lost.
@@ -19,9 +23,11 @@ use warp::filters::ws::{Message, WebSocket};
 
 use crate::auth::Access;
 use crate::chat::{ChatHandle, WsMember};
+use crate::cluster::ClusterNode;
+use crate::cluster::directory::Claimed;
 use crate::error::ApiError;
 use crate::names::{check_name, check_stream_name};
-use signaling_proto::{ChatErrorCode, ChatRole};
+use signaling_proto::{ChatErrorCode, ChatRole, MoveReason};
 use std::sync::Arc;
 
 /// The largest signaling message accepted.
@@ -40,6 +46,7 @@ struct Connection {
     access: Access,
     engine: EngineHandle,
     chat: ChatHandle,
+    cluster: Option<ClusterNode>,
     origin: Option<String>,
     joined: Option<Joined>,
     /// This socket's chat membership (a join without an SDP offer: chat over `/ws`).
@@ -150,6 +157,10 @@ impl Connection {
             });
         }
         replies.extend(self.stream_state(&stream));
+        // Joined a node that is already leaving: it says so at once.
+        if self.cluster.as_ref().is_some_and(ClusterNode::is_draining) {
+            replies.extend(self.move_notice().await);
+        }
         Ok(replies)
     }
 
@@ -179,9 +190,22 @@ impl Connection {
             let _ = self.engine.drop_session(&old).await;
         }
         let identity = joined.identity.clone();
-        let answer = match joined.role {
-            Role::Publisher => self.engine.publish(&joined.stream, sdp, identity).await?,
-            Role::Viewer => self.engine.watch(&joined.stream, sdp, identity).await?,
+        let answer = match (joined.role, &self.cluster) {
+            (Role::Publisher, Some(node)) => {
+                let claimed = node.claim_for_publisher(&joined.stream).await?;
+                let published = self.engine.publish(&joined.stream, sdp, identity).await;
+                if published.is_err() && claimed == Claimed::New {
+                    node.release(&joined.stream).await;
+                }
+                published?
+            }
+            (Role::Publisher, None) => self.engine.publish(&joined.stream, sdp, identity).await?,
+            (Role::Viewer, cluster) => {
+                if let Some(node) = cluster {
+                    node.prepare_viewer(&joined.stream).await?;
+                }
+                self.engine.watch(&joined.stream, sdp, identity).await?
+            }
         };
         joined.session = Some(answer.session.clone());
         joined.events = Some(answer.events);
@@ -223,7 +247,25 @@ impl Connection {
             } else {
                 self.engine.drop_session(&session).await
             };
+            // A publisher that leaves on purpose gives the stream up at once.
+            if deliberate
+                && joined.role == Role::Publisher
+                && let Some(node) = &self.cluster
+            {
+                node.release(&joined.stream).await;
+            }
         }
+    }
+
+    /// The node is draining: where this socket's client should go, if it joined a stream
+    /// and a node has room.
+    async fn move_notice(&self) -> Option<ServerMessage> {
+        let (joined, node) = (self.joined.as_ref()?, self.cluster.as_ref()?);
+        let url = node.move_target(&joined.stream).await.ok()??;
+        Some(ServerMessage::Move {
+            url,
+            reason: MoveReason::Draining,
+        })
     }
 
     /// The session event as this client hears it.
@@ -292,25 +334,48 @@ async fn next_chat(member: Option<&Arc<WsMember>>) -> Option<Arc<str>> {
     }
 }
 
+/// Resolves when the node starts draining; pending on a single node or once drained.
+async fn draining(signal: Option<&mut tokio::sync::watch::Receiver<bool>>) {
+    let drained = match signal {
+        Some(signal) => signal.wait_for(|draining| *draining).await.is_ok(),
+        None => false,
+    };
+    if !drained {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn run(
     socket: WebSocket,
     access: Access,
     engine: EngineHandle,
     chat: ChatHandle,
+    cluster: Option<ClusterNode>,
     origin: Option<String>,
 ) {
     let (mut tx, mut rx) = socket.split();
     let mut events = engine.subscribe();
+    let mut drain = cluster.as_ref().map(ClusterNode::drain_signal);
     let mut conn = Connection {
         access,
         engine,
         chat,
+        cluster,
         origin,
         joined: None,
         chat_member: None,
     };
     loop {
         tokio::select! {
+            () = draining(drain.as_mut()) => {
+                // Told once; a client that cannot move stays until the node's deadline.
+                drain = None;
+                if let Some(notice) = conn.move_notice().await
+                    && !send(&mut tx, &notice).await
+                {
+                    break;
+                }
+            }
             incoming = rx.next() => {
                 let Some(Ok(msg)) = incoming else { break };
                 if msg.is_close() {
@@ -401,6 +466,7 @@ pub fn routes(
     access: Access,
     engine: EngineHandle,
     chat: ChatHandle,
+    cluster: Option<ClusterNode>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     use warp::reply::Reply;
     warp::path!("ws")
@@ -410,9 +476,10 @@ pub fn routes(
             let access = access.clone();
             let engine = engine.clone();
             let chat = chat.clone();
+            let cluster = cluster.clone();
             let origin = remote.map(|ip| ip.to_string());
             ws.max_message_size(MAX_MESSAGE_BYTES)
-                .on_upgrade(move |socket| run(socket, access, engine, chat, origin))
+                .on_upgrade(move |socket| run(socket, access, engine, chat, cluster, origin))
                 .into_response()
         })
 }
