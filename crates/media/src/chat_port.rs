@@ -33,6 +33,8 @@ pub struct Identity {
     pub moderator: bool,
     /// Where the request came from (the client's IP), so a ban also refuses the same origin.
     pub origin: Option<String>,
+    /// Another node of a cluster pulling the stream to relay it (not an audience member).
+    pub relay: bool,
 }
 
 /// What the engine tells the chat service.

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::analytics::AudienceStats;
 use crate::chat_port::Identity;
 use crate::error::MediaError;
+use crate::relay::RelayFeed;
 
 /// Whether a stream is recorded when it goes live. One owner answers (the server's stream
 /// settings, which know the server's default); the engine asks, it keeps no copy.
@@ -215,6 +216,10 @@ pub(crate) enum Command {
         stream: String,
         reply: Reply<()>,
     },
+    OpenRelay {
+        stream: String,
+        reply: Reply<Result<RelayFeed, MediaError>>,
+    },
     Shutdown {
         reply: Reply<()>,
     },
@@ -287,6 +292,14 @@ impl EngineHandle {
             reply,
         })
         .await?
+    }
+
+    /// Makes a relay from another node the source of `stream` here (see [`crate::relay`]).
+    /// A live local publisher keeps the stream (`StreamBusy`).
+    pub async fn open_relay(&self, stream: &str) -> Result<RelayFeed, MediaError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::OpenRelay { stream, reply })
+            .await?
     }
 
     /// Change a viewer's simulcast layer choice (it switches at the layer's next keyframe).

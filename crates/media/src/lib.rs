@@ -17,6 +17,7 @@ mod metrics;
 mod offer;
 mod peer;
 mod recording;
+pub mod relay;
 mod rtcp_tap;
 mod setup;
 mod socket;
@@ -29,9 +30,11 @@ pub use chat_port::{
     chat_channels,
 };
 pub use demux::Demuxer;
+pub use directo_sfu::{Codec, KeyframeRequestKind, MediaKind, PublishedTrack};
 pub use engine::start;
 pub use error::MediaError;
 pub use handle::{
     EngineEvent, EngineHandle, Limits, MediaConfig, Quality, RecordingPolicy, SessionAnswer,
     SessionEvent, SessionInfo,
 };
+pub use setup::{relay_codecs, relay_extensions};

@@ -22,6 +22,8 @@ pub(crate) struct EngineMetrics {
     pub(crate) streams: Gauge,
     pub(crate) publishers: Gauge,
     pub(crate) viewers: Gauge,
+    pub(crate) relayed_streams: Gauge,
+    pub(crate) relay_pulls: Gauge,
     pub(crate) connect_seconds: Histogram,
     pub(crate) join_seconds: Histogram,
 }
@@ -72,6 +74,14 @@ impl EngineMetrics {
         describe_gauge!("directo_streams", "streams with a publisher or viewers");
         describe_gauge!("directo_publishers", "publisher sessions");
         describe_gauge!("directo_viewers", "viewer sessions");
+        describe_gauge!(
+            "directo_relayed_streams",
+            "streams this node pulls from another node of its cluster"
+        );
+        describe_gauge!(
+            "directo_relay_pulls",
+            "sessions of other nodes pulling a stream from this one"
+        );
         describe_histogram!(
             "directo_connect_seconds",
             "session creation to ICE+DTLS connected"
@@ -95,6 +105,8 @@ impl EngineMetrics {
             streams: gauge!("directo_streams"),
             publishers: gauge!("directo_publishers"),
             viewers: gauge!("directo_viewers"),
+            relayed_streams: gauge!("directo_relayed_streams"),
+            relay_pulls: gauge!("directo_relay_pulls"),
             connect_seconds: histogram!("directo_connect_seconds"),
             join_seconds: histogram!("directo_join_seconds"),
         }

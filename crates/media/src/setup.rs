@@ -99,6 +99,17 @@ fn codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     ]
 }
 
+/// What a relay pull (another node's WHEP client) offers its upstream: the codecs Directo
+/// forwards, at the payload types Directo uses.
+pub fn relay_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+    codecs()
+}
+
+/// The header extensions a relay pull offers: the ones the upstream forwards to viewers.
+pub fn relay_extensions() -> &'static [(&'static str, RtpCodecKind)] {
+    VIEWER_EXTENSIONS
+}
+
 /// The codec a viewer's outgoing track of `codec` is created with: the first registered entry
 /// of that codec in [`codecs`] (the answer then settles the payload type and parameters).
 pub(crate) fn rtc_codec(codec: directo_sfu::Codec) -> RTCRtpCodec {

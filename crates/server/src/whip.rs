@@ -100,7 +100,11 @@ async fn create_session(
     let identity = Identity {
         name,
         moderator,
-        origin: remote.map(|ip| ip.to_string()),
+        // Another node's relay pull is no audience member and no client address to limit.
+        origin: remote
+            .filter(|_| relay_for.is_none())
+            .map(|ip| ip.to_string()),
+        relay: relay_for.is_some(),
     };
     if side == Side::Watch
         && relay_for.is_none()
@@ -151,8 +155,11 @@ async fn create_session(
                 None => Quality::Auto,
             };
             match (&cluster, relay_for) {
-                (Some(_), Some(relay_for)) => {
-                    accept_relay_pull(&engine, &stream, offer, identity, &relay_for).await?
+                (Some(node), Some(relay_for)) => {
+                    // A relay in the middle of a tree pulls what it is asked for itself.
+                    node.prepare_viewer(&stream).await?;
+                    accept_relay_pull(&engine, &stream, offer, identity, &relay_for, quality)
+                        .await?
                 }
                 (Some(node), None) => {
                     let request = ViewerRequest {

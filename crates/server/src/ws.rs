@@ -113,6 +113,7 @@ impl Connection {
             name,
             moderator,
             origin: self.origin.clone(),
+            relay: false,
         };
         self.joined = Some(Joined {
             stream: stream.clone(),

@@ -35,6 +35,11 @@ impl Engine {
                 self.board.publish_changes(&self.streams, now);
                 let _ = reply.send(result);
             }
+            Command::OpenRelay { stream, reply } => {
+                let result = self.open_relay(stream, now);
+                self.board.publish_changes(&self.streams, now);
+                let _ = reply.send(result);
+            }
             Command::SetQuality {
                 session,
                 quality,

@@ -13,6 +13,7 @@ use super::bridge;
 use crate::fanout::Leg;
 use crate::handle::SessionEvent;
 use crate::peer::PeerId;
+use crate::relay::KeyframeRequest;
 
 impl Engine {
     /// Apply everything the stream's forwarding core emitted.
@@ -53,6 +54,10 @@ impl Engine {
                 } => {
                     tracing::debug!(ssrc, ?kind, "keyframe request to publisher");
                     self.metrics.keyframe_requests.increment(1);
+                    let request = KeyframeRequest { ssrc, kind };
+                    if self.relays.request_keyframe(publisher, request) {
+                        continue;
+                    }
                     let packet = bridge::keyframe_request(kind, ssrc, fir_seq);
                     let message = RTCMessage::RtcpPacket(String::new(), vec![packet]);
                     self.peers.write(publisher, now, message);

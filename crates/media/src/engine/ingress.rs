@@ -192,7 +192,10 @@ impl Engine {
             self.remove_peer(id, now);
             return;
         }
-        self.analytics.viewer_connected(&stream, id, who, now);
+        let relay = self.peers.get(id).is_some_and(|p| p.identity.relay);
+        if !relay {
+            self.analytics.viewer_connected(&stream, id, who, now);
+        }
         if let Some(entry) = self.streams.get_mut(&stream) {
             entry.sfu.add_subscriber(id, tracks, now);
         }
@@ -257,7 +260,20 @@ impl Engine {
         peer.live_deadline = None;
         let tracks = peer.published.clone();
         let stream = peer.stream.clone();
-        let Some(entry) = self.streams.get_mut(&stream) else {
+        self.start_stream(&stream, id, tracks, now);
+    }
+
+    /// The stream's source `id` (a local publisher or a relay) goes live with `tracks`:
+    /// the forwarding core gets them, recording starts if the policy says so, and waiting
+    /// viewers are offered what they lack.
+    pub(super) fn start_stream(
+        &mut self,
+        stream: &str,
+        id: PeerId,
+        tracks: Vec<PublishedTrack>,
+        now: Instant,
+    ) {
+        let Some(entry) = self.streams.get_mut(stream) else {
             return;
         };
         if entry.publisher != Some(id) {
@@ -265,9 +281,9 @@ impl Engine {
         }
         entry.sfu.set_publisher(id, tracks.clone(), now);
         entry.live_announced = true;
-        let info = entry.info(&stream, now);
+        let info = entry.info(stream, now);
         let viewers = entry.viewers.clone();
-        self.streams.record_live(&stream, &tracks, now);
+        self.streams.record_live(stream, &tracks, now);
         self.board.changed();
         let _ = self.events.send(EngineEvent::Live(info));
         for viewer in viewers {

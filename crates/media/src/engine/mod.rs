@@ -22,6 +22,7 @@ mod commands;
 mod egress;
 mod ingress;
 mod peers;
+mod relays;
 mod sessions;
 mod streams;
 mod transport;
@@ -37,12 +38,14 @@ use crate::fanout::Fanout;
 use crate::handle::{Command, EngineEvent, EngineHandle, MediaConfig};
 use crate::metrics::EngineMetrics;
 use crate::peer::{Peer, PeerId};
+use crate::relay::{RELAY_QUEUE, RelayIn};
 use crate::setup::PeerRole;
 use crate::socket::{Datagram, MediaSocket};
 use crate::srtp_audit::SrtpAudit;
 use crate::tcp::TcpEvent;
 use board::Board;
 use peers::PeerTable;
+use relays::Relays;
 use streams::{RecordingSetup, Streams};
 use transport::Transport;
 
@@ -50,6 +53,8 @@ use transport::Transport;
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// Datagram batches read per wake-up before the loop services timers and commands.
 const MAX_BATCHES_PER_WAKE: usize = 16;
+/// Relay messages handled per wake-up before the loop services the socket again.
+const MAX_RELAY_BATCH: usize = 256;
 
 /// Start the engine on its own thread. Returns once the socket is bound.
 pub fn start(config: MediaConfig, chat: Option<ChatPort>) -> std::io::Result<EngineHandle> {
@@ -72,8 +77,9 @@ pub fn start(config: MediaConfig, chat: Option<ChatPort>) -> std::io::Result<Eng
                 }
             };
             runtime.block_on(async move {
+                let (relay_tx, relay_rx) = mpsc::channel(RELAY_QUEUE);
                 let (engine, tcp_rx, chat_rx) =
-                    match Engine::bind(config, chat, events, board).await {
+                    match Engine::bind(config, chat, events, board, relay_tx).await {
                         Ok(parts) => parts,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -81,7 +87,7 @@ pub fn start(config: MediaConfig, chat: Option<ChatPort>) -> std::io::Result<Eng
                         }
                     };
                 let _ = ready_tx.send(Ok(engine.local_addr));
-                engine.run(commands_rx, chat_rx, tcp_rx).await;
+                engine.run(commands_rx, chat_rx, tcp_rx, relay_rx).await;
             });
         })?;
     let local_addr = ready_rx
@@ -102,6 +108,8 @@ pub(crate) struct Engine {
     transport: Transport,
     peers: PeerTable,
     streams: Streams,
+    /// Streams fed by relays from other nodes.
+    relays: Relays,
     /// Connected viewers' send legs: forwarded RTP is protected and sent there, sharded.
     fanout: Fanout,
     board: Board,
@@ -121,6 +129,7 @@ impl Engine {
         chat: Option<ChatPort>,
         events: broadcast::Sender<EngineEvent>,
         board: Board,
+        relay_tx: mpsc::Sender<(PeerId, RelayIn)>,
     ) -> std::io::Result<(
         Self,
         mpsc::Receiver<TcpEvent>,
@@ -166,6 +175,7 @@ impl Engine {
             transport,
             peers: PeerTable::default(),
             streams,
+            relays: Relays::new(relay_tx),
             fanout,
             board,
             events,
@@ -184,6 +194,7 @@ impl Engine {
         mut commands: mpsc::Receiver<Command>,
         mut chat_rx: Option<mpsc::Receiver<ChatOut>>,
         mut tcp_rx: mpsc::Receiver<TcpEvent>,
+        mut relay_rx: mpsc::Receiver<(PeerId, RelayIn)>,
     ) {
         let mut datagrams: Vec<Datagram> = Vec::with_capacity(quinn_udp::BATCH_SIZE * 4);
         loop {
@@ -193,6 +204,7 @@ impl Engine {
                 Command(Option<Command>),
                 Chat(Option<ChatOut>),
                 Tcp(Option<TcpEvent>),
+                Relay(Option<(PeerId, RelayIn)>),
                 Timer,
             }
             let chat_next = async {
@@ -212,6 +224,7 @@ impl Engine {
                 c = commands.recv() => Wake::Command(c),
                 c = chat_next => Wake::Chat(c),
                 t = tcp_rx.recv(), if self.transport.tcp_enabled => Wake::Tcp(t),
+                r = relay_rx.recv() => Wake::Relay(r),
                 _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
             };
             match wake {
@@ -235,6 +248,18 @@ impl Engine {
                 Wake::Chat(None) => chat_rx = None,
                 Wake::Tcp(Some(event)) => self.on_tcp(event, Instant::now()),
                 Wake::Tcp(None) => self.transport.tcp_enabled = false,
+                Wake::Relay(Some((id, message))) => {
+                    let now = Instant::now();
+                    self.on_relay(id, message, now);
+                    // What else the relays queued, a bounded batch.
+                    for _ in 0..MAX_RELAY_BATCH {
+                        match relay_rx.try_recv() {
+                            Ok((id, message)) => self.on_relay(id, message, now),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Wake::Relay(None) => {}
                 Wake::Timer => {}
             }
             let now = Instant::now();
@@ -313,6 +338,7 @@ impl Engine {
         self.metrics
             .fanout_unowned
             .increment(std::mem::take(&mut self.fanout.unowned));
+        self.sweep_relays(now);
         let before = self.streams.len();
         self.metrics
             .recorder_dropped
@@ -327,9 +353,12 @@ impl Engine {
             .count();
         self.metrics.streams.set(self.streams.len() as f64);
         self.metrics.publishers.set(publishers as f64);
+        let relay_pulls = self.peers.iter().filter(|(_, p)| p.identity.relay).count();
         self.metrics
             .viewers
-            .set((self.peers.len() - publishers) as f64);
+            .set((self.peers.len() - publishers - relay_pulls) as f64);
+        self.metrics.relay_pulls.set(relay_pulls as f64);
+        self.metrics.relayed_streams.set(self.relays.len() as f64);
         let late = self
             .peers
             .select(|p| p.live_deadline.is_some_and(|t| t <= now));

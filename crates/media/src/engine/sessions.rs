@@ -44,6 +44,12 @@ impl Engine {
         }
         let summary = check_offer(offer)?;
         self.check_limits(PeerRole::Publisher, &stream, &identity)?;
+        if let Some(old) = self.streams.get(&stream).and_then(|e| e.publisher)
+            && self.relays.get(old).is_some()
+        {
+            // A presenter publishing here takes the stream over from a relay of it.
+            self.end_relay(old, now);
+        }
         if let Some(old) = self.streams.get(&stream).and_then(|e| e.publisher) {
             let alive = self.peers.get(old).is_some_and(|p| {
                 if p.connected {
@@ -92,14 +98,9 @@ impl Engine {
         }
         let summary = check_offer(offer)?;
         self.check_limits(PeerRole::Viewer, &stream, &identity)?;
-        let published: Vec<PublishedTrack> = self
-            .streams
-            .get(&stream)
-            .and_then(|e| e.publisher)
-            .and_then(|p| self.peers.get(p))
-            .map(|p| p.published.clone())
-            .unwrap_or_default();
+        let published = self.published_tracks(&stream);
         let (id, mut peer, events) = self.new_peer(PeerRole::Viewer, &stream, now)?;
+        let relay = identity.relay;
         peer.identity = identity;
         peer.quality = quality;
         add_viewer_tracks(&mut peer, &summary, &published)?;
@@ -107,13 +108,27 @@ impl Engine {
         tracing::info!(session = %peer.session, %stream, "viewer session created");
         let session = peer.session.clone();
         self.peers.insert(id, peer);
-        self.streams.entry(&stream).viewers.push(id);
+        let entry = self.streams.entry(&stream);
+        entry.viewers.push(id);
+        entry.relay_pulls += usize::from(relay);
         self.announce_viewers(&stream);
         Ok(SessionAnswer {
             session,
             sdp,
             events,
         })
+    }
+
+    /// The tracks the source of `stream` publishes: a local publisher's, or a relay's.
+    fn published_tracks(&self, stream: &str) -> Vec<PublishedTrack> {
+        let Some(source) = self.streams.get(stream).and_then(|e| e.publisher) else {
+            return Vec::new();
+        };
+        match (self.peers.get(source), self.relays.get(source)) {
+            (Some(peer), _) => peer.published.clone(),
+            (None, Some(relay)) => relay.tracks.clone(),
+            (None, None) => Vec::new(),
+        }
     }
 
     /// Refuse a new session over a capacity limit.
@@ -273,6 +288,7 @@ impl Engine {
         let _ = peer.pc.close();
         let stream = peer.stream.clone();
         let role = peer.role;
+        let relay = peer.identity.relay;
         let chat_session = peer.chat_channel.take().map(|_| peer.session.clone());
         self.peers.mark_dirty(id);
         if let Some(session) = chat_session {
@@ -301,6 +317,9 @@ impl Engine {
             PeerRole::Viewer => {
                 self.analytics.viewer_left(&stream, id, now);
                 entry.viewers.retain(|v| *v != id);
+                if relay {
+                    entry.relay_pulls = entry.relay_pulls.saturating_sub(1);
+                }
                 entry.sfu.remove_subscriber(id);
                 self.announce_viewers(&stream);
             }
@@ -318,7 +337,7 @@ impl Engine {
         if let Some(entry) = self.streams.get(stream) {
             let _ = self.events.send(EngineEvent::Viewers {
                 stream: stream.to_owned(),
-                count: entry.viewers.len(),
+                count: entry.viewers.len().saturating_sub(entry.relay_pulls),
             });
         }
         self.board.changed();

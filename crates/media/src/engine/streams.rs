@@ -25,6 +25,8 @@ pub(crate) struct StreamEntry {
     pub(crate) sfu: Stream,
     pub(crate) publisher: Option<PeerId>,
     pub(crate) viewers: Vec<PeerId>,
+    /// Of `viewers`, the other nodes pulling the stream to relay it (not its audience).
+    pub(crate) relay_pulls: usize,
     pub(crate) live_announced: bool,
     pub(crate) recording: Option<StreamRecording>,
 }
@@ -35,6 +37,7 @@ impl StreamEntry {
             sfu: Stream::new(),
             publisher: None,
             viewers: Vec::new(),
+            relay_pulls: 0,
             live_announced: false,
             recording: None,
         }
@@ -73,7 +76,7 @@ impl StreamEntry {
             name: name.to_owned(),
             live: self.publisher.is_some() && !tracks.is_empty(),
             tracks,
-            viewers: self.viewers.len(),
+            viewers: self.viewers.len().saturating_sub(self.relay_pulls),
             bitrate_bps: stats.incoming_bitrate_bps,
             recording: self.recording.is_some(),
         }

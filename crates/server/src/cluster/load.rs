@@ -23,8 +23,7 @@ pub fn node_load(
         .fold(0u64, u64::saturating_add);
     NodeLoad {
         viewers,
-        // Relays this node pulls are counted by the relay module once edges pull (see
-        // `relay::ensure_relay`); none exist before that.
+        // The relays this node pulls are not in the snapshot: the caller sets them.
         relays: 0,
         bitrate_bps,
         cpu_percent,

@@ -11,8 +11,9 @@
 //!   recording policy "record only where this node is the origin".
 //! - [`routing`]: serve a viewer here, or `307` to the least-loaded node with a short-lived
 //!   viewer token in the URL.
-//! - [`relay`]: the two places the media relay plugs in (pulling a stream this node is not
-//!   the origin of; answering another node's pull).
+//! - [`relay`]: pulling a stream this node is not the origin of (one relay per stream, a
+//!   tree of bounded fan-out), and answering another node's pull; `pull` is the WHEP
+//!   client a relay pulls with.
 //! - [`load`]: the load this node reports with every heartbeat.
 //! - [`counts`]: a stream's viewers across the cluster, for the API and `/metrics`.
 //! - [`admin`]: kick and end-stream for sessions held by other nodes, over the signed admin
@@ -26,6 +27,7 @@ pub mod counts;
 pub mod directory;
 pub mod drain;
 pub mod load;
+mod pull;
 pub mod reconcile;
 pub mod relay;
 pub mod routing;
@@ -83,6 +85,8 @@ struct Inner {
     /// Sends notices on clients' `chat` data channels (the engine delivers them).
     chat_out: mpsc::Sender<ChatOut>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// The streams this node pulls from other nodes.
+    relays: relay::Relays,
 }
 
 impl ClusterNode {
@@ -111,6 +115,7 @@ impl ClusterNode {
                 remote_cache: counts::RemoteCache::default(),
                 chat_out,
                 tasks: std::sync::Mutex::new(Vec::new()),
+                relays: relay::Relays::default(),
             }),
         };
         let listener = admin::listen(&node).await?;
@@ -156,6 +161,7 @@ impl ClusterNode {
     /// (claims, counts, relays, its record) from Redis at once. If Redis cannot be reached
     /// they expire within a lease.
     pub async fn leave(&self) {
+        self.inner.relays.stop_all();
         if let Ok(mut tasks) = self.inner.tasks.lock() {
             for task in tasks.drain(..) {
                 task.abort();

@@ -61,12 +61,14 @@ impl ClusterNode {
         let now = Instant::now();
         let cluster = self.cluster();
         let streams = self.engine().streams();
-        cluster.set_load(node_load(
+        let mut load = node_load(
             &streams,
             state.cpu.sample(now),
             self.inner.max_viewers,
             self.is_draining(),
-        ));
+        );
+        load.relays = self.inner.relays.count() as _;
+        cluster.set_load(load);
 
         let mut counted = BTreeSet::new();
         for info in streams.iter().filter(|info| info.viewers > 0) {
