@@ -120,7 +120,11 @@ impl Engine {
             }
             Command::EndStream { stream, reply } => {
                 let ids = self.peers.select(|p| p.stream == stream);
-                let count = ids.len();
+                // Other nodes' relay pulls go too, but they are no one's session.
+                let count = ids
+                    .iter()
+                    .filter(|id| self.peers.get(**id).is_some_and(|p| !p.identity.relay))
+                    .count();
                 for id in ids {
                     self.remove_peer(id, now);
                 }
