@@ -74,6 +74,9 @@ pub struct LoadConfig {
     pub bind_ip: IpAddr,
     /// Chat-only `/ws` members flooding the stream's chat during the run (Directo only).
     pub chat_flood: usize,
+    /// Directo only: viewers watch on these nodes in turn instead of the publisher's
+    /// (a cluster's edges); empty: on the publisher's.
+    pub viewer_servers: Vec<Url>,
     /// The publisher sends three simulcast layers (Directo only).
     pub simulcast: bool,
     /// This share of the viewers (0–1) watch over a link narrowed to `constrained_kbps`.
@@ -171,16 +174,23 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
         simulcast: config.simulcast,
     };
     let http = http_client()?;
-    let (publisher, join, target_name) = match &config.target {
+    let (publisher, joins, target_name) = match &config.target {
         Target::Directo {
             server,
             stream,
             key,
         } => {
             let whip = join_url(server, &format!("whip/{stream}"))?;
-            let whep = join_url(server, &format!("whep/{stream}"))?;
+            let mut joins = Vec::new();
+            for node in config
+                .viewer_servers
+                .iter()
+                .chain(config.viewer_servers.is_empty().then_some(server))
+            {
+                joins.push(Join::Whep(join_url(node, &format!("whep/{stream}"))?));
+            }
             let task = tokio::spawn(run_whip(http.clone(), whip, key.clone(), context));
-            (task, Join::Whep(whep), "directo")
+            (task, joins, "directo")
         }
         Target::Janus {
             api,
@@ -192,7 +202,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
                 api: api.clone(),
                 mountpoint: *mountpoint,
             };
-            (task, join, "janus")
+            (task, vec![join], "janus")
         }
     };
 
@@ -247,7 +257,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             _ => config.bind_ip,
         };
         let viewer = ViewerContext {
-            join: join.clone(),
+            join: joins[index % joins.len()].clone(),
             http: worker.http.clone(),
             times: Arc::clone(&times),
             shared: Arc::clone(&shared),

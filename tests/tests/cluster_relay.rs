@@ -142,3 +142,44 @@ async fn edge_viewers_stay_when_the_origin_dies_and_the_publisher_returns_elsewh
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edges_viewers_watch_again_from_another_node_when_it_dies() -> anyhow::Result<()> {
+    const STREAM: &str = "edge-lost";
+    let Some(mut cluster) = Cluster::start(&["a", "b", "c"]).await? else {
+        return Ok(());
+    };
+    let publisher = cluster
+        .node("a")
+        .publish(STREAM, PublisherConfig::default())
+        .await?;
+    publisher.wait_connected(CONNECT_TIMEOUT).await?;
+    let viewer = cluster
+        .node("b")
+        .view(STREAM, ViewerConfig::default())
+        .await?;
+    viewer.wait_connected(CONNECT_TIMEOUT).await?;
+    viewer.wait_for_packets(20, 60, MEDIA_TIMEOUT).await?;
+
+    cluster.node_mut("b").kill();
+    // The viewer's client (the SDK does this by itself) opens a new session on a node that
+    // is up: c, which pulls the stream from a in turn.
+    let again = cluster
+        .node("c")
+        .view(STREAM, ViewerConfig::default())
+        .await?;
+    again.wait_connected(CONNECT_TIMEOUT).await?;
+    again.wait_for_packets(20, 60, MEDIA_TIMEOUT).await?;
+    assert!(again.keyframes() > 0);
+    // The origin lets b's pull go once its connection is found dead; c's stays.
+    wait_metric(
+        cluster.node("a"),
+        "a to serve c's pull alone",
+        "directo_relay_pulls",
+        1.0,
+    )
+    .await?;
+    drop(viewer);
+    drop(publisher);
+    Ok(())
+}

@@ -107,6 +107,10 @@ struct Cli {
     /// Chat-only `/ws` members flooding the chat during the run (each writes every 2.1 s).
     #[arg(long, default_value_t = 0)]
     chat_flood: usize,
+    /// Viewers watch on these nodes instead, in turn (repeatable): a cluster's edges, while
+    /// the publisher publishes to `--server` (its origin).
+    #[arg(long, value_name = "URL")]
+    viewer_server: Vec<Url>,
     /// Print a table of the JSON lines in these files (from earlier `--json` runs) and exit;
     /// with two files, the first Directo's and the second Janus's, print both and their ratios.
     #[arg(long, num_args = 1..=2, value_name = "FILE")]
@@ -194,6 +198,7 @@ fn main() -> anyhow::Result<()> {
         per_viewer: cli.per_viewer,
         bind_ip: cli.bind_ip,
         chat_flood: cli.chat_flood,
+        viewer_servers: cli.viewer_server,
         simulcast: cli.simulcast,
         constrained_share: cli.constrained_share,
         transport_cc: !cli.no_transport_cc,
