@@ -50,6 +50,7 @@ pub fn config(
         per_viewer: false,
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         chat_flood: 0,
+        viewer_servers: Vec::new(),
         simulcast: true,
         constrained_share: CONSTRAINED_SHARE,
         constrained_kbps,
