@@ -17,6 +17,7 @@ mod metrics;
 mod offer;
 mod peer;
 mod recording;
+mod restream;
 mod rtcp_tap;
 mod setup;
 mod socket;
@@ -35,3 +36,4 @@ pub use handle::{
     EngineEvent, EngineHandle, Limits, MediaConfig, Quality, RecordingPolicy, SessionAnswer,
     SessionEvent, SessionInfo,
 };
+pub use restream::{PASSTHROUGH_KEYFRAME_INTERVAL, RecordingTracks, RestreamPort};
