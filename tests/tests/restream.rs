@@ -8,12 +8,14 @@
 //! waits are for events, with generous timeouts.
 
 use anyhow::{Context, ensure};
-use directo_tests::ffmpeg::{SourceVideo, decode_errors, decoded_video_frames, probe_packets, probe_streams};
+use directo_testkit::scratch::scratch_dir;
+use directo_tests::ffmpeg::{
+    SourceVideo, decode_errors, decoded_video_frames, probe_packets, probe_streams,
+};
 use directo_tests::{
-    CONNECT_TIMEOUT, MediaPublisher, MediaPublisherConfig, MediaSource, MediaKind, TestServer,
+    CONNECT_TIMEOUT, MediaKind, MediaPublisher, MediaPublisherConfig, MediaSource, TestServer,
     ViewerConfig, wait_for,
 };
-use directo_testkit::scratch::scratch_dir;
 use reqwest::StatusCode;
 use signaling_proto::{ErrorBody, ErrorCode, RestreamInfo, RestreamStatus};
 use std::path::{Path, PathBuf};
@@ -37,7 +39,15 @@ struct RtmpReceiver {
 impl RtmpReceiver {
     fn start(port: u16, out: &Path) -> anyhow::Result<Self> {
         let child = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-listen", "1", "-i"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-listen",
+                "1",
+                "-i",
+            ])
             .arg(format!("rtmp://127.0.0.1:{port}/live/ignored"))
             .args(["-c", "copy", "-f", "flv"])
             .arg(out)
@@ -74,7 +84,9 @@ impl Drop for RtmpReceiver {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn restreams_url(server: &TestServer, stream: &str) -> reqwest::Url {
@@ -104,21 +116,36 @@ async fn list(server: &TestServer, stream: &str) -> anyhow::Result<Vec<RestreamI
         .bearer_auth(server.publish_key())
         .send()
         .await?;
-    ensure!(response.status() == StatusCode::OK, "GET restreams: {}", response.status());
+    ensure!(
+        response.status() == StatusCode::OK,
+        "GET restreams: {}",
+        response.status()
+    );
     Ok(response.json().await?)
 }
 
 /// Adds `rtmp://127.0.0.1:{port}/live` with `key`; returns its id.
-async fn add_local(server: &TestServer, stream: &str, port: u16, key: &str) -> anyhow::Result<String> {
+async fn add_local(
+    server: &TestServer,
+    stream: &str,
+    port: u16,
+    key: &str,
+) -> anyhow::Result<String> {
     let (status, body) = add(
         server,
         stream,
         serde_json::json!({"url": format!("rtmp://127.0.0.1:{port}/live"), "key": key, "name": format!("local {port}")}),
     )
     .await?;
-    ensure!(status == StatusCode::CREATED, "POST restreams: {status} {body}");
+    ensure!(
+        status == StatusCode::CREATED,
+        "POST restreams: {status} {body}"
+    );
     let info: RestreamInfo = serde_json::from_value(body)?;
-    ensure!(!info.key.contains(key), "the API returned the key: {info:?}");
+    ensure!(
+        !info.key.contains(key),
+        "the API returned the key: {info:?}"
+    );
     Ok(info.id)
 }
 
@@ -129,12 +156,16 @@ async fn wait_status(
     id: &str,
     status: RestreamStatus,
 ) -> anyhow::Result<RestreamInfo> {
-    let found = wait_for(&format!("restream {id} {status:?}"), STATUS_TIMEOUT, || async move {
-        let all = list(server, stream)
-            .await
-            .map_err(|e| directo_tests::ClientError::Server(e.to_string()))?;
-        Ok(all.into_iter().find(|d| d.id == id && d.status == status))
-    })
+    let found = wait_for(
+        &format!("restream {id} {status:?}"),
+        STATUS_TIMEOUT,
+        || async move {
+            let all = list(server, stream)
+                .await
+                .map_err(|e| directo_tests::ClientError::Server(e.to_string()))?;
+            Ok(all.into_iter().find(|d| d.id == id && d.status == status))
+        },
+    )
     .await;
     match found {
         Ok(info) => Ok(info),
@@ -155,16 +186,28 @@ fn check_flv(file: &Path) -> anyhow::Result<(usize, f64, f64)> {
         .collect();
     codecs.sort();
     ensure!(
-        codecs == [("audio".to_owned(), "aac".to_owned()), ("video".to_owned(), "h264".to_owned())],
+        codecs
+            == [
+                ("audio".to_owned(), "aac".to_owned()),
+                ("video".to_owned(), "h264".to_owned())
+            ],
         "{} holds {codecs:?}",
         file.display()
     );
     let frames = decoded_video_frames(file)? as usize;
     let errors = decode_errors(file)?;
-    ensure!(errors.trim().is_empty(), "decoding {} failed: {errors}", file.display());
+    ensure!(
+        errors.trim().is_empty(),
+        "decoding {} failed: {errors}",
+        file.display()
+    );
     let packets = probe_packets(file)?;
     let span = |video: bool| -> (f64, f64) {
-        let times: Vec<f64> = packets.iter().filter(|p| p.video == video).filter_map(|p| p.pts).collect();
+        let times: Vec<f64> = packets
+            .iter()
+            .filter(|p| p.video == video)
+            .filter_map(|p| p.pts)
+            .collect();
         let first = times.iter().copied().fold(f64::INFINITY, f64::min);
         let last = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         (first, last)
@@ -175,7 +218,9 @@ fn check_flv(file: &Path) -> anyhow::Result<(usize, f64, f64)> {
         frames,
         (video_last - video_first).max(0.0),
         // How far apart the two tracks start and end: both cover the same time.
-        (video_first - audio_first).abs().max((video_last - audio_last).abs()),
+        (video_first - audio_first)
+            .abs()
+            .max((video_last - audio_last).abs()),
     ))
 }
 
@@ -229,10 +274,16 @@ async fn restreams_as_h264_and_aac(video: SourceVideo, stream: &str) -> anyhow::
         video_s >= sent_s / 2.0,
         "{video_s:.2} s of video received of {sent_s:.2} s sent"
     );
-    ensure!(apart_s < 1.0, "audio and video cover different times ({apart_s:.3} s apart)");
+    ensure!(
+        apart_s < 1.0,
+        "audio and video cover different times ({apart_s:.3} s apart)"
+    );
     // The stream ended: the destination waits for the next go-live.
     wait_status(&server, stream, &id, RestreamStatus::Waiting).await?;
-    ensure!(!server.log().contains(KEY), "the stream key is in the server's log");
+    ensure!(
+        !server.log().contains(KEY),
+        "the stream key is in the server's log"
+    );
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }
@@ -248,7 +299,8 @@ async fn h264_is_passed_through_and_opus_becomes_aac() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_destinations_and_one_that_comes_back_while_viewers_lose_nothing() -> anyhow::Result<()> {
+async fn two_destinations_and_one_that_comes_back_while_viewers_lose_nothing() -> anyhow::Result<()>
+{
     const STREAM: &str = "restream-two";
     let dir = scratch_dir("restream")?;
     let (port_a, port_b) = (free_port()?, free_port()?);
@@ -268,14 +320,21 @@ async fn two_destinations_and_one_that_comes_back_while_viewers_lose_nothing() -
     // A's receiver dies: A retries and says why; B goes on.
     drop(receiver_a);
     let retrying = wait_status(&server, STREAM, &id_a, RestreamStatus::Retrying).await?;
-    ensure!(retrying.error.is_some(), "retrying without a reason: {retrying:?}");
+    ensure!(
+        retrying.error.is_some(),
+        "retrying without a reason: {retrying:?}"
+    );
     println!("A after its receiver died: {retrying:?}");
     let receiver_a = RtmpReceiver::start(port_a, &dir.join("a2.flv"))?;
     let back = wait_status(&server, STREAM, &id_a, RestreamStatus::Live).await?;
     println!("A back: {back:?}");
-    let b = list(&server, STREAM).await?.into_iter().find(|d| d.id == id_b);
+    let b = list(&server, STREAM)
+        .await?
+        .into_iter()
+        .find(|d| d.id == id_b);
     ensure!(
-        b.as_ref().is_some_and(|b| b.status == RestreamStatus::Live && b.attempts == 1),
+        b.as_ref()
+            .is_some_and(|b| b.status == RestreamStatus::Live && b.attempts == 1),
         "B was disturbed: {b:?}"
     );
 
@@ -284,12 +343,23 @@ async fn two_destinations_and_one_that_comes_back_while_viewers_lose_nothing() -
     // busy loopback drops (the same budget as every other test).
     let video = viewer.report().video.sequence();
     println!("the WebRTC viewer's video: {video:?}");
-    ensure!(video.within_loss_budget(), "the WebRTC viewer lost packets: {video:?}");
-    ensure!(viewer.packets(MediaKind::Audio) > 0, "the viewer got no audio");
+    ensure!(
+        video.within_loss_budget(),
+        "the WebRTC viewer lost packets: {video:?}"
+    );
+    ensure!(
+        viewer.packets(MediaKind::Audio) > 0,
+        "the viewer got no audio"
+    );
     let (frames_a, seconds_a, _) = check_flv(&receiver_a.finish(STATUS_TIMEOUT).await)?;
     let (frames_b, seconds_b, _) = check_flv(&receiver_b.finish(STATUS_TIMEOUT).await)?;
-    println!("after the restart A got {frames_a} frames ({seconds_a:.1} s); B {frames_b} ({seconds_b:.1} s)");
-    ensure!(frames_a > 0 && frames_b > frames_a, "A {frames_a} frames, B {frames_b}");
+    println!(
+        "after the restart A got {frames_a} frames ({seconds_a:.1} s); B {frames_b} ({seconds_b:.1} s)"
+    );
+    ensure!(
+        frames_a > 0 && frames_b > frames_a,
+        "A {frames_a} frames, B {frames_b}"
+    );
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }
@@ -316,16 +386,31 @@ async fn a_destination_where_nothing_listens_retries_with_a_reason_and_input_is_
         );
     }
     let (status, _) = add(&server, STREAM, serde_json::json!({"url": 5})).await?;
-    ensure!(status == StatusCode::BAD_REQUEST, "a malformed body: {status}");
-    let anonymous = server.http().get(restreams_url(&server, STREAM)).send().await?;
-    ensure!(anonymous.status() == StatusCode::UNAUTHORIZED, "no credential: {}", anonymous.status());
+    ensure!(
+        status == StatusCode::BAD_REQUEST,
+        "a malformed body: {status}"
+    );
+    let anonymous = server
+        .http()
+        .get(restreams_url(&server, STREAM))
+        .send()
+        .await?;
+    ensure!(
+        anonymous.status() == StatusCode::UNAUTHORIZED,
+        "no credential: {}",
+        anonymous.status()
+    );
     let unknown = server
         .http()
         .delete(server.url(&format!("/api/streams/{STREAM}/restreams/nope")))
         .bearer_auth(server.publish_key())
         .send()
         .await?;
-    ensure!(unknown.status() == StatusCode::NOT_FOUND, "DELETE unknown: {}", unknown.status());
+    ensure!(
+        unknown.status() == StatusCode::NOT_FOUND,
+        "DELETE unknown: {}",
+        unknown.status()
+    );
 
     // Nothing listens on the port.
     let port = free_port()?;
@@ -346,9 +431,19 @@ async fn a_destination_where_nothing_listens_retries_with_a_reason_and_input_is_
         .bearer_auth(server.publish_key())
         .send()
         .await?;
-    ensure!(deleted.status() == StatusCode::NO_CONTENT, "DELETE: {}", deleted.status());
-    ensure!(list(&server, STREAM).await?.is_empty(), "still listed after DELETE");
+    ensure!(
+        deleted.status() == StatusCode::NO_CONTENT,
+        "DELETE: {}",
+        deleted.status()
+    );
+    ensure!(
+        list(&server, STREAM).await?.is_empty(),
+        "still listed after DELETE"
+    );
     publisher.close().await?;
-    ensure!(!server.log().contains(KEY), "the stream key is in the server's log");
+    ensure!(
+        !server.log().contains(KEY),
+        "the stream key is in the server's log"
+    );
     Ok(())
 }

@@ -34,9 +34,14 @@ fn streams_live(video: Codec, codec_name: &str) {
     let sent = packetize(tracks, &frames, &Send::default());
     let pipe = Pipe::default();
     let origin = Instant::now();
-    let mut recorder =
-        Recorder::start_live(Box::new(pipe.clone()), "studio", tracks, origin, SystemTime::now())
-            .expect("starts");
+    let mut recorder = Recorder::start_live(
+        Box::new(pipe.clone()),
+        "studio",
+        tracks,
+        origin,
+        SystemTime::now(),
+    )
+    .expect("starts");
     let mut last = origin;
     let mut written_at_2s = None;
     for (offset, input) in sent.inputs {
@@ -50,9 +55,9 @@ fn streams_live(video: Codec, codec_name: &str) {
                 ntp,
                 rtp,
             } => recorder.sender_report(kind, ssrc, ntp, rtp, now),
-            ReplayInput::PublisherChanged(tracks) => {
-                recorder.publisher_changed(tracks, now).expect("same codecs")
-            }
+            ReplayInput::PublisherChanged(tracks) => recorder
+                .publisher_changed(tracks, now)
+                .expect("same codecs"),
         }
         // Frames leave while the stream goes on, not when a cluster closes.
         if offset.as_millis() >= 2_000 && written_at_2s.is_none() {

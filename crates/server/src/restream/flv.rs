@@ -14,7 +14,7 @@ pub(crate) const HEADER_LEN: usize = 9 + 4;
 /// A tag header.
 const TAG_HEADER_LEN: usize = 11;
 /// The largest tag accepted (a broken stream is refused rather than buffered forever).
-const MAX_TAG_DATA: usize = 16 * 1024 * 1024;
+const MAX_TAG_DATA: usize = 8 * 1024 * 1024;
 
 const AUDIO: u8 = 8;
 const VIDEO: u8 = 9;
