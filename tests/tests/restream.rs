@@ -447,3 +447,40 @@ async fn a_destination_where_nothing_listens_retries_with_a_reason_and_input_is_
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_who_comes_back_within_the_grace_keeps_the_restream() -> anyhow::Result<()> {
+    const STREAM: &str = "restream-back";
+    /// Past the 3 s after which a silent publisher may be replaced, well within the 10 s
+    /// grace the recording and the restream wait.
+    const AWAY: Duration = Duration::from_secs(4);
+    let dir = scratch_dir("restream")?;
+    let port = free_port()?;
+    let receiver = RtmpReceiver::start(port, &dir.join("back.flv"))?;
+    let server = TestServer::start().await?;
+    let id = add_local(&server, STREAM, port, "key-back-0042").await?;
+    let source = MediaSource::make(SourceVideo::Vp8, 8, GOP)?;
+
+    // The first connection is lost (not stopped), the publisher comes back.
+    let mut first = publish(&server, STREAM, &source).await?;
+    wait_status(&server, STREAM, &id, RestreamStatus::Live).await?;
+    first.wait_done(SEND_TIMEOUT).await?;
+    first.close().await?;
+    tokio::time::sleep(AWAY).await;
+    let second = publish(&server, STREAM, &source).await?;
+    second.wait_sent_until(2_000, SEND_TIMEOUT).await?;
+    let during = list(&server, STREAM).await?;
+    ensure!(
+        during
+            .iter()
+            .any(|d| d.id == id && d.status == RestreamStatus::Live && d.attempts == 1),
+        "the restream did not keep going across the reconnect: {during:?}"
+    );
+    second.finish(server.http(), SEND_TIMEOUT).await?;
+    let (frames, seconds, _) = check_flv(&receiver.finish(STATUS_TIMEOUT).await)?;
+    println!("across the reconnect: {frames} frames over {seconds:.1} s in one RTMP session");
+    // Pictures of both publishers, in one connection.
+    ensure!(seconds > 10.0, "only {seconds:.1} s of video");
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
