@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of Directo, installing what they need on Debian if it is missing:
-# Chromium and Firefox ESR (browser tests), ffmpeg (recordings), Node.js/npm (the SDK and
+# Chromium and Firefox ESR (browser tests), ffmpeg (recordings, restreaming and its RTMP test
+# receivers; `nice` from coreutils runs it at a lower priority), Node.js/npm (the SDK and
 # browser tests), iproute2 (`ip`, `tc`: the simulcast tests narrow viewers' loopback links and
 # the Firefox tests run in a network namespace of their own, both of which need root),
 # coturn (the TURN relay tests), redis-server and openssl (the cluster tests start their own
@@ -11,6 +12,7 @@ cd "$(dirname "$0")"
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v nice >/dev/null 2>&1 || missing+=(coreutils)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)

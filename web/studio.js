@@ -1,11 +1,13 @@
 // The presenter's studio: pick camera and microphone, preview, go live over WHIP with the
-// SDK, watch health and audience, talk with viewers in the chat, copy the embed snippet.
+// SDK, watch health and audience, talk with viewers in the chat, also stream to RTMP(S)
+// destinations (restream.js), copy the embed snippet.
 //
 // For tests: `window.directoState` is 'idle' | 'connecting' | 'live' | 'reconnecting' |
 // 'error', and `window.directoSession` the SDK's Publisher while there is one.
 
 import { publish } from '/sdk/directo.js';
 import { mountChat } from '/chatview.js';
+import { mountRestream } from '/restream.js';
 import {
   copyText,
   formatBitrate,
@@ -205,6 +207,8 @@ $('chat').querySelector('.chat-form').addEventListener('submit', (event) => {
 cameraSelect.addEventListener('change', () => switchDevice('video'));
 micSelect.addEventListener('change', () => switchDevice('audio'));
 window.addEventListener('pagehide', () => publisher?.close());
+
+if (stream) mountRestream({ stream, credential: () => keyInput.value.trim() });
 
 if (!stream) {
   show('error', 'Error: no stream name; open this page as /studio/NAME');

@@ -41,6 +41,13 @@ pub enum ErrorCode {
     /// The node cannot reach the cluster's coordination store (Redis) and the request needs
     /// it; retry after the `Retry-After` seconds.
     ClusterUnavailable,
+    /// A restream destination is not valid (URL scheme other than rtmp/rtmps, no host, a
+    /// key or name too long or with spaces or control characters).
+    InvalidRestream,
+    /// The stream has as many restream destinations as it may have.
+    TooManyRestreams,
+    /// No such restream destination.
+    RestreamNotFound,
     /// Something failed inside the server; the request may be retried.
     Internal,
 }
@@ -53,14 +60,17 @@ impl ErrorCode {
             | ErrorCode::InvalidSdp
             | ErrorCode::UnsupportedCodec
             | ErrorCode::InvalidStreamName
-            | ErrorCode::InvalidName => 400,
+            | ErrorCode::InvalidName
+            | ErrorCode::InvalidRestream => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::RateLimited => 429,
-            ErrorCode::SessionNotFound | ErrorCode::StreamNotFound => 404,
+            ErrorCode::SessionNotFound
+            | ErrorCode::StreamNotFound
+            | ErrorCode::RestreamNotFound => 404,
             ErrorCode::SessionClosed => 410,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::StreamBusy => 409,
+            ErrorCode::StreamBusy | ErrorCode::TooManyRestreams => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Unavailable | ErrorCode::ClusterUnavailable => 503,

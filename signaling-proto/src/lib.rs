@@ -4,7 +4,8 @@
 //! - `GET /ws` carries one [`ClientMessage`] or [`ServerMessage`] per WebSocket text frame.
 //! - `GET /api/streams` answers with [`StreamInfo`] values ([`ClusterStreamInfo`] on a node of
 //!   a cluster), `GET /api/recordings` with [`RecordingEntry`] values; the admin API with
-//!   [`StreamSessions`], [`AudienceStats`] and [`MintedToken`].
+//!   [`StreamSessions`], [`AudienceStats`] and [`MintedToken`]; the restream API with
+//!   [`RestreamRequest`] and [`RestreamInfo`].
 //! - Nodes of a cluster tell clients to move with a [`NodeNotice`], and each other what to do
 //!   with [`AdminRequest`] / [`AdminReply`] over their signed pub/sub.
 //! - A `chat` data channel carries one [`ChatClientMessage`] or [`ChatServerMessage`] per
@@ -19,6 +20,7 @@ mod chat;
 mod cluster;
 mod error;
 mod recording;
+mod restream;
 mod stream;
 
 pub use admin::{AudienceStats, MintedToken, SessionInfo, StreamSessions};
@@ -31,6 +33,7 @@ pub use cluster::{
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use recording::RecordingEntry;
+pub use restream::{RestreamInfo, RestreamRequest, RestreamStatus};
 pub use stream::{StreamInfo, TrackInfo, is_valid_stream_name};
 
 /// The role a peer plays in a stream.

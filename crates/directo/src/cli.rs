@@ -113,6 +113,18 @@ pub struct ServeArgs {
     /// Do not record streams (the admin API can still switch recording on per stream).
     #[arg(long, env = "DIRECTO_NO_RECORD")]
     pub no_record: bool,
+    /// H264 bitrate (kbit/s) when a restreamed stream's VP8/VP9 video is encoded for RTMP.
+    #[arg(long, env = "DIRECTO_RESTREAM_VIDEO_KBPS", default_value_t = 2500)]
+    pub restream_video_kbps: u32,
+    /// AAC bitrate (kbit/s) of restreamed audio.
+    #[arg(long, env = "DIRECTO_RESTREAM_AUDIO_KBPS", default_value_t = 128)]
+    pub restream_audio_kbps: u32,
+    /// Restream destinations one stream may have.
+    #[arg(long, env = "DIRECTO_RESTREAM_MAX", default_value_t = 8)]
+    pub restream_max: usize,
+    /// The ffmpeg program restreaming runs.
+    #[arg(long, env = "DIRECTO_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: String,
     /// Check that no SRTP (SSRC, index) pair is ever protected twice toward a viewer, counting
     /// any in `directo_srtp_index_reuse_total` (for tests: a hash insert per forwarded packet).
     #[arg(long, env = "DIRECTO_SRTP_AUDIT", hide = true)]

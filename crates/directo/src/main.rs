@@ -144,11 +144,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(_) => Arc::new(OriginPolicy::new(settings.clone(), directory.clone())),
         None => Arc::new(settings.clone()),
     };
+    // Restreaming to RTMP(S): the destinations are kept beside the stream settings; the
+    // engine asks the service which live streams to tap.
+    let restreams = directo_server::Restreams::new(
+        directo_server::RestreamConfig {
+            ffmpeg: args.ffmpeg.clone(),
+            video_kbps: args.restream_video_kbps,
+            audio_kbps: args.restream_audio_kbps,
+            max_per_stream: args.restream_max,
+        },
+        Some(args.data_dir.join("restreams.json")),
+    );
     let media = MediaConfig {
         bind: SocketAddr::new(args.media_bind, args.media_port),
         public_ips: args.public_ip.clone(),
         recordings: Some(args.data_dir.join("recordings")),
         recording_policy,
+        restream: Some(Arc::new(restreams.clone())),
         srtp_audit: args.srtp_audit,
         idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
         limits: Limits {
@@ -221,6 +233,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (args.max_requests_per_minute / 6).max(10),
         ),
         cluster: cluster.clone(),
+        restreams: Some(restreams.clone()),
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
@@ -263,6 +276,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     sampler.abort();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         engine.shutdown().await;
+        // Every restream ffmpeg is killed with its task.
+        restreams.shutdown();
         let _ = stop_tx.send(());
         let _ = server.await;
     })

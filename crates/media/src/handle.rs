@@ -45,6 +45,8 @@ pub struct MediaConfig {
     /// Whether a stream is recorded (asked when it goes live and when the engine is told the
     /// policy changed).
     pub recording_policy: Arc<dyn RecordingPolicy>,
+    /// Whether and where live streams are restreamed (`None`: never).
+    pub restream: Option<Arc<dyn crate::restream::RestreamPort>>,
     /// Capacity limits.
     pub limits: Limits,
     /// Threads a stream's fan-out is sharded over, the engine thread included; 0 means one
@@ -100,6 +102,7 @@ impl Default for MediaConfig {
             idle_timeout: Duration::from_secs(15),
             recordings: None,
             recording_policy: Arc::new(true),
+            restream: None,
             limits: Limits::default(),
             fanout_threads: 0,
             srtp_audit: false,

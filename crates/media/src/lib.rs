@@ -18,6 +18,7 @@ mod offer;
 mod peer;
 mod recording;
 pub mod relay;
+mod restream;
 mod rtcp_tap;
 mod setup;
 mod socket;
@@ -37,4 +38,5 @@ pub use handle::{
     EngineEvent, EngineHandle, Limits, MediaConfig, Quality, RecordingPolicy, SessionAnswer,
     SessionEvent, SessionInfo,
 };
+pub use restream::{PASSTHROUGH_KEYFRAME_INTERVAL, RecordingTracks, RestreamPort};
 pub use setup::{relay_codecs, relay_extensions};

@@ -24,7 +24,7 @@ pub(crate) struct StreamRecording {
     reported_drops: u64,
 }
 
-fn tracks_of(published: &[PublishedTrack]) -> RecordingTracks {
+pub(crate) fn tracks_of(published: &[PublishedTrack]) -> RecordingTracks {
     RecordingTracks {
         audio: published
             .iter()

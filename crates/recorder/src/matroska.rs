@@ -36,6 +36,18 @@ const FRONT_RESERVE: usize = 128;
 /// Bytes of a Void header whose size field is 8 bytes long (the smallest Void we write).
 const VOID_HEADER: usize = 9;
 
+/// Element ID of Cluster.
+const CLUSTER_ID: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+
+/// The start of a live cluster: its ID, an unknown size (it ends where the next top-level
+/// element begins) and its Timestamp; its blocks follow one by one.
+pub(crate) fn live_cluster_start(ms: u64) -> Result<Vec<u8>> {
+    let mut out = CLUSTER_ID.to_vec();
+    out.extend_from_slice(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+    out.extend_from_slice(&encode(&Timestamp(ms))?);
+    Ok(out)
+}
+
 /// Where the parts of a recording sit in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentLayout {
@@ -83,7 +95,7 @@ fn io_err<'a>(
 
 /// Writes the EBML header, the Segment start, Info, the reserved Void and Tracks.
 pub(crate) fn write_header(
-    file: &mut File,
+    file: &mut impl Write,
     path: &Path,
     doc_type: &str,
     info: &Info,

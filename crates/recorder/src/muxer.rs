@@ -87,10 +87,22 @@ impl TrackEnd {
     }
 }
 
+/// Where a muxer's bytes go.
+pub(crate) enum Sink {
+    /// A recording file: clusters are written whole, moved tracks are rewritten in place,
+    /// finishing adds Cues and Duration.
+    File(File),
+    /// A live stream (a pipe to an encoder): nothing written is ever rewritten. Clusters
+    /// have an unknown size and each block is written the moment it is released, so the
+    /// reader gets frames without waiting for the cluster to end; a track placed for good
+    /// moves from its next frame on (see [`Muxer::shift_track`]).
+    Live(Box<dyn Write + Send>),
+}
+
 /// The recording file and everything needed to append to it and finish it.
 pub(crate) struct Muxer {
     path: PathBuf,
-    file: File,
+    sink: Sink,
     tracks: RecordingTracks,
     info: Info,
     layout: Option<SegmentLayout>,
@@ -129,6 +141,33 @@ impl Muxer {
             .create_new(true)
             .open(&path)
             .map_err(|source| RecorderError::io("cannot create", &path, source))?;
+        Ok(Muxer::with_sink(
+            path,
+            Sink::File(file),
+            stream,
+            tracks,
+            started,
+        ))
+    }
+
+    /// A muxer writing a live stream to `out`; `name` only labels errors.
+    pub(crate) fn live(
+        name: PathBuf,
+        out: Box<dyn Write + Send>,
+        stream: &str,
+        tracks: RecordingTracks,
+        started: SystemTime,
+    ) -> Self {
+        Muxer::with_sink(name, Sink::Live(out), stream, tracks, started)
+    }
+
+    fn with_sink(
+        path: PathBuf,
+        sink: Sink,
+        stream: &str,
+        tracks: RecordingTracks,
+        started: SystemTime,
+    ) -> Self {
         let unix = started.duration_since(UNIX_EPOCH).unwrap_or_default();
         let since_2001 = unix.as_nanos() as i128 - i128::from(MATROSKA_EPOCH_UNIX) * 1_000_000_000;
         let info = Info {
@@ -139,9 +178,9 @@ impl Muxer {
             writing_app: WritingApp(format!("directo {}", env!("CARGO_PKG_VERSION"))),
             ..Default::default()
         };
-        Ok(Muxer {
+        Muxer {
             path,
-            file,
+            sink,
             tracks,
             info,
             layout: None,
@@ -155,7 +194,12 @@ impl Muxer {
             audio_end: TrackEnd::default(),
             movable: Vec::new(),
             movable_blocks: Vec::new(),
-        })
+        }
+    }
+
+    /// Whether this muxer writes a live stream rather than a file.
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self.sink, Sink::Live(_))
     }
 
     /// The file being written.
@@ -221,7 +265,9 @@ impl Muxer {
             // track with one gap, never with timestamps going backwards.
             rewrites.reverse();
         }
-        matroska::rewrite_block_timestamps(&mut self.file, &self.path, rewrites)?;
+        if let Sink::File(file) = &mut self.sink {
+            matroska::rewrite_block_timestamps(file, &self.path, rewrites)?;
+        }
         self.movable_blocks.retain(|b| b.track != track);
         self.movable.retain(|&t| t != track);
         Ok(())
@@ -336,8 +382,18 @@ impl Muxer {
         } else {
             "webm"
         };
-        let layout =
-            matroska::write_header(&mut self.file, &self.path, doc_type, &self.info, &tracks)?;
+        let layout = match &mut self.sink {
+            Sink::File(file) => {
+                matroska::write_header(file, &self.path, doc_type, &self.info, &tracks)?
+            }
+            Sink::Live(out) => {
+                let layout =
+                    matroska::write_header(out, &self.path, doc_type, &self.info, &tracks)?;
+                out.flush()
+                    .map_err(|source| RecorderError::io("cannot write", &self.path, source))?;
+                layout
+            }
+        };
         self.written = layout.tracks_pos + matroska::encode(&tracks)?.len() as u64;
         self.layout = Some(layout);
         Ok(true)
@@ -375,6 +431,12 @@ impl Muxer {
         };
         if starts_cluster {
             self.flush_cluster()?;
+            if let Sink::Live(out) = &mut self.sink {
+                let bytes = matroska::live_cluster_start(ms)?;
+                out.write_all(&bytes)
+                    .map_err(|source| RecorderError::io("cannot write", &self.path, source))?;
+                self.written += bytes.len() as u64;
+            }
             let cue_track = if self.tracks.video.is_some() {
                 VIDEO_TRACK
             } else {
@@ -392,13 +454,25 @@ impl Muxer {
                 blocks: Vec::new(),
             });
         }
-        if let Some(cluster) = &mut self.cluster {
-            cluster.blocks.push(DraftBlock {
-                track,
-                ms,
-                keyframe: frame.keyframe,
-                data: frame.data,
-            });
+        let Some(cluster) = &mut self.cluster else {
+            return Ok(());
+        };
+        let draft = DraftBlock {
+            track,
+            ms,
+            keyframe: frame.keyframe,
+            data: frame.data,
+        };
+        match &mut self.sink {
+            Sink::File(_) => cluster.blocks.push(draft),
+            Sink::Live(out) => {
+                let block = simple_block(&draft, cluster.start_ms);
+                let bytes = matroska::encode(&block)?;
+                out.write_all(&bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(|source| RecorderError::io("cannot write", &self.path, source))?;
+                self.written += bytes.len() as u64;
+            }
         }
         Ok(())
     }
@@ -414,28 +488,18 @@ impl Muxer {
         }
         let blocks = open
             .blocks
-            .into_iter()
-            .map(|draft| {
-                // A block moved before its cluster started is written with a negative
-                // relative timestamp, which Matroska allows.
-                let relative = (draft.ms as i64 - open.start_ms as i64)
-                    .clamp(i64::from(i16::MIN), i64::from(i16::MAX))
-                    as i16;
-                let mut block = BytesMut::with_capacity(4 + draft.data.len());
-                block.put_u8(0x80 | draft.track as u8);
-                block.put_i16(relative);
-                block.put_u8(if draft.keyframe { 0x80 } else { 0 });
-                block.put_slice(&draft.data);
-                ClusterBlock::Simple(SimpleBlock(block.freeze()))
-            })
+            .iter()
+            .map(|draft| ClusterBlock::Simple(simple_block(draft, open.start_ms)))
             .collect();
         let bytes = matroska::encode(&Cluster {
             timestamp: Timestamp(open.start_ms),
             blocks,
             ..Default::default()
         })?;
-        self.file
-            .write_all(&bytes)
+        let Sink::File(file) = &mut self.sink else {
+            return Ok(());
+        };
+        file.write_all(&bytes)
             .map_err(|source| RecorderError::io("cannot write", &self.path, source))?;
         if !self.movable.is_empty() {
             let start = self.written;
@@ -457,6 +521,13 @@ impl Muxer {
     /// Writes every held frame, and ends the file with Cues and Duration. Returns the file
     /// size, or `None` if nothing was ever written (the empty file is removed).
     pub(crate) fn finish(mut self) -> Result<Option<u64>> {
+        if self.is_live() {
+            // A live stream ends where it is: what is held is written, nothing is indexed.
+            if self.layout.is_some() {
+                self.release(true)?;
+            }
+            return Ok(None);
+        }
         if self.layout.is_none() {
             // No picture ever arrived: keep the sound as an audio-only recording.
             self.tracks.video = None;
@@ -466,7 +537,7 @@ impl Muxer {
             }
         }
         let Some(layout) = self.layout else {
-            drop(self.file);
+            drop(self.sink);
             std::fs::remove_file(&self.path)
                 .map_err(|source| RecorderError::io("cannot remove", &self.path, source))?;
             return Ok(None);
@@ -474,8 +545,11 @@ impl Muxer {
         self.release(true)?;
         self.flush_cluster()?;
         let duration = self.video_end.end_ms().max(self.audio_end.end_ms());
+        let Sink::File(file) = &mut self.sink else {
+            return Ok(None);
+        };
         let size = matroska::finish(
-            &mut self.file,
+            file,
             &self.path,
             &layout,
             &self.info,
@@ -485,6 +559,19 @@ impl Muxer {
         )?;
         Ok(Some(size))
     }
+}
+
+/// A draft block as a SimpleBlock of a cluster starting at `cluster_ms`. A block moved
+/// before its cluster started gets a negative relative timestamp, which Matroska allows.
+fn simple_block(draft: &DraftBlock, cluster_ms: u64) -> SimpleBlock {
+    let relative = (draft.ms as i64 - cluster_ms as i64)
+        .clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16;
+    let mut block = BytesMut::with_capacity(4 + draft.data.len());
+    block.put_u8(0x80 | draft.track as u8);
+    block.put_i16(relative);
+    block.put_u8(if draft.keyframe { 0x80 } else { 0 });
+    block.put_slice(&draft.data);
+    SimpleBlock(block.freeze())
 }
 
 /// The Matroska CodecID of a codec.

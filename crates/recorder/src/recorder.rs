@@ -136,6 +136,45 @@ impl Recorder {
         Ok(recorder)
     }
 
+    /// A recorder that writes `stream` as a live Matroska stream to `out` (a pipe to an
+    /// encoder, for restreaming) rather than to a file: the same reassembly and the same
+    /// audio/video sync as a recording, but nothing written is rewritten — a track placed
+    /// for good moves from its next frame on — and clusters are sent block by block. A
+    /// publisher who comes back with other codecs ends it ([`RecorderError::InvalidTracks`]).
+    pub fn start_live(
+        out: Box<dyn std::io::Write + Send>,
+        stream: &str,
+        tracks: RecordingTracks,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<Self> {
+        let tracks = tracks.validate()?;
+        let muxer = Muxer::live(
+            PathBuf::from(format!("live:{stream}")),
+            out,
+            stream,
+            tracks,
+            wall,
+        );
+        let mut recorder = Recorder {
+            dir: PathBuf::new(),
+            stream: stream.to_string(),
+            origin: now,
+            wall_origin: wall,
+            muxer,
+            audio: tracks.audio.map(|codec| TrackPipeline::new(codec, 0)),
+            video: tracks.video.map(|codec| TrackPipeline::new(codec, 0)),
+            run: 0,
+            sync: AvSync::default(),
+            outputs: VecDeque::new(),
+            last_keyframe_request: None,
+            stats: RecorderStats::default(),
+            finished: Vec::new(),
+        };
+        recorder.request_keyframe_if_needed(0);
+        Ok(recorder)
+    }
+
     /// The file currently being written.
     pub fn path(&self) -> &Path {
         self.muxer.path()
@@ -215,6 +254,11 @@ impl Recorder {
         self.sync = AvSync::default();
         for track in [&mut self.audio, &mut self.video].into_iter().flatten() {
             track.reset(self.run);
+        }
+        if tracks != self.muxer.tracks() && self.muxer.is_live() {
+            return Err(RecorderError::InvalidTracks(
+                "the publisher's codecs changed during a live stream".into(),
+            ));
         }
         if tracks != self.muxer.tracks() {
             let wall = self.wall_origin + now.saturating_duration_since(self.origin);

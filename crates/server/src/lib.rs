@@ -15,6 +15,7 @@ mod limits;
 mod names;
 mod priority;
 mod recordings;
+mod restream;
 mod retention;
 mod series;
 mod settings;
@@ -38,6 +39,7 @@ pub use cluster::{ClusterNode, ClusterOptions, Directory, OriginPolicy, StartErr
 pub use error::ApiError;
 pub use limits::{RateLimiter, set_trusted_proxies};
 pub use priority::deprioritize_current_thread;
+pub use restream::{RestreamConfig, Restreams};
 pub use series::ViewerSeries;
 pub use settings::{SettingsStore, StreamSettings};
 pub use token::{Claims, TokenRole, Tokens, load_or_create_secret, parse_ttl};
@@ -63,6 +65,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// This node's part in a cluster (`None`: a single node).
     pub cluster: Option<ClusterNode>,
+    /// The restream service (`None`: no restream API).
+    pub restreams: Option<Restreams>,
 }
 
 /// Every route, with CORS for pages on other origins and JSON errors.
@@ -79,6 +83,7 @@ pub fn routes(
         series,
         cors_origins,
         cluster,
+        restreams,
         ..
     } = config;
     let cors = if cors_origins.is_empty() {
@@ -148,7 +153,14 @@ pub fn routes(
         .unify()
         .or(metrics.boxed())
         .unify()
-        .or(recordings::routes(recordings, access, engine).boxed())
+        .or(recordings::routes(recordings, access.clone(), engine).boxed())
+        .unify()
+        .or(match restreams {
+            Some(restreams) => restream::routes(restreams, access).boxed(),
+            None => warp::any()
+                .and_then(|| async { Err::<warp::reply::Response, _>(warp::reject::not_found()) })
+                .boxed(),
+        })
         .unify()
         .or(web::routes().boxed())
         .unify()

@@ -47,6 +47,9 @@ pub(crate) fn on_rtcp(
                 if let Some(recording) = &entry.recording {
                     recording.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time, now);
                 }
+                if let Some(tap) = &entry.restream {
+                    tap.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time, now);
+                }
             }
         } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
             if role == PeerRole::Viewer {

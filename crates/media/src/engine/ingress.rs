@@ -108,6 +108,9 @@ impl Engine {
                     if let Some(recording) = &entry.recording {
                         recording.push(&packet, now);
                     }
+                    if let Some(tap) = &entry.restream {
+                        tap.push(&packet, now);
+                    }
                     entry.sfu.on_rtp(id, packet, now);
                 }
                 RTCMessage::RtcpPacket(_, packets) => {

@@ -168,6 +168,7 @@ impl Engine {
         let streams = Streams::new(RecordingSetup {
             dir: config.recordings.clone(),
             policy: config.recording_policy.clone(),
+            restream: config.restream.clone(),
         });
         let engine = Engine {
             config,

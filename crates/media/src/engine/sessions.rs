@@ -305,6 +305,9 @@ impl Engine {
                     if let Some(recording) = &mut entry.recording {
                         recording.idle_since = Some(now);
                     }
+                    if let Some(tap) = &mut entry.restream {
+                        tap.idle_since = Some(now);
+                    }
                     if entry.live_announced {
                         entry.live_announced = false;
                         let _ = self.events.send(EngineEvent::Offline {

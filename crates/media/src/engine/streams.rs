@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::handle::RecordingPolicy;
 use crate::peer::PeerId;
 use crate::recording::StreamRecording;
+use crate::restream::{self, RestreamPort, RestreamTap};
 
 /// How long a recording waits for its publisher to come back before the file is finished.
 const RECORDING_IDLE_GRACE: Duration = Duration::from_secs(10);
@@ -29,6 +30,8 @@ pub(crate) struct StreamEntry {
     pub(crate) relay_pulls: usize,
     pub(crate) live_announced: bool,
     pub(crate) recording: Option<StreamRecording>,
+    /// The live Matroska tap feeding the server's restream encoder (`restream.rs`).
+    pub(crate) restream: Option<RestreamTap>,
 }
 
 impl StreamEntry {
@@ -40,11 +43,15 @@ impl StreamEntry {
             relay_pulls: 0,
             live_announced: false,
             recording: None,
+            restream: None,
         }
     }
 
     fn is_idle(&self) -> bool {
-        self.publisher.is_none() && self.viewers.is_empty() && self.recording.is_none()
+        self.publisher.is_none()
+            && self.viewers.is_empty()
+            && self.recording.is_none()
+            && self.restream.is_none()
     }
 
     /// What the API and pages show of this stream.
@@ -97,6 +104,8 @@ pub(crate) struct RecordingSetup {
     pub(crate) dir: Option<PathBuf>,
     /// Whether a stream is recorded.
     pub(crate) policy: Arc<dyn RecordingPolicy>,
+    /// Whether and where a live stream is restreamed (`None`: never).
+    pub(crate) restream: Option<Arc<dyn RestreamPort>>,
 }
 
 /// Every stream, and recordings being finished.
@@ -179,6 +188,9 @@ impl Streams {
             return;
         };
         let recorded = recorded_tracks(tracks, entry.sfu.top_video_ssrc(now));
+        if let Some(tap) = &mut entry.restream {
+            tap.publisher_changed(&recorded, now);
+        }
         match (&mut entry.recording, &self.recording.dir) {
             (Some(recording), _) => recording.publisher_changed(&recorded, now),
             (None, Some(dir)) if records => {
@@ -225,8 +237,12 @@ impl Streams {
 
     /// Finish `name`'s recording now (its publisher ended the stream on purpose).
     pub(crate) fn finish_recording(&mut self, name: &str) {
-        if let Some(recording) = self.entries.get_mut(name).and_then(|e| e.recording.take()) {
-            self.finishing.push(recording.finish());
+        if let Some(entry) = self.entries.get_mut(name) {
+            // The restream ends with the stream.
+            entry.restream = None;
+            if let Some(recording) = entry.recording.take() {
+                self.finishing.push(recording.finish());
+            }
         }
         self.remove_if_idle(name);
     }
@@ -236,7 +252,24 @@ impl Streams {
     /// packets the recorders dropped since the last call.
     pub(crate) fn sweep(&mut self, now: Instant) -> u64 {
         let mut dropped = 0;
-        for entry in self.entries.values_mut() {
+        for (name, entry) in self.entries.iter_mut() {
+            if let Some(port) = &self.recording.restream {
+                let live = entry
+                    .publisher
+                    .is_some()
+                    .then(|| recorded_tracks(entry.sfu.tracks(), entry.sfu.top_video_ssrc(now)));
+                match restream::upkeep(
+                    &mut entry.restream,
+                    port.as_ref(),
+                    name,
+                    live.as_deref(),
+                    now,
+                ) {
+                    Some(Some(ssrc)) => entry.sfu.request_keyframe_on(ssrc, now),
+                    Some(None) => entry.sfu.request_keyframe(now),
+                    None => {}
+                }
+            }
             let Some(recording) = entry.recording.as_mut() else {
                 continue;
             };
@@ -263,6 +296,7 @@ impl Streams {
     /// Finish every recording and wait for the files to be complete (shutdown).
     pub(crate) fn finish_all(&mut self) {
         for entry in self.entries.values_mut() {
+            entry.restream = None;
             if let Some(recording) = entry.recording.take() {
                 self.finishing.push(recording.finish());
             }
