@@ -4,8 +4,8 @@
 //! without reconnecting.
 
 use directo_tests::{
-    CONNECT_TIMEOUT, Cluster, MediaKind, PublisherConfig, Result, TestServer, Viewer, ViewerConfig,
-    wait_for,
+    CONNECT_TIMEOUT, Cluster, MediaKind, Publisher, PublisherConfig, Result, TestServer, Viewer,
+    ViewerConfig, wait_for,
 };
 use std::time::Duration;
 
@@ -44,6 +44,20 @@ async fn keeps_decoding(viewer: &Viewer, more: u64) -> Result<()> {
         )
     })
     .await
+}
+
+/// A publisher of `stream` on `origin` and a viewer on `edge` that receives its media.
+async fn watching(
+    origin: &TestServer,
+    edge: &TestServer,
+    stream: &str,
+) -> Result<(Publisher, Viewer)> {
+    let publisher = origin.publish(stream, PublisherConfig::default()).await?;
+    publisher.wait_connected(CONNECT_TIMEOUT).await?;
+    let viewer = edge.view(stream, ViewerConfig::default()).await?;
+    viewer.wait_connected(CONNECT_TIMEOUT).await?;
+    viewer.wait_for_packets(20, 60, MEDIA_TIMEOUT).await?;
+    Ok((publisher, viewer))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,17 +119,7 @@ async fn edge_viewers_stay_when_the_origin_dies_and_the_publisher_returns_elsewh
     let Some(mut cluster) = Cluster::start(&["a", "b", "c"]).await? else {
         return Ok(());
     };
-    let publisher = cluster
-        .node("a")
-        .publish(STREAM, PublisherConfig::default())
-        .await?;
-    publisher.wait_connected(CONNECT_TIMEOUT).await?;
-    let viewer = cluster
-        .node("c")
-        .view(STREAM, ViewerConfig::default())
-        .await?;
-    viewer.wait_connected(CONNECT_TIMEOUT).await?;
-    viewer.wait_for_packets(20, 60, MEDIA_TIMEOUT).await?;
+    let (publisher, viewer) = watching(cluster.node("a"), cluster.node("c"), STREAM).await?;
 
     cluster.node_mut("a").kill();
     drop(publisher);
@@ -149,17 +153,7 @@ async fn an_edges_viewers_watch_again_from_another_node_when_it_dies() -> anyhow
     let Some(mut cluster) = Cluster::start(&["a", "b", "c"]).await? else {
         return Ok(());
     };
-    let publisher = cluster
-        .node("a")
-        .publish(STREAM, PublisherConfig::default())
-        .await?;
-    publisher.wait_connected(CONNECT_TIMEOUT).await?;
-    let viewer = cluster
-        .node("b")
-        .view(STREAM, ViewerConfig::default())
-        .await?;
-    viewer.wait_connected(CONNECT_TIMEOUT).await?;
-    viewer.wait_for_packets(20, 60, MEDIA_TIMEOUT).await?;
+    let (publisher, viewer) = watching(cluster.node("a"), cluster.node("b"), STREAM).await?;
 
     cluster.node_mut("b").kill();
     // The viewer's client (the SDK does this by itself) opens a new session on a node that

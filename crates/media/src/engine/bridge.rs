@@ -41,15 +41,7 @@ pub(crate) fn on_rtcp(
         let any = packet.as_any();
         if let Some(sr) = any.downcast_ref::<SenderReport>() {
             if role == PeerRole::Publisher {
-                entry
-                    .sfu
-                    .on_sender_report(id, sr.ssrc, sr.ntp_time, sr.rtp_time, now);
-                if let Some(recording) = &entry.recording {
-                    recording.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time, now);
-                }
-                if let Some(tap) = &entry.restream {
-                    tap.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time, now);
-                }
+                entry.source_sender_report(id, sr.ssrc, sr.ntp_time, sr.rtp_time, now);
             }
         } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
             if role == PeerRole::Viewer {

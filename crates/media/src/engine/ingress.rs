@@ -7,7 +7,6 @@ use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, R
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::sansio::Protocol;
-use rtc::shared::marshal::MarshalSize;
 use rtc::shared::{TaggedBytesMut, TransportContext};
 use std::time::{Duration, Instant};
 
@@ -101,17 +100,7 @@ impl Engine {
                 }
                 RTCMessage::RtpPacket(_, packet) if role == PeerRole::Publisher => {
                     fed = true;
-                    self.metrics.packets_in.increment(1);
-                    self.metrics
-                        .bytes_in
-                        .increment((packet.header.marshal_size() + packet.payload.len()) as u64);
-                    if let Some(recording) = &entry.recording {
-                        recording.push(&packet, now);
-                    }
-                    if let Some(tap) = &entry.restream {
-                        tap.push(&packet, now);
-                    }
-                    entry.sfu.on_rtp(id, packet, now);
+                    entry.source_rtp(&self.metrics, id, packet, now);
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
                     fed = true;

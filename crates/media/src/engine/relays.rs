@@ -4,7 +4,6 @@
 //! the stream's keyframe requests back to it.
 
 use directo_sfu::PublishedTrack;
-use rtc::shared::marshal::MarshalSize;
 use std::collections::HashMap;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -127,14 +126,7 @@ impl Engine {
                 if entry.publisher != Some(id) || !entry.live_announced {
                     return;
                 }
-                self.metrics.packets_in.increment(1);
-                self.metrics
-                    .bytes_in
-                    .increment((packet.header.marshal_size() + packet.payload.len()) as u64);
-                if let Some(recording) = &entry.recording {
-                    recording.push(&packet, now);
-                }
-                entry.sfu.on_rtp(id, packet, now);
+                entry.source_rtp(&self.metrics, id, packet, now);
                 self.drain_stream(&stream, now);
             }
             RelayIn::SenderReport {
@@ -145,12 +137,7 @@ impl Engine {
                 if let Some(entry) = self.streams.get_mut(&stream)
                     && entry.publisher == Some(id)
                 {
-                    entry
-                        .sfu
-                        .on_sender_report(id, ssrc, ntp_time, rtp_time, now);
-                    if let Some(recording) = &entry.recording {
-                        recording.sender_report(ssrc, ntp_time, rtp_time, now);
-                    }
+                    entry.source_sender_report(id, ssrc, ntp_time, rtp_time, now);
                 }
             }
             RelayIn::Ended => self.end_relay(id, now),

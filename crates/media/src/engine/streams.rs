@@ -14,9 +14,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::handle::RecordingPolicy;
+use crate::metrics::EngineMetrics;
 use crate::peer::PeerId;
 use crate::recording::StreamRecording;
 use crate::restream::{self, RestreamPort, RestreamTap};
+use rtc::shared::marshal::MarshalSize;
 
 /// How long a recording waits for its publisher to come back before the file is finished.
 const RECORDING_IDLE_GRACE: Duration = Duration::from_secs(10);
@@ -52,6 +54,47 @@ impl StreamEntry {
             && self.viewers.is_empty()
             && self.recording.is_none()
             && self.restream.is_none()
+    }
+
+    /// One RTP packet of the stream's source (`id`: its publisher or relay): counted, offered
+    /// to the recording and the restream tap, and fed to the forwarding core.
+    pub(crate) fn source_rtp(
+        &mut self,
+        metrics: &EngineMetrics,
+        id: PeerId,
+        packet: rtc::rtp::packet::Packet,
+        now: Instant,
+    ) {
+        metrics.packets_in.increment(1);
+        metrics
+            .bytes_in
+            .increment((packet.header.marshal_size() + packet.payload.len()) as u64);
+        if let Some(recording) = &self.recording {
+            recording.push(&packet, now);
+        }
+        if let Some(tap) = &self.restream {
+            tap.push(&packet, now);
+        }
+        self.sfu.on_rtp(id, packet, now);
+    }
+
+    /// A sender report of the stream's source: the forwarding core's clock mapping, the
+    /// recording's and the restream tap's.
+    pub(crate) fn source_sender_report(
+        &mut self,
+        id: PeerId,
+        ssrc: u32,
+        ntp_time: u64,
+        rtp_time: u32,
+        now: Instant,
+    ) {
+        self.sfu.on_sender_report(id, ssrc, ntp_time, rtp_time, now);
+        if let Some(recording) = &self.recording {
+            recording.sender_report(ssrc, ntp_time, rtp_time, now);
+        }
+        if let Some(tap) = &self.restream {
+            tap.sender_report(ssrc, ntp_time, rtp_time, now);
+        }
     }
 
     /// What the API and pages show of this stream.

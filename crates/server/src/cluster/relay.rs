@@ -126,20 +126,35 @@ async fn needed_here(engine: &EngineHandle, stream: &str) -> bool {
     })
 }
 
+/// How long no one here has needed a stream.
+#[derive(Default)]
+struct Linger {
+    since: Option<tokio::time::Instant>,
+}
+
+impl Linger {
+    /// Takes whether the stream is needed now; `true` once it has not been for
+    /// [`RELAY_LINGER`].
+    fn over(&mut self, needed: bool) -> bool {
+        if needed {
+            self.since = None;
+            return false;
+        }
+        self.since
+            .get_or_insert_with(tokio::time::Instant::now)
+            .elapsed()
+            >= RELAY_LINGER
+    }
+}
+
 /// One stream's relay: pull, and pull again when the pull breaks, while anyone here needs it.
 async fn supervise(node: ClusterNode, stream: String, mut stop: watch::Receiver<bool>) {
     let engine = node.engine().clone();
     let cluster = node.cluster();
     let mut backoff = REPULL_BACKOFF;
-    let mut unneeded_since: Option<tokio::time::Instant> = None;
+    let mut linger = Linger::default();
     while !*stop.borrow() {
-        if needed_here(&engine, &stream).await {
-            unneeded_since = None;
-        } else if unneeded_since
-            .get_or_insert_with(tokio::time::Instant::now)
-            .elapsed()
-            >= RELAY_LINGER
-        {
+        if linger.over(needed_here(&engine, &stream).await) {
             break;
         }
         let origin = match cluster.origin_of(&stream).await {
@@ -229,18 +244,12 @@ async fn watch_audience(
     mut stop: watch::Receiver<bool>,
     stop_pull: watch::Sender<bool>,
 ) {
-    let mut unneeded_since: Option<tokio::time::Instant> = None;
+    let mut linger = Linger::default();
     loop {
         if *stop.borrow() {
             break;
         }
-        if needed_here(&engine, &stream).await {
-            unneeded_since = None;
-        } else if unneeded_since
-            .get_or_insert_with(tokio::time::Instant::now)
-            .elapsed()
-            >= RELAY_LINGER
-        {
+        if linger.over(needed_here(&engine, &stream).await) {
             break;
         }
         wait(&mut stop, AUDIENCE_CHECK).await;
