@@ -42,14 +42,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 ulimit -n 16384 2>/dev/null || true
 
-wait_tcp() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 export DIRECTO_MAX_SESSIONS_PER_IP=1000000 DIRECTO_MAX_REQUESTS_PER_MINUTE=1000000 \
     DIRECTO_MAX_VIEWERS_PER_STREAM=1000000 DIRECTO_MAX_STREAMS=1000 DIRECTO_NO_RECORD=true
@@ -62,7 +56,7 @@ start_cluster() {
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
         --appendonly no > "$WORK/redis.log" 2>&1 &
     PIDS+=($!); disown $!
-    wait_tcp "$REDIS_PORT"
+    wait_http "$REDIS_PORT"
     for i in 0 1 2 3; do
         local http=$((BASE_PORT + 10 + i)) media=$((BASE_PORT + 20 + i))
         rm -rf "$WORK/data-$i" && mkdir -p "$WORK/data-$i"
@@ -73,7 +67,7 @@ start_cluster() {
             > "$WORK/node-$i.log" 2>&1 &
         PIDS+=($!); disown $!
         [[ $i == 0 ]] && ORIGIN_PID=$!
-        wait_tcp "$http"
+        wait_http "$http"
     done
 }
 

@@ -52,14 +52,8 @@ trap cleanup EXIT INT TERM
 # Many viewers mean many sockets, on both sides.
 ulimit -n 16384 2>/dev/null || true
 
-wait_http() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 # The generator's viewers all come from one address: lift the per-address and per-stream
 # limits, which protect a public server, not a benchmark. Recording is off unless RECORD=1,

@@ -67,14 +67,8 @@ trap cleanup EXIT INT TERM
 
 ulimit -n 16384 2>/dev/null || true
 
-wait_http() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 # All viewers come from one address: lift the per-address limits, which protect a public
 # server, not a soak.
