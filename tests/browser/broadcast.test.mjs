@@ -19,7 +19,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Harness, TIMEOUT_MS, goLive, waitFor, waitForState } from './harness.mjs';
+import { Harness, TIMEOUT_MS, goLive, inboundStats, waitFor, waitForState } from './harness.mjs';
 
 const PUBLISH_KEY = 'browser-test-key';
 const MODERATOR_KEY = 'browser-moderator-key';
@@ -260,19 +260,4 @@ async function assertMediaFlowing(viewer) {
     second.audioPackets > first.audioPackets,
     `audio packets keep arriving: ${first.audioPackets} then ${second.audioPackets}`,
   );
-}
-
-/** The viewer's inbound totals from `getStats()` of the SDK's current peer, or null. */
-function inboundStats(page) {
-  return page.evaluate(async () => {
-    const pc = window.directoSession?.pc;
-    if (!pc) return null;
-    const totals = { framesDecoded: 0, audioPackets: 0 };
-    for (const report of (await pc.getStats()).values()) {
-      if (report.type !== 'inbound-rtp') continue;
-      if (report.kind === 'video') totals.framesDecoded += report.framesDecoded ?? 0;
-      if (report.kind === 'audio') totals.audioPackets += report.packetsReceived ?? 0;
-    }
-    return totals;
-  });
 }

@@ -89,10 +89,11 @@ export class Harness {
 
   /**
    * Starts `directo serve` with `serverArgs` on top of ports, address and data dir, then
-   * Chromium, and Firefox if `firefox`. With `netns`, all of them run inside that namespace,
+   * Chromium (unless `chromium` is false: another harness's browser opens this server's pages),
+   * and Firefox if `firefox`. With `netns`, all of them run inside that namespace,
    * and the server announces the namespace's address for media.
    */
-  async start(serverArgs = [], { netns = null, firefox = false } = {}) {
+  async start(serverArgs = [], { netns = null, firefox = false, chromium = true } = {}) {
     this.#netns = netns;
     await mkdir(ARTIFACTS, { recursive: true });
     const dataDir = await this.#tempDir('directo-data-');
@@ -122,7 +123,7 @@ export class Harness {
     await netns?.forward(httpPort);
     await this.#waitForHealthy();
 
-    this.browser = await launchChromium(await this.#tempDir('directo-chromium-'), netns);
+    if (chromium) this.browser = await launchChromium(await this.#tempDir('directo-chromium-'), netns);
     if (firefox) this.firefox = await launchFirefox(await this.#tempDir('directo-firefox-'), netns);
   }
 
@@ -381,6 +382,21 @@ process.stdin.pipe(socket);
 socket.pipe(process.stdout);
 socket.on('error', () => process.exit(1));`;
 
+/** The viewer's inbound totals from `getStats()` of the SDK's current peer, or null. */
+export function inboundStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.directoSession?.pc;
+    if (!pc) return null;
+    const totals = { framesDecoded: 0, audioPackets: 0 };
+    for (const report of (await pc.getStats()).values()) {
+      if (report.type !== 'inbound-rtp') continue;
+      if (report.kind === 'video') totals.framesDecoded += report.framesDecoded ?? 0;
+      if (report.kind === 'audio') totals.audioPackets += report.packetsReceived ?? 0;
+    }
+    return totals;
+  });
+}
+
 /** Polls `check` until it returns something truthy (returned), failing with `what` after the timeout. */
 export async function waitFor(what, check) {
   const deadline = Date.now() + TIMEOUT_MS;
@@ -423,7 +439,7 @@ export async function waitForState(page, wanted) {
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
-async function freeTcpPort() {
+export async function freeTcpPort() {
   const probe = createServer();
   probe.listen(0, '127.0.0.1');
   await once(probe, 'listening');
