@@ -110,7 +110,7 @@ mod tests {
         // An office of three hundred: a hundred at once, then a little under twenty a second.
         let served = (0..300u64)
             .filter(|&i| {
-                let at = t0 + Duration::from_millis(i.saturating_sub(100) * 1000 / 19);
+                let at = t0 + Duration::from_millis(i.saturating_sub(99) * 1000 / 19);
                 buckets.check(ip, at).is_ok()
             })
             .count();
