@@ -1,8 +1,8 @@
 //! Many people behind one public address (issue 14): with the default flags an office of three
 //! hundred viewers arriving from one address all get in; an address flooding new sessions gets
 //! `429` with `Retry-After` while viewers from other addresses join as usual; an address
-//! guessing keys is refused after `--max-auth-failures-per-minute` failures, and still watches
-//! public streams.
+//! guessing keys (over HTTP or in `/ws` joins: one count per address) is refused after
+//! `--max-auth-failures-per-minute` failures, and still watches public streams.
 //!
 //! Three hundred full webrtc-rs clients are too heavy for a two-core test machine, so the office
 //! is three hundred real WHEP sessions through the real HTTP path (real offers, real answers),
@@ -235,5 +235,53 @@ async fn guessing_keys_is_refused_after_twenty_failures_a_minute() -> anyhow::Re
     let other = http_client_from(IpAddr::from([127, 0, 0, 6]));
     let answer = post(&other, &url, &offer, Some(server.publish_key())).await?;
     assert_eq!(answer.status, 201, "{answer:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_keys_over_ws_counts_against_the_same_address() -> anyhow::Result<()> {
+    use directo_tests::WsClient;
+    use signaling_proto::{ClientMessage, Role, ServerMessage};
+    const REPLY: Duration = Duration::from_secs(10);
+
+    let server = TestServer::start().await?;
+    let mut ws = WsClient::connect(&server.ws_url()).await?;
+    let join = |role: Role, key: Option<String>| ClientMessage::Join {
+        stream: "guessed".to_owned(),
+        role,
+        key,
+        name: None,
+        sdp: None,
+    };
+    let mut codes = Vec::new();
+    for i in 0..21 {
+        ws.send(&join(Role::Publisher, Some(format!("guess-{i}"))))
+            .await?;
+        match ws.recv(REPLY).await? {
+            ServerMessage::Error { code, .. } => codes.push(code),
+            other => anyhow::bail!("guess {i} got {other:?}"),
+        }
+    }
+    assert_eq!(codes[..20], [ErrorCode::Unauthorized; 20]);
+    assert_eq!(codes[20], ErrorCode::RateLimited, "the 21st guess over /ws");
+    // The same address over HTTP, with the right key: refused for the rest of the minute.
+    let offer = directo_tests::Publisher::new(PublisherConfig::default())
+        .await?
+        .create_offer()
+        .await?;
+    let answer = post(
+        server.http(),
+        &server.whip_url("guessed"),
+        &offer,
+        Some(server.publish_key()),
+    )
+    .await?;
+    assert_rate_limited(&answer, "the right key over HTTP after guessing over /ws");
+    // Joining a public stream's chat without a key still works on the same socket.
+    ws.send(&join(Role::Viewer, None)).await?;
+    match ws.recv(REPLY).await? {
+        ServerMessage::Joined { .. } => {}
+        other => anyhow::bail!("a join without a key got {other:?}"),
+    }
     Ok(())
 }
