@@ -189,6 +189,24 @@ async fn a_flood_of_new_sessions_is_refused_for_that_address_only() -> anyhow::R
     }
     eprintln!("{limited} of 400 flood requests refused");
     assert!(limited >= 100, "only {limited} of 400 were refused");
+    // The operator sees them on /metrics.
+    let metrics = server
+        .http()
+        .get(server.url("metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let counted: f64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("directo_rate_limited_total{limit=\"new_sessions\"} ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert_eq!(counted, f64::from(limited), "refusals on /metrics");
 
     // Meanwhile the viewer from another address kept receiving, and newcomers from other
     // addresses (its own, and a fresh one) join as usual.

@@ -13,7 +13,8 @@
 //!   minute is over (see `failures.rs`); it still watches public streams.
 //!
 //! Pages, health checks, metrics scrapes and polls are never counted. Every map is bounded:
-//! idle addresses are forgotten (see `bucket.rs` and `failures.rs`).
+//! idle addresses are forgotten (see `bucket.rs` and `failures.rs`). Refusals are counted in
+//! `directo_rate_limited_total{limit}`.
 
 mod bucket;
 mod failures;
@@ -117,6 +118,11 @@ fn facts() -> impl Filter<Extract = (Facts,), Error = std::convert::Infallible> 
         )
 }
 
+/// Counts a `429` of one of these limits: `new_sessions`, `requests` or `auth_failures`.
+fn refused(limit: &'static str) {
+    metrics::counter!("directo_rate_limited_total", "limit" => limit).increment(1);
+}
+
 /// Every per-address limit of the HTTP side.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
@@ -128,6 +134,10 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Limits with these settings.
     pub fn new(config: LimitConfig) -> Self {
+        metrics::describe_counter!(
+            "directo_rate_limited_total",
+            "requests refused with 429 by a per-address limit, by limit (new_sessions, requests, auth_failures)"
+        );
         let per_minute = config.requests_per_minute.max(1);
         RateLimiter {
             requests: Buckets::new(f64::from(per_minute) / 60.0, (per_minute / 6).max(10)),
@@ -152,19 +162,24 @@ impl RateLimiter {
                       path: warp::path::FullPath| {
                     let limiter = limiter.clone();
                     async move {
-                        let (buckets, what) = match classify(&method, path.as_str()) {
+                        let (buckets, what, limit) = match classify(&method, path.as_str()) {
                             Class::Free => return Ok(()),
-                            Class::Viewing => {
-                                (&limiter.sessions, "too many new sessions from your address")
-                            }
-                            Class::Work => {
-                                (&limiter.requests, "too many requests from your address")
-                            }
+                            Class::Viewing => (
+                                &limiter.sessions,
+                                "too many new sessions from your address",
+                                "new_sessions",
+                            ),
+                            Class::Work => (
+                                &limiter.requests,
+                                "too many requests from your address",
+                                "requests",
+                            ),
                         };
                         let Some(remote) = remote else {
                             return Ok(());
                         };
                         buckets.check(remote, Instant::now()).map_err(|retry| {
+                            refused(limit);
                             warp::reject::custom(
                                 ApiError::new(ErrorCode::RateLimited, what).retry_after(retry),
                             )
@@ -181,6 +196,7 @@ impl RateLimiter {
             return Ok(());
         };
         self.failures.check(ip, Instant::now()).map_err(|retry| {
+            refused("auth_failures");
             ApiError::new(
                 ErrorCode::RateLimited,
                 format!("too many failed credentials from your address; try again in {retry} s"),
