@@ -60,6 +60,7 @@ source benches/lib.sh
 # so the figures are the forwarding path's (Janus records nothing either). Environment
 # variables rather than flags, so an older server binary simply ignores them.
 export DIRECTO_MAX_SESSIONS_PER_IP=1000000 DIRECTO_MAX_REQUESTS_PER_MINUTE=1000000 \
+    DIRECTO_NEW_SESSIONS_PER_SECOND=1000000 DIRECTO_NEW_SESSIONS_BURST=1000000 \
     DIRECTO_MAX_VIEWERS_PER_STREAM=1000000 DIRECTO_MAX_STREAMS=1000
 if [[ "${RECORD:-0}" != 1 ]]; then export DIRECTO_NO_RECORD=true; fi
 

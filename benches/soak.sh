@@ -72,7 +72,8 @@ source benches/lib.sh
 
 # All viewers come from one address: lift the per-address limits, which protect a public
 # server, not a soak.
-export DIRECTO_MAX_SESSIONS_PER_IP=1000000 DIRECTO_MAX_REQUESTS_PER_MINUTE=1000000
+export DIRECTO_MAX_SESSIONS_PER_IP=1000000 DIRECTO_MAX_REQUESTS_PER_MINUTE=1000000 \
+    DIRECTO_NEW_SESSIONS_PER_SECOND=1000000 DIRECTO_NEW_SESSIONS_BURST=1000000
 if [[ "${RECORD:-1}" != 1 ]]; then export DIRECTO_NO_RECORD=true; fi
 
 mkdir -p "$WORK/data"

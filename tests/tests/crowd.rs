@@ -17,6 +17,8 @@ async fn two_hundred_viewers_join_at_once_and_all_get_video() -> anyhow::Result<
             "1000",
             "--max-requests-per-minute",
             "1000000",
+            "--new-sessions-burst",
+            "1000",
         ]
         .map(str::to_owned)
         .to_vec(),

@@ -1,7 +1,8 @@
 //! Capacity limits as a client meets them: over `--max-streams` or `--max-viewers-per-stream`
-//! a new session gets `503` with a `Retry-After`; over `--max-sessions-per-ip` or
+//! a new session gets `503` with a `Retry-After`; over `--max-sessions-per-ip` (publishers) or
 //! `--max-requests-per-minute` the one address gets `429` with a `Retry-After`, while other
-//! addresses, and the viewers already watching, are not hurt.
+//! addresses, and the viewers already watching, are not hurt. (Viewers from one address, and
+//! failed credentials: `one_address.rs`.)
 
 use directo_tests::{
     CONNECT_TIMEOUT, MEDIA_TIMEOUT, MediaKind, Publisher, PublisherConfig, ServerOptions,
@@ -155,25 +156,38 @@ async fn over_max_viewers_per_stream_is_503_until_a_seat_frees() -> anyhow::Resu
 
 #[tokio::test]
 async fn over_max_sessions_per_ip_is_429_for_that_address_only() -> anyhow::Result<()> {
-    let server = server(&["--max-sessions-per-ip", "3"]).await?;
+    let server = server(&["--max-sessions-per-ip", "1"]).await?;
     let here = server.http();
     let _publisher = server.publish("show", PublisherConfig::default()).await?;
-    let _one = server.view("show", ViewerConfig::default()).await?;
-    let _two = server.view("show", ViewerConfig::default()).await?;
 
-    let refused = post(here, &server.whep_url("show"), &viewer_offer().await?, None).await?;
+    let refused = post(
+        here,
+        &server.whip_url("second"),
+        &publisher_offer().await?,
+        Some(server.publish_key()),
+    )
+    .await?;
     assert_refused(
         &refused,
         429,
         ErrorCode::RateLimited,
-        "a fourth session from one address",
+        "a second publisher from one address",
     );
+    // Viewers are not counted per address.
+    let _one = server.view("show", ViewerConfig::default()).await?;
+    let two = server.view("show", ViewerConfig::default()).await?;
+    two.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
 
     // Another address is not counted against this one.
     let there = http_client_from(IpAddr::from([127, 0, 0, 2]));
-    let other =
-        Viewer::connect_whep(&there, &server.whep_url("show"), ViewerConfig::default()).await?;
-    other.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
+    let other = Publisher::connect_whip(
+        &there,
+        &server.whip_url("second"),
+        Some(server.publish_key()),
+        PublisherConfig::default(),
+    )
+    .await?;
+    other.wait_connected(CONNECT_TIMEOUT).await?;
     Ok(())
 }
 
@@ -201,9 +215,9 @@ async fn a_flooding_address_gets_429_and_nobody_else_is_hurt() -> anyhow::Result
     .await?;
     watching.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
 
-    // The flood: a hundred WHEP requests for another stream as fast as they go.
-    let offer = viewer_offer().await?;
-    let url = server.whep_url("stormy");
+    // The flood: a hundred publish attempts for another stream as fast as they go.
+    let offer = publisher_offer().await?;
+    let url = server.whip_url("stormy");
     let flood =
         futures::future::join_all((0..100).map(|_| post(&flood_http, &url, &offer, None))).await;
     let mut limited = 0;

@@ -21,8 +21,8 @@ const MODERATOR_KEY: &str = "security-tokens-moderator-key";
 const STREAM: &str = "guarded";
 const OTHER_STREAM: &str = "elsewhere";
 
-/// A server signing with [`SECRET`], with a moderator key, and no practical request limit
-/// (these tests send a hundred requests from one address).
+/// A server signing with [`SECRET`], with a moderator key, and no practical request or
+/// failed-credential limit (these tests send a hundred bad credentials from one address).
 async fn server() -> anyhow::Result<TestServer> {
     Ok(TestServer::start_with(ServerOptions {
         moderator_key: Some(MODERATOR_KEY.to_owned()),
@@ -30,6 +30,8 @@ async fn server() -> anyhow::Result<TestServer> {
             "--secret".into(),
             SECRET.into(),
             "--max-requests-per-minute".into(),
+            "1000000".into(),
+            "--max-auth-failures-per-minute".into(),
             "1000000".into(),
         ],
         ..ServerOptions::default()

@@ -84,7 +84,16 @@ async fn one_stream(
 async fn two_hundred_ended_streams_leave_nothing_open() -> anyhow::Result<()> {
     let server = TestServer::start_with(ServerOptions {
         // Four requests a stream, from one address: more than a public server allows.
-        extra_args: vec!["--max-requests-per-minute".into(), "1000000".into()],
+        extra_args: [
+            "--max-requests-per-minute",
+            "1000000",
+            "--new-sessions-per-second",
+            "1000000",
+            "--new-sessions-burst",
+            "1000000",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
         ..ServerOptions::default()
     })
     .await?;

@@ -87,13 +87,31 @@ pub struct ServeArgs {
     /// Viewers of one stream; more are refused with 503.
     #[arg(long, env = "DIRECTO_MAX_VIEWERS_PER_STREAM", default_value_t = 5000)]
     pub max_viewers_per_stream: usize,
-    /// Sessions open from one client address; more are refused with 429.
+    /// Publisher sessions open from one client address; more are refused with 429. (Viewers
+    /// are not limited per address: a whole office may watch from one.)
     #[arg(long, env = "DIRECTO_MAX_SESSIONS_PER_IP", default_value_t = 50)]
     pub max_sessions_per_ip: usize,
-    /// Requests that create work (POST/PUT/DELETE/PATCH, `/ws` upgrades) per minute from one
-    /// address; more get 429. Pages, polls and health checks are not counted.
+    /// New viewing sessions (WHEP requests, `/ws` upgrades) per second from one address,
+    /// sustained; more get 429.
+    #[arg(long, env = "DIRECTO_NEW_SESSIONS_PER_SECOND", default_value_t = 20)]
+    pub new_sessions_per_second: u32,
+    /// New viewing sessions from one address at once, before `--new-sessions-per-second`
+    /// applies.
+    #[arg(long, env = "DIRECTO_NEW_SESSIONS_BURST", default_value_t = 100)]
+    pub new_sessions_burst: u32,
+    /// Other requests that create work (publishing, the API: POST/PUT/DELETE/PATCH) per
+    /// minute from one address; more get 429. Pages, polls and health checks are not counted.
     #[arg(long, env = "DIRECTO_MAX_REQUESTS_PER_MINUTE", default_value_t = 600)]
     pub max_requests_per_minute: u32,
+    /// Failed credentials (wrong key or token, unknown session URL) per minute from one
+    /// address; after that, requests from it presenting credentials get 429 until the minute
+    /// is over.
+    #[arg(
+        long,
+        env = "DIRECTO_MAX_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 20
+    )]
+    pub max_auth_failures_per_minute: u32,
     /// Seconds without any packet after which a connected peer is dropped.
     #[arg(long, env = "DIRECTO_IDLE_TIMEOUT_S", default_value_t = 15)]
     pub idle_timeout_s: u64,

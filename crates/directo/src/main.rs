@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::Parser;
 use directo_media::{Limits, MediaConfig};
 use directo_server::{
-    Access, ClusterNode, Directory, OriginPolicy, RateLimiter, ServerConfig, SettingsStore,
-    TokenRole, Tokens, ViewerSeries,
+    Access, ClusterNode, Directory, LimitConfig, OriginPolicy, RateLimiter, ServerConfig,
+    SettingsStore, TokenRole, Tokens, ViewerSeries,
 };
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -226,12 +226,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::new(move || prometheus.render()),
         series: series.clone(),
         cors_origins: args.cors_origin.clone(),
-        // Bursts of up to ten seconds' worth: a page opening many sessions at once is fine,
-        // a sustained flood is not.
-        rate_limiter: RateLimiter::new(
-            args.max_requests_per_minute,
-            (args.max_requests_per_minute / 6).max(10),
-        ),
+        rate_limiter: RateLimiter::new(LimitConfig {
+            requests_per_minute: args.max_requests_per_minute,
+            sessions_per_second: args.new_sessions_per_second,
+            sessions_burst: args.new_sessions_burst,
+            auth_failures_per_minute: args.max_auth_failures_per_minute,
+        }),
         cluster: cluster.clone(),
         restreams: Some(restreams.clone()),
     };

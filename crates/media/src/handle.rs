@@ -79,7 +79,7 @@ pub struct Limits {
     pub max_streams: usize,
     /// Viewer sessions of one stream.
     pub max_viewers_per_stream: usize,
-    /// Sessions (publishers and viewers) from one client address.
+    /// Publisher sessions from one client address (viewers are not limited per address).
     pub max_sessions_per_ip: usize,
 }
 

@@ -37,7 +37,7 @@ pub use auth::Access;
 pub use chat::{ChatHandle, start as start_chat};
 pub use cluster::{ClusterNode, ClusterOptions, Directory, OriginPolicy, StartError};
 pub use error::ApiError;
-pub use limits::{RateLimiter, set_trusted_proxies};
+pub use limits::{LimitConfig, RateLimiter, set_trusted_proxies};
 pub use priority::deprioritize_current_thread;
 pub use restream::{RestreamConfig, Restreams};
 pub use series::ViewerSeries;
@@ -57,7 +57,7 @@ pub struct ServerConfig {
     pub recordings: PathBuf,
     /// Renders `GET /metrics` (Prometheus text format).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    /// Per-address limit on signaling requests.
+    /// Per-address limits: new viewing sessions, other signaling requests, failed credentials.
     pub rate_limiter: RateLimiter,
     /// Viewer counts over time, sampled by the caller.
     pub series: ViewerSeries,
@@ -133,6 +133,7 @@ pub fn routes(
         engine.clone(),
         chat.clone(),
         cluster.clone(),
+        rate_limiter.clone(),
     )
     .boxed())
     .unify()
@@ -146,7 +147,7 @@ pub fn routes(
     .boxed())
     .unify()
     .boxed();
-    rate_limiter
+    let routes = rate_limiter
         .filter()
         .and(signaling)
         .or(api::routes(engine.clone(), chat, access.clone(), cluster).boxed())
@@ -166,7 +167,10 @@ pub fn routes(
         .unify()
         .boxed()
         .recover(error::recover)
-        .unify()
+        .unify();
+    // Failed credentials are counted per address, whichever route refused them.
+    rate_limiter
+        .guard(routes)
         .with(cors)
         .map(warp::Reply::into_response)
         .recover(error::recover)

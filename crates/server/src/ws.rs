@@ -26,6 +26,7 @@ use crate::chat::{ChatHandle, WsMember};
 use crate::cluster::ClusterNode;
 use crate::cluster::directory::Claimed;
 use crate::error::ApiError;
+use crate::limits::RateLimiter;
 use crate::names::{check_name, check_stream_name};
 use signaling_proto::{ChatErrorCode, ChatRole, MoveReason};
 use std::sync::Arc;
@@ -42,8 +43,15 @@ struct Joined {
     events: Option<mpsc::Receiver<SessionEvent>>,
 }
 
+/// The client's address and the limits its failed credentials count against.
+struct CredentialGuard {
+    limits: RateLimiter,
+    remote: Option<std::net::IpAddr>,
+}
+
 struct Connection {
     access: Access,
+    guard: CredentialGuard,
     engine: EngineHandle,
     chat: ChatHandle,
     cluster: Option<ClusterNode>,
@@ -98,13 +106,26 @@ impl Connection {
         }
         check_stream_name(&stream)?;
         let credential = key.as_deref().filter(|k| !k.is_empty());
-        let (token_name, moderator) = match role {
-            Role::Publisher => (self.access.authorize_publish(&stream, credential)?, false),
-            Role::Viewer => {
-                let grant = self.access.authorize_view(&stream, credential)?;
-                (grant.name, grant.moderator)
-            }
+        if credential.is_some() {
+            self.guard.limits.check_credential(self.guard.remote)?;
+        }
+        let authorized = match role {
+            Role::Publisher => self
+                .access
+                .authorize_publish(&stream, credential)
+                .map(|name| (name, false)),
+            Role::Viewer => self
+                .access
+                .authorize_view(&stream, credential)
+                .map(|grant| (grant.name, grant.moderator)),
         };
+        if credential.is_some()
+            && let Err(e) = &authorized
+            && e.0.code == ErrorCode::Unauthorized
+        {
+            self.guard.limits.credential_failed(self.guard.remote);
+        }
+        let (token_name, moderator) = authorized?;
         let name = match name.as_deref() {
             Some(n) => Some(check_name(n)?),
             None => token_name,
@@ -352,13 +373,15 @@ async fn run(
     engine: EngineHandle,
     chat: ChatHandle,
     cluster: Option<ClusterNode>,
-    origin: Option<String>,
+    guard: CredentialGuard,
 ) {
     let (mut tx, mut rx) = socket.split();
     let mut events = engine.subscribe();
     let mut drain = cluster.as_ref().map(ClusterNode::drain_signal);
+    let origin = guard.remote.map(|ip| ip.to_string());
     let mut conn = Connection {
         access,
+        guard,
         engine,
         chat,
         cluster,
@@ -468,6 +491,7 @@ pub fn routes(
     engine: EngineHandle,
     chat: ChatHandle,
     cluster: Option<ClusterNode>,
+    limits: RateLimiter,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     use warp::reply::Reply;
     warp::path!("ws")
@@ -478,9 +502,12 @@ pub fn routes(
             let engine = engine.clone();
             let chat = chat.clone();
             let cluster = cluster.clone();
-            let origin = remote.map(|ip| ip.to_string());
+            let guard = CredentialGuard {
+                limits: limits.clone(),
+                remote,
+            };
             ws.max_message_size(MAX_MESSAGE_BYTES)
-                .on_upgrade(move |socket| run(socket, access, engine, chat, cluster, origin))
+                .on_upgrade(move |socket| run(socket, access, engine, chat, cluster, guard))
                 .into_response()
         })
 }

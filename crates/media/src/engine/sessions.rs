@@ -156,15 +156,22 @@ impl Engine {
                 limits.max_viewers_per_stream
             )));
         }
-        if let Some(origin) = &identity.origin {
+        // Viewers are not counted per address: a whole office may watch from one.
+        if role == PeerRole::Publisher
+            && let Some(origin) = &identity.origin
+        {
             let open = self
                 .peers
                 .iter()
-                .filter(|(_, p)| !p.closing && p.identity.origin.as_ref() == Some(origin))
+                .filter(|(_, p)| {
+                    !p.closing
+                        && p.role == PeerRole::Publisher
+                        && p.identity.origin.as_ref() == Some(origin)
+                })
                 .count();
             if open >= limits.max_sessions_per_ip {
                 return Err(MediaError::TooManySessions(format!(
-                    "your address has {open} sessions open, the limit is {}",
+                    "your address has {open} publisher sessions open, the limit is {}",
                     limits.max_sessions_per_ip
                 )));
             }
