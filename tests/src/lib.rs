@@ -39,9 +39,9 @@ mod wait;
 mod ws;
 
 pub use chat::{CHAT_LABEL, ChatHistory, ChatLinkState, ChatMember};
-pub use directo_testkit::ffmpeg;
 pub use cluster::{CLUSTER_SECRET, Cluster, node_args};
 pub use directo_cluster::testkit::{Monitor, RedisServer};
+pub use directo_testkit::ffmpeg;
 pub use error::{ClientError, Result};
 pub use http::{
     Session, delete_session, http_client, http_client_from, post_offer, read_error, status_error,

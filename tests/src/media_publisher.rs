@@ -22,8 +22,8 @@ use crate::peer::{
     opus_codec, remote_answer, vp8_codec,
 };
 use crate::rtp_log::MediaKind;
-use crate::skewed_reports::SkewedReports;
 use crate::send_tracks::SendTracks;
+use crate::skewed_reports::SkewedReports;
 use directo_recorder::replay::Packetizer;
 use directo_sfu::Codec;
 use directo_sfu::is_keyframe_request;

@@ -46,8 +46,8 @@ mod layers;
 mod munger;
 mod nack_cache;
 mod probe;
-mod rtx;
 mod rtcp_tap;
+mod rtx;
 mod sender_report;
 mod sequence;
 mod stats;
@@ -65,10 +65,10 @@ pub use keyframe::is_keyframe_start;
 pub use keyframe_requester::KEYFRAME_REQUEST_INTERVAL;
 pub use layers::Quality;
 pub use nack_cache::NACK_CACHE_SIZE;
-pub use rtx::RtxConfig;
 pub use rtcp_tap::{
     RTCP_TAP_SLOT, RtcpSelection, RtcpTap, is_keyframe_request, keyframe_request_ssrc,
 };
+pub use rtx::RtxConfig;
 pub use sender_report::SENDER_REPORT_INTERVAL;
 pub use stats::StreamStats;
 pub use stream::{Output, PeerId, Stream};

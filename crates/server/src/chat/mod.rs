@@ -13,6 +13,7 @@
 
 mod figures;
 mod hub;
+pub(crate) mod link;
 mod rooms;
 mod ws_member;
 
@@ -61,6 +62,8 @@ enum Command {
         origin: Option<String>,
         reply: oneshot::Sender<bool>,
     },
+    /// From this node's cluster side (`cluster/chat.rs`).
+    Link(link::LinkCommand),
 }
 
 /// A handle to the chat service for `/ws` connections and HTTP handlers.
@@ -106,6 +109,14 @@ impl ChatHandle {
                 text,
             })
             .await;
+    }
+
+    /// Hands the chat thread something from this node's cluster side.
+    pub(crate) async fn link(&self, command: link::LinkCommand) -> Result<(), ChatErrorCode> {
+        self.commands
+            .send(Command::Link(command))
+            .await
+            .map_err(|_| ChatErrorCode::Internal)
     }
 
     /// A `/ws` member left.

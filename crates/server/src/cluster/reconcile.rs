@@ -85,7 +85,9 @@ impl ClusterNode {
         let mut claimed = Vec::new();
         for stream in self.directory().claims() {
             let has_publisher = match self.engine().sessions(&stream).await {
-                Ok(sessions) => sessions.iter().any(|s| s.role == signaling_proto::Role::Publisher),
+                Ok(sessions) => sessions
+                    .iter()
+                    .any(|s| s.role == signaling_proto::Role::Publisher),
                 // The engine is shutting down: its streams go with it.
                 Err(_) => false,
             };
@@ -128,7 +130,10 @@ impl ClusterNode {
                 );
                 let engine = self.engine();
                 if let Ok(sessions) = engine.sessions(&stream).await {
-                    for publisher in sessions.iter().filter(|s| s.role == signaling_proto::Role::Publisher) {
+                    for publisher in sessions
+                        .iter()
+                        .filter(|s| s.role == signaling_proto::Role::Publisher)
+                    {
                         let _ = engine.close(&publisher.session).await;
                     }
                 }
