@@ -105,11 +105,12 @@ async fn one_chat_across_three_nodes() -> anyhow::Result<()> {
 
     // Three writers on three nodes, interleaving.
     for round in 0..3 {
-        let (x, y, z) = tokio::join!(
-            host.say(&format!("host {round}")),
-            ana.chat()?.say(&format!("ana {round}")),
-            bob.chat()?.say(&format!("bob {round}")),
+        let (h, a, b) = (
+            format!("host {round}"),
+            format!("ana {round}"),
+            format!("bob {round}"),
         );
+        let (x, y, z) = tokio::join!(host.say(&h), ana.chat()?.say(&a), bob.chat()?.say(&b));
         x?;
         y?;
         z?;
@@ -226,7 +227,8 @@ async fn an_edge_says_so_while_the_origin_is_gone_and_chat_resumes_on_a_new_orig
     let first = presenter(cluster.node("a"), STREAM).await?;
     let ana = member(cluster.node("b"), STREAM, "Ana", 2, false).await?;
     let chat = ana.chat()?;
-    wait_presence(chat, 1).await?;
+    // The origin counts Ana (it has no viewer of its own): b forwards her chat there.
+    wait_presence(first.chat()?, 1).await?;
     chat.say("before").await?;
     first.chat()?.wait_message("before", CHAT_TIMEOUT).await?;
 
@@ -254,7 +256,8 @@ async fn an_edge_says_so_while_the_origin_is_gone_and_chat_resumes_on_a_new_orig
             .map(|m| m.text.as_str())
             .collect::<Vec<_>>(),
         ["before"],
-        "the new origin's history"
+        "the new origin's history; Ana got {:?}",
+        chat.received()
     );
     // A client retries `unavailable` (the SDK does): the authority follows the claim within
     // a heartbeat.

@@ -15,8 +15,9 @@ use tokio::sync::mpsc;
 
 use super::Command;
 use super::figures::ChatFigures;
-use super::link::{Delivery, Link, Mode};
+use super::link::Link;
 use super::rooms::Rooms;
+use super::wire::{Delivery, Mode};
 use super::ws_member::WsMember;
 
 /// The member id the admin API moderates as.

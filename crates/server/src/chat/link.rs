@@ -20,202 +20,22 @@
 //!
 //! An edge expects every input to be acknowledged ([`RemoteEvent::ack`]) within
 //! [`ACK_TIMEOUT`]; otherwise the member gets a `chat.error` with code `unavailable`, so a
-//! message is never lost silently (the authority's node may have died). The wire types live
-//! here rather than in `signaling-proto` because they carry the chat log's own records.
+//! message is never lost silently (the authority's node may have died). The wire types are in
+//! [`super::wire`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use directo_chat::LogRecord;
 use directo_cluster::Topic;
-use serde::{Deserialize, Serialize};
-use signaling_proto::{ChatErrorCode, ChatRole, ChatServerMessage};
-use tokio::sync::{mpsc, oneshot};
+use signaling_proto::{ChatErrorCode, ChatServerMessage};
+use tokio::sync::mpsc;
 
 use super::hub::{Hub, Member, Sink};
-
-/// How long an edge waits for the authority to acknowledge a member's input.
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(3);
-/// Messages for the cluster the chat thread may have waiting to be published.
-pub const OUTBOX_CAPACITY: usize = 4096;
-
-/// What a stream's chat is on this node.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// The room here decides for this node's members only: a single node, or a stream no
-    /// node has published in this room's life.
-    #[default]
-    Local,
-    /// This node is the stream's authority for the cluster: its origin, or its last origin
-    /// while the stream is not live.
-    Authority,
-    /// The node with this id is the authority: forward input there, deliver its events.
-    Edge(String),
-    /// The authority's node is gone and no node has published the stream since: members
-    /// read the mirrored history, but what they write is refused with `unavailable`.
-    Orphaned,
-}
-
-/// What an edge sends its stream's authority, on `Topic::ChatInput(stream)`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RemoteInput {
-    /// The node the edge takes for the authority; any other node ignores the input.
-    pub to: String,
-    /// The edge's sequence number, acknowledged by the authority.
-    pub seq: u64,
-    /// What happened.
-    pub input: Input,
-}
-
-/// One member's act on an edge.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Input {
-    /// A member's chat channel opened.
-    Join(Identity),
-    /// A raw chat message from a member (with its identity, so an authority that missed the
-    /// join can still place it).
-    Message {
-        /// Who.
-        #[serde(flatten)]
-        who: Identity,
-        /// The raw message as it came off the wire.
-        text: String,
-    },
-    /// A member's chat channel closed.
-    Leave {
-        /// The member's id.
-        user: String,
-    },
-    /// The admin API on the edge moderates the stream.
-    Admin {
-        /// The raw moderation message.
-        text: String,
-    },
-}
-
-/// A member as the edge knows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Identity {
-    /// The member's id (its session id on the edge).
-    pub user: String,
-    /// Its display name.
-    pub name: String,
-    /// Its role, from the token or key it presented on the edge.
-    pub role: ChatRole,
-    /// Where it connects from, for bans by address.
-    #[serde(default)]
-    pub origin: Option<String>,
-}
-
-/// What the authority decided, on `Topic::Chat(stream)`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RemoteEvent {
-    /// Numbered per stream by the authority, so an edge notices a lost event.
-    pub seq: u64,
-    /// The log records committed, in order (edges mirror them).
-    #[serde(default)]
-    pub records: Vec<LogRecord>,
-    /// What to deliver, in order.
-    #[serde(default)]
-    pub deliver: Vec<Delivery>,
-    /// The input this event answers.
-    #[serde(default)]
-    pub ack: Option<Ack>,
-    /// The authority just took the stream: edges join their members (again).
-    #[serde(default)]
-    pub hello: bool,
-}
-
-/// One delivery of an event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "to", rename_all = "snake_case")]
-pub enum Delivery {
-    /// To every member of the stream on every node (a serialized `ChatServerMessage`).
-    All {
-        /// The message, serialized once by the authority.
-        text: String,
-    },
-    /// To one member on one node.
-    One {
-        /// The member's node.
-        node: String,
-        /// The member.
-        user: String,
-        /// The message.
-        text: String,
-    },
-    /// A member was banned: its node closes its chat and its media.
-    Disconnect {
-        /// The member's node.
-        node: String,
-        /// The member.
-        user: String,
-    },
-}
-
-/// The acknowledgement of one input.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Ack {
-    /// The edge that sent it.
-    pub node: String,
-    /// Its sequence number there.
-    pub seq: u64,
-}
-
-/// What the cluster side asks the chat thread.
-pub enum LinkCommand {
-    /// This node is in a cluster as `node`; publish through `out` (in order).
-    Attach {
-        /// This node's id.
-        node: String,
-        /// Topic and payload, published in order by the cluster side.
-        out: mpsc::Sender<(Topic, Vec<u8>)>,
-    },
-    /// The streams whose rooms are open here.
-    Rooms {
-        /// Where to answer.
-        reply: oneshot::Sender<Vec<String>>,
-    },
-    /// A stream's chat is now in `mode` here.
-    Mode {
-        /// The stream.
-        stream: String,
-        /// Its mode.
-        mode: Mode,
-    },
-    /// An edge's input for a stream this node is the authority of.
-    Input {
-        /// The stream.
-        stream: String,
-        /// The edge (verified sender).
-        from: String,
-        /// What it sent.
-        input: RemoteInput,
-    },
-    /// The authority's event for a stream this node is an edge of.
-    Event {
-        /// The stream.
-        stream: String,
-        /// The authority (verified sender).
-        from: String,
-        /// What it published.
-        event: RemoteEvent,
-    },
-    /// The nodes alive in the registry: remote members of the others are gone.
-    Alive {
-        /// Their ids.
-        nodes: BTreeSet<String>,
-    },
-    /// The cluster's viewers of a stream this node is the authority of.
-    Watching {
-        /// The stream.
-        stream: String,
-        /// Its viewers on every node.
-        viewers: usize,
-    },
-}
+use super::wire::{
+    ACK_TIMEOUT, Ack, Delivery, Identity, Input, LinkCommand, Mode, RemoteEvent, RemoteInput,
+};
 
 /// An input of a local member waiting for the authority's acknowledgement.
 struct Pending {

@@ -13,8 +13,9 @@
 
 mod figures;
 mod hub;
-pub(crate) mod link;
+mod link;
 mod rooms;
+pub(crate) mod wire;
 mod ws_member;
 
 use directo_chat::ChatLog;
@@ -63,7 +64,7 @@ enum Command {
         reply: oneshot::Sender<bool>,
     },
     /// From this node's cluster side (`cluster/chat.rs`).
-    Link(link::LinkCommand),
+    Link(wire::LinkCommand),
 }
 
 /// A handle to the chat service for `/ws` connections and HTTP handlers.
@@ -112,7 +113,7 @@ impl ChatHandle {
     }
 
     /// Hands the chat thread something from this node's cluster side.
-    pub(crate) async fn link(&self, command: link::LinkCommand) -> Result<(), ChatErrorCode> {
+    pub(crate) async fn link(&self, command: wire::LinkCommand) -> Result<(), ChatErrorCode> {
         self.commands
             .send(Command::Link(command))
             .await

@@ -23,7 +23,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::ClusterNode;
 use crate::chat::ChatHandle;
-use crate::chat::link::{LinkCommand, Mode, OUTBOX_CAPACITY, RemoteEvent, RemoteInput};
+use crate::chat::wire::{LinkCommand, Mode, OUTBOX_CAPACITY, RemoteEvent, RemoteInput};
 
 /// Messages received on chat topics, waiting for the bridge.
 const INCOMING_CAPACITY: usize = 4096;
