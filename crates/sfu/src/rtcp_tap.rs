@@ -117,7 +117,7 @@ mod tests {
 
     fn compound(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
         TaggedPacket {
-            now: Instant::now(),
+            now: crate::test_clock::start(),
             transport: TransportContext::default(),
             message: AttributedPacket::new(Packet::Rtcp(packets)),
         }
