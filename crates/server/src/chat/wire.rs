@@ -192,3 +192,73 @@ pub enum LinkCommand {
         viewers: usize,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signaling_proto::{ChatMessage, ChatUser};
+
+    #[test]
+    fn inputs_and_events_cross_the_wire_unchanged() {
+        let input = RemoteInput {
+            to: "a".to_owned(),
+            seq: 7,
+            input: Input::Message {
+                who: Identity {
+                    user: "s1".to_owned(),
+                    name: "Ana".to_owned(),
+                    role: ChatRole::Moderator,
+                    origin: Some("203.0.113.9".to_owned()),
+                },
+                text: r#"{"type":"chat.send","text":"hi"}"#.to_owned(),
+            },
+        };
+        let json = serde_json::to_string(&input).expect("encode");
+        let back: RemoteInput = serde_json::from_str(&json).expect("decode");
+        let Input::Message { who, text } = back.input else {
+            panic!("not a message: {json}");
+        };
+        assert_eq!((back.to.as_str(), back.seq), ("a", 7));
+        assert_eq!((who.name.as_str(), who.role), ("Ana", ChatRole::Moderator));
+        assert_eq!(who.origin.as_deref(), Some("203.0.113.9"));
+        assert!(text.contains("hi"));
+
+        let message = ChatMessage {
+            id: "m1".to_owned(),
+            from: ChatUser {
+                id: "s1".to_owned(),
+                name: "Ana".to_owned(),
+                role: ChatRole::Viewer,
+            },
+            text: "hi".to_owned(),
+            ts: 1,
+            reply_to: None,
+        };
+        let event = RemoteEvent {
+            seq: 3,
+            records: vec![LogRecord::Message(message.clone())],
+            deliver: vec![
+                Delivery::All {
+                    text: "{}".to_owned(),
+                },
+                Delivery::Disconnect {
+                    node: "b".to_owned(),
+                    user: "s2".to_owned(),
+                },
+            ],
+            ack: Some(Ack {
+                node: "b".to_owned(),
+                seq: 7,
+            }),
+            hello: false,
+        };
+        let json = serde_json::to_string(&event).expect("encode");
+        let back: RemoteEvent = serde_json::from_str(&json).expect("decode");
+        assert_eq!(back.seq, 3);
+        assert_eq!(back.records, [LogRecord::Message(message)]);
+        assert!(
+            matches!(&back.deliver[1], Delivery::Disconnect { node, user } if node == "b" && user == "s2")
+        );
+        assert_eq!(back.ack.map(|a| a.seq), Some(7));
+    }
+}
