@@ -231,6 +231,8 @@ async fn an_edge_says_so_while_the_origin_is_gone_and_chat_resumes_on_a_new_orig
     wait_presence(first.chat()?, 1).await?;
     chat.say("before").await?;
     first.chat()?.wait_message("before", CHAT_TIMEOUT).await?;
+    // Back on b too: b has it in its mirror of the chat.
+    chat.wait_message("before", CHAT_TIMEOUT).await?;
 
     // The origin's process dies: what Ana writes now gets a clear error, not silence.
     cluster.node_mut("a").kill();
