@@ -278,6 +278,10 @@ pub enum ChatErrorCode {
     NotFound,
     /// The server could not record the event; try again.
     Internal,
+    /// In a cluster: the stream's chat authority (the node of its publisher) cannot be
+    /// reached or did not confirm the message, which may not have been delivered; try again
+    /// once the stream is published again.
+    Unavailable,
 }
 
 /// One message in the export of a stream's chat, deleted ones included.

@@ -195,6 +195,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 url = node.node_url(),
                 "this node is in the cluster"
             );
+            // Each stream's chat has one authority in the cluster: its origin.
+            node.link_chat(chat.clone()).await;
             Some(node)
         }
         None => None,

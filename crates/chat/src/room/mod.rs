@@ -175,6 +175,15 @@ impl Room {
         self.update_presence(now);
     }
 
+    /// Applies an event the stream's chat authority on another node committed (a node of a
+    /// cluster mirrors its authority's log): history, pin, slow mode, mutes and bans change
+    /// as they did there, so this room refuses the same joins and, should it become the
+    /// authority, goes on from the same state. Nothing is emitted: the authority's own
+    /// deliveries tell the members.
+    pub fn apply_record(&mut self, record: &LogRecord) {
+        self.state.apply(record);
+    }
+
     /// The stream's media as last reported, if it was.
     pub fn stream(&self) -> Option<&StreamState> {
         self.stream.as_ref()

@@ -96,7 +96,9 @@ impl Engine {
                 requests,
             },
         );
-        self.streams.entry(&stream).publisher = Some(id);
+        let entry = self.streams.entry(&stream);
+        entry.publisher = Some(id);
+        entry.relayed = true;
         self.board.changed();
         tracing::info!(%stream, "a relay feeds the stream here");
         Ok(RelayFeed {
@@ -155,6 +157,7 @@ impl Engine {
             && entry.publisher == Some(id)
         {
             entry.publisher = None;
+            entry.relayed = false;
             entry.sfu.remove_publisher(id, now);
             if let Some(recording) = &mut entry.recording {
                 recording.idle_since = Some(now);

@@ -76,7 +76,9 @@ impl Engine {
         tracing::info!(session = %peer.session, %stream, "publisher session created");
         let session = peer.session.clone();
         self.peers.insert(id, peer);
-        self.streams.entry(&stream).publisher = Some(id);
+        let entry = self.streams.entry(&stream);
+        entry.publisher = Some(id);
+        entry.relayed = false;
         self.board.changed();
         Ok(SessionAnswer {
             session,

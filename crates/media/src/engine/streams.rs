@@ -27,6 +27,8 @@ const RECORDING_IDLE_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct StreamEntry {
     pub(crate) sfu: Stream,
     pub(crate) publisher: Option<PeerId>,
+    /// The publisher is a relay from another node (restreams run at the origin only).
+    pub(crate) relayed: bool,
     pub(crate) viewers: Vec<PeerId>,
     /// Of `viewers`, the other nodes pulling the stream to relay it (not its audience).
     pub(crate) relay_pulls: usize,
@@ -41,6 +43,7 @@ impl StreamEntry {
         StreamEntry {
             sfu: Stream::new(),
             publisher: None,
+            relayed: false,
             viewers: Vec::new(),
             relay_pulls: 0,
             live_announced: false,
@@ -297,9 +300,7 @@ impl Streams {
         let mut dropped = 0;
         for (name, entry) in self.entries.iter_mut() {
             if let Some(port) = &self.recording.restream {
-                let live = entry
-                    .publisher
-                    .is_some()
+                let live = (entry.publisher.is_some() && !entry.relayed)
                     .then(|| recorded_tracks(entry.sfu.tracks(), entry.sfu.top_video_ssrc(now)));
                 match restream::upkeep(
                     &mut entry.restream,

@@ -15,24 +15,32 @@ use tokio::sync::mpsc;
 
 use super::Command;
 use super::figures::ChatFigures;
+use super::link::Link;
 use super::rooms::Rooms;
+use super::wire::{Delivery, Mode};
 use super::ws_member::WsMember;
 
 /// The member id the admin API moderates as.
-const ADMIN_USER: &str = "admin-api";
+pub(super) const ADMIN_USER: &str = "admin-api";
 /// How often rooms are checked for being let go.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-enum Sink {
+pub(super) enum Sink {
     /// A WebRTC data channel, reached through the media engine by session id.
     Engine,
     /// A `/ws` connection.
     Ws(Arc<WsMember>),
+    /// A member on another node of the cluster (this node is the stream's authority).
+    Remote(String),
 }
 
-struct Member {
-    stream: String,
-    sink: Sink,
+pub(super) struct Member {
+    pub(super) stream: String,
+    pub(super) sink: Sink,
+    /// As it joined: what an edge tells the stream's authority.
+    pub(super) name: String,
+    pub(super) role: ChatRole,
+    pub(super) origin: Option<String>,
 }
 
 /// Who joins a room.
@@ -46,12 +54,14 @@ struct Joiner<'a> {
 
 /// Every open room, member and figure of the chat service.
 pub(super) struct Hub {
-    rooms: Rooms,
-    members: HashMap<String, Member>,
+    pub(super) rooms: Rooms,
+    pub(super) members: HashMap<String, Member>,
     figures: ChatFigures,
     to_engine: mpsc::Sender<ChatOut>,
     engine_dropped: Arc<AtomicU64>,
     next_sweep: Instant,
+    /// This node's part of the chat in a cluster (`None`: a single node).
+    pub(super) link: Option<Link>,
 }
 
 fn role_of(role: MediaRole) -> ChatRole {
@@ -76,6 +86,7 @@ impl Hub {
             to_engine,
             engine_dropped,
             next_sweep: Instant::now() + SWEEP_INTERVAL,
+            link: None,
         }
     }
 
@@ -99,8 +110,12 @@ impl Hub {
             Member {
                 stream: stream.to_owned(),
                 sink,
+                name: name.to_owned(),
+                role,
+                origin: origin.map(str::to_owned),
             },
         );
+        self.forward_join(stream, user);
         self.drain(stream);
         Ok(())
     }
@@ -109,6 +124,9 @@ impl Hub {
         let Some(stream) = self.members.get(user).map(|m| m.stream.clone()) else {
             return;
         };
+        if self.forward_message(&stream, user, text, now) {
+            return;
+        }
         if let Some(open) = self.rooms.get_mut(&stream, now) {
             open.room.handle_raw(user, text.as_bytes(), now);
         }
@@ -122,10 +140,24 @@ impl Hub {
         if let Some(open) = self.rooms.get_mut(&member.stream, now) {
             open.room.leave(user, now);
         }
+        self.forward_leave(&member.stream, user);
         self.drain(&member.stream);
     }
 
-    fn deliver(&self, user: &str, text: &Arc<str>) {
+    /// Sends `text` to one member: through the engine, its `/ws` queue, or (a member of
+    /// another node) in the event being assembled for the cluster.
+    pub(super) fn deliver(&mut self, user: &str, text: &Arc<str>) {
+        if let Some(Sink::Remote(node)) = self.members.get(user).map(|m| &m.sink) {
+            let node = node.clone();
+            if let Some(link) = self.link.as_mut() {
+                link.outbox.deliver.push(Delivery::One {
+                    node,
+                    user: user.to_owned(),
+                    text: text.to_string(),
+                });
+            }
+            return;
+        }
         match self.members.get(user).map(|m| &m.sink) {
             Some(Sink::Engine) => {
                 let out = ChatOut::Send {
@@ -137,12 +169,43 @@ impl Hub {
                 }
             }
             Some(Sink::Ws(member)) => member.push(Arc::clone(text)),
-            None => {}
+            Some(Sink::Remote(_)) | None => {}
         }
     }
 
-    /// Apply everything the room emitted: persist first, then deliver.
-    fn drain(&mut self, stream: &str) {
+    /// Closes a member's chat (and, on a data channel, its media); a member of another node
+    /// is closed by its node.
+    pub(super) fn close_sink(&mut self, user: &str, sink: Sink) {
+        match sink {
+            Sink::Engine => {
+                let _ = self.to_engine.try_send(ChatOut::Disconnect {
+                    session: user.to_owned(),
+                });
+            }
+            Sink::Ws(ws) => ws.close(),
+            Sink::Remote(node) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.outbox.deliver.push(Delivery::Disconnect {
+                        node,
+                        user: user.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Apply everything the room emitted: persist first, then deliver. On an edge the room
+    /// here only keeps membership and the mirrored state: the authority speaks, so what the
+    /// room says is dropped. As the authority, what is delivered here goes to the cluster too.
+    pub(super) fn drain(&mut self, stream: &str) {
+        let mode = self.mode(stream);
+        if matches!(mode, Mode::Edge(_)) {
+            if let Some(open) = self.rooms.peek_mut(stream) {
+                while open.room.poll_output().is_some() {}
+            }
+            return;
+        }
+        let authority = mode == Mode::Authority;
         let mut outputs = Vec::new();
         if let Some(open) = self.rooms.peek_mut(stream) {
             while let Some(output) = open.room.poll_output() {
@@ -152,6 +215,9 @@ impl Hub {
                         tracing::error!(%stream, error = %e, "chat log append failed; dropping the event");
                         outputs.clear();
                         break;
+                    }
+                    if authority && let Some(link) = self.link.as_mut() {
+                        link.outbox.records.push(record.clone());
                     }
                     continue;
                 }
@@ -168,14 +234,19 @@ impl Hub {
                     let Some(text) = serialize(&message) else {
                         continue;
                     };
-                    let users: Vec<&String> = self
+                    let users: Vec<String> = self
                         .members
                         .iter()
-                        .filter(|(_, m)| m.stream == stream)
-                        .map(|(u, _)| u)
+                        .filter(|(_, m)| m.stream == stream && !matches!(m.sink, Sink::Remote(_)))
+                        .map(|(u, _)| u.clone())
                         .collect();
                     for user in users {
-                        self.deliver(user, &text);
+                        self.deliver(&user, &text);
+                    }
+                    if authority && let Some(link) = self.link.as_mut() {
+                        link.outbox.deliver.push(Delivery::All {
+                            text: text.to_string(),
+                        });
                     }
                 }
                 Output::Send { to, message } => {
@@ -185,18 +256,14 @@ impl Hub {
                 }
                 Output::Disconnect { user } => {
                     if let Some(member) = self.members.remove(&user) {
-                        match member.sink {
-                            Sink::Engine => {
-                                let _ = self.to_engine.try_send(ChatOut::Disconnect {
-                                    session: user.clone(),
-                                });
-                            }
-                            Sink::Ws(ws) => ws.close(),
-                        }
+                        self.close_sink(&user, member.sink);
                     }
                 }
                 Output::Persist(_) => {}
             }
+        }
+        if authority && let Some(link) = self.link.as_mut() {
+            link.flush(stream, false);
         }
     }
 
@@ -266,6 +333,9 @@ impl Hub {
                 let _ = reply.send(self.figures.stats(&stream));
             }
             Command::Admin { stream, text } => {
+                if self.forward_admin(&stream, &text) {
+                    return;
+                }
                 if let Some(open) = self.rooms.open(&stream, now) {
                     // Not a member: the admin API is not in the audience, and a member would
                     // keep the room open for ever.
@@ -286,6 +356,7 @@ impl Hub {
                 });
                 let _ = reply.send(banned);
             }
+            Command::Link(command) => self.on_link(command, now),
         }
     }
 
@@ -298,13 +369,15 @@ impl Hub {
 
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         let sweep = (self.rooms.len() > 0).then_some(self.next_sweep);
-        [self.rooms.next_timeout(), sweep]
+        let pending = self.link.as_ref().and_then(Link::next_timeout);
+        [self.rooms.next_timeout(), sweep, pending]
             .into_iter()
             .flatten()
             .min()
     }
 
     pub(super) fn on_timeout(&mut self, now: Instant) {
+        self.expire_pending(now);
         for stream in self.rooms.due(now) {
             if let Some(open) = self.rooms.peek_mut(&stream) {
                 open.room.handle_timeout(now);
@@ -337,6 +410,7 @@ impl Hub {
                 if let Some(open) = self.rooms.peek_mut(&stream) {
                     open.room.leave(&user, now);
                 }
+                self.forward_leave(&stream, &user);
             }
             self.drain(&stream);
         }

@@ -13,7 +13,9 @@
 
 mod figures;
 mod hub;
+mod link;
 mod rooms;
+pub(crate) mod wire;
 mod ws_member;
 
 use directo_chat::ChatLog;
@@ -61,6 +63,8 @@ enum Command {
         origin: Option<String>,
         reply: oneshot::Sender<bool>,
     },
+    /// From this node's cluster side (`cluster/chat.rs`).
+    Link(wire::LinkCommand),
 }
 
 /// A handle to the chat service for `/ws` connections and HTTP handlers.
@@ -106,6 +110,14 @@ impl ChatHandle {
                 text,
             })
             .await;
+    }
+
+    /// Hands the chat thread something from this node's cluster side.
+    pub(crate) async fn link(&self, command: wire::LinkCommand) -> Result<(), ChatErrorCode> {
+        self.commands
+            .send(Command::Link(command))
+            .await
+            .map_err(|_| ChatErrorCode::Internal)
     }
 
     /// A `/ws` member left.

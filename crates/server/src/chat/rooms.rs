@@ -48,6 +48,9 @@ pub(super) struct Rooms {
     data_dir: PathBuf,
     open: HashMap<String, OpenRoom>,
     snapshot: Arc<Vec<StreamInfo>>,
+    /// In a cluster, the viewers of a stream on every node (this node being its chat
+    /// authority): `presence` announces these instead of this node's.
+    watching: HashMap<String, usize>,
 }
 
 impl Rooms {
@@ -56,6 +59,7 @@ impl Rooms {
             data_dir,
             open: HashMap::new(),
             snapshot,
+            watching: HashMap::new(),
         }
     }
 
@@ -72,7 +76,7 @@ impl Rooms {
             };
             let mut room = Room::restore(records, now, SystemTime::now());
             let info = find(&self.snapshot, stream);
-            room.set_stream(StreamState::from_info(info), now);
+            room.set_stream(self.state(stream, info), now);
             // Nobody is in a room just opened: what it said on opening went to no one.
             while room.poll_output().is_some() {}
             tracing::debug!(%stream, "chat room opened");
@@ -116,10 +120,42 @@ impl Rooms {
                     open.absent_since.get_or_insert(now);
                 }
             }
-            open.room.set_stream(StreamState::from_info(info), now);
+            let mut state = StreamState::from_info(info);
+            if let Some(viewers) = self.watching.get(stream) {
+                state.watching = *viewers;
+            }
+            open.room.set_stream(state, now);
             touched.push(stream.clone());
         }
         touched
+    }
+
+    /// The stream's state for its room, with the cluster's viewers when known.
+    fn state(&self, stream: &str, info: Option<&StreamInfo>) -> StreamState {
+        let mut state = StreamState::from_info(info);
+        if let Some(viewers) = self.watching.get(stream) {
+            state.watching = *viewers;
+        }
+        state
+    }
+
+    /// The cluster counts `viewers` of `stream`: its room announces them. Returns whether
+    /// the room is open (to drain).
+    pub(super) fn set_watching(&mut self, stream: &str, viewers: usize, now: Instant) -> bool {
+        self.watching.insert(stream.to_owned(), viewers);
+        let state = self.state(stream, find(&self.snapshot, stream));
+        match self.open.get_mut(stream) {
+            Some(open) => {
+                open.room.set_stream(state, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The streams whose rooms are open.
+    pub(super) fn names(&self) -> Vec<String> {
+        self.open.keys().cloned().collect()
     }
 
     /// The open rooms whose stream has been gone for the linger.
@@ -141,6 +177,7 @@ impl Rooms {
             .collect();
         for stream in &idle {
             self.open.remove(stream);
+            self.watching.remove(stream);
             tracing::debug!(%stream, "chat room closed: the stream ended and the chat is idle");
         }
         idle

@@ -32,6 +32,8 @@ pub const RELEASE_GRACE: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     claims: Arc<RwLock<BTreeSet<String>>>,
+    /// Woken when a claim is taken, so the chat's authority follows at once.
+    claimed: Arc<tokio::sync::Notify>,
 }
 
 impl Directory {
@@ -60,6 +62,12 @@ impl Directory {
         if let Ok(mut claims) = self.claims.write() {
             claims.insert(stream.to_owned());
         }
+        self.claimed.notify_one();
+    }
+
+    /// Resolves once a claim was taken since the last call.
+    pub(crate) async fn claimed(&self) {
+        self.claimed.notified().await;
     }
 
     /// Forgets `stream`; `true` if it was held.

@@ -16,6 +16,8 @@
 //!   client a relay pulls with.
 //! - [`load`]: the load this node reports with every heartbeat.
 //! - [`counts`]: a stream's viewers across the cluster, for the API and `/metrics`.
+//! - [`chat`]: which node is each stream's chat authority, and the chat topics between
+//!   nodes (the chat thread's side is `chat/link.rs`).
 //! - [`admin`]: kick and end-stream for sessions held by other nodes, over the signed admin
 //!   topic.
 //! - [`drain`]: SIGTERM in a cluster: redirect new viewers, tell clients to move, exit when
@@ -23,6 +25,7 @@
 //! - [`reconcile`]: the once-a-heartbeat loop that keeps Redis in step with the engine.
 
 pub mod admin;
+pub mod chat;
 pub mod counts;
 pub mod directory;
 pub mod drain;
