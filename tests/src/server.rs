@@ -312,6 +312,22 @@ impl TestServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The value of one series on `/metrics` — a name, with its labels as the server writes
+    /// them (`directo_rate_limited_total{limit="new_sessions"}`) — if the server exports it.
+    pub async fn metric(&self, series: &str) -> Result<Option<f64>> {
+        let text = self
+            .http
+            .get(self.url("metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text.lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.trim().parse().ok())?
+        }))
+    }
+
     /// Everything the server logged so far (every run, when it was restarted).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default()

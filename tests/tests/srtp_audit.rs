@@ -50,25 +50,6 @@ fn lossy(every: u64, rtx: bool) -> ViewerConfig {
     }
 }
 
-/// The value of a counter on `/metrics`, if it is there.
-async fn counter(server: &TestServer, name: &str) -> anyhow::Result<Option<f64>> {
-    let text = server
-        .http()
-        .get(server.url("metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (metric, value) = line.rsplit_once(' ')?;
-            let bare = metric.split('{').next()?;
-            (bare == name).then(|| value.trim().parse().ok())?
-        }))
-}
-
 /// Waits until `viewer` got `more` video packets beyond what it has now.
 async fn more_video(viewer: &Viewer, more: u64) -> anyhow::Result<()> {
     let now = viewer.packets(MediaKind::Video);
@@ -140,7 +121,7 @@ async fn no_srtp_index_is_protected_twice_with_loss_retransmissions_and_churn() 
         "the viewer without RTX lost packets"
     );
 
-    let reused = counter(&server, "directo_srtp_index_reuse_total").await?;
+    let reused = server.metric("directo_srtp_index_reuse_total").await?;
     println!("directo_srtp_index_reuse_total = {reused:?}");
     assert_eq!(
         reused,

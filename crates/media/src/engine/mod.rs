@@ -198,6 +198,8 @@ impl Engine {
         mut relay_rx: mpsc::Receiver<(PeerId, RelayIn)>,
     ) {
         let mut datagrams: Vec<Datagram> = Vec::with_capacity(quinn_udp::BATCH_SIZE * 4);
+        // Streams a batch of relay messages fed, drained once after it.
+        let mut relayed: Vec<String> = Vec::new();
         loop {
             let deadline = self.next_deadline();
             enum Wake {
@@ -251,13 +253,16 @@ impl Engine {
                 Wake::Tcp(None) => self.transport.tcp_enabled = false,
                 Wake::Relay(Some((id, message))) => {
                     let now = Instant::now();
-                    self.on_relay(id, message, now);
+                    self.on_relay(id, message, now, &mut relayed);
                     // What else the relays queued, a bounded batch.
                     for _ in 0..MAX_RELAY_BATCH {
                         match relay_rx.try_recv() {
-                            Ok((id, message)) => self.on_relay(id, message, now),
+                            Ok((id, message)) => self.on_relay(id, message, now, &mut relayed),
                             Err(_) => break,
                         }
+                    }
+                    for stream in relayed.drain(..) {
+                        self.drain_stream(&stream, now);
                     }
                 }
                 Wake::Relay(None) => {}

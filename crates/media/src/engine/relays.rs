@@ -110,8 +110,32 @@ impl Engine {
         })
     }
 
-    /// What relay `id` sent.
-    pub(super) fn on_relay(&mut self, id: PeerId, message: RelayIn, now: Instant) {
+    /// What relay `id` sent. A stream fed RTP is added to `fed` (once), for the caller to
+    /// drain after the batch: the forwarding core's outputs go out once per batch, and the
+    /// per-packet path copies nothing.
+    pub(super) fn on_relay(
+        &mut self,
+        id: PeerId,
+        message: RelayIn,
+        now: Instant,
+        fed: &mut Vec<String>,
+    ) {
+        if let RelayIn::Rtp(packet) = message {
+            let Some(relay) = self.relays.relays.get(&id) else {
+                return;
+            };
+            let Some(entry) = self.streams.get_mut(&relay.stream) else {
+                return;
+            };
+            if entry.publisher != Some(id) || !entry.live_announced {
+                return;
+            }
+            entry.source_rtp(&self.metrics, id, packet, now);
+            if !fed.contains(&relay.stream) {
+                fed.push(relay.stream.clone());
+            }
+            return;
+        }
         let Some(relay) = self.relays.relays.get_mut(&id) else {
             return;
         };
@@ -121,16 +145,7 @@ impl Engine {
                 relay.tracks = tracks.clone();
                 self.start_stream(&stream, id, tracks, now);
             }
-            RelayIn::Rtp(packet) => {
-                let Some(entry) = self.streams.get_mut(&stream) else {
-                    return;
-                };
-                if entry.publisher != Some(id) || !entry.live_announced {
-                    return;
-                }
-                entry.source_rtp(&self.metrics, id, packet, now);
-                self.drain_stream(&stream, now);
-            }
+            RelayIn::Rtp(_) => {}
             RelayIn::SenderReport {
                 ssrc,
                 ntp_time,
