@@ -74,7 +74,28 @@ impl TurnServer {
 
     /// Starts `turnserver` on a free loopback port, relaying on loopback only, with the
     /// long-term credential [`TURN_USER`]:[`TURN_PASSWORD`]; its log goes to `dir`.
+    ///
+    /// The port is free when chosen but another process may take it before coturn binds it
+    /// (coturn then retries the bind silently instead of exiting): a server that does not
+    /// answer is killed and started again on another port.
     pub async fn start(dir: &Path) -> Result<Self> {
+        let mut last_error = None;
+        for _ in 0..3 {
+            let mut server = Self::spawn(dir)?;
+            match server.wait_listening().await {
+                Ok(()) => return Ok(server),
+                Err(e) => {
+                    last_error = Some(ClientError::Server(format!(
+                        "{e}; its log:\n{}",
+                        server.log()
+                    )))
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ClientError::Server("turnserver did not start".into())))
+    }
+
+    fn spawn(dir: &Path) -> Result<Self> {
         let port = UdpSocket::bind("127.0.0.1:0")
             .and_then(|s| s.local_addr())
             .map(|a| a.port())
@@ -82,8 +103,11 @@ impl TurnServer {
         let log = dir.join(format!("turnserver-{port}.log"));
         // Relay ports from a range of their own, away from the ephemeral ones tests use.
         let relay_min = 40_000 + (port % 200) * 100;
+        // UDP only, no second (RFC 5780) port and a user database of its own: nothing that
+        // another test's sockets or another coturn could be holding.
         let child = Command::new("turnserver")
             .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--fingerprint"])
+            .args(["--no-tcp", "--no-tcp-relay", "--no-rfc5780"])
             .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
             .args(["--listening-port", &port.to_string()])
             .args(["--min-port", &relay_min.to_string()])
@@ -91,6 +115,8 @@ impl TurnServer {
             .args(["--lt-cred-mech", "--realm", TURN_REALM])
             .args(["--user", &format!("{TURN_USER}:{TURN_PASSWORD}")])
             .arg("--allow-loopback-peers")
+            .arg("--userdb")
+            .arg(dir.join(format!("turndb-{port}")))
             .arg("--pidfile")
             .arg(dir.join(format!("turnserver-{port}.pid")))
             .args(["--simple-log", "--log-file"])
@@ -100,14 +126,12 @@ impl TurnServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| ClientError::Server(format!("cannot run turnserver: {e}")))?;
-        let mut server = TurnServer {
+        Ok(TurnServer {
             child,
             port,
             relay_ports: relay_min..=relay_min + 99,
             log,
-        };
-        server.wait_listening().await?;
-        Ok(server)
+        })
     }
 
     /// The `turn:` URL of the server (UDP).
@@ -150,7 +174,7 @@ impl TurnServer {
         // A STUN Binding request: type, length 0, the magic cookie, a transaction id.
         let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
         request.extend_from_slice(&rand::random::<[u8; 12]>());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 1500];
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -171,7 +195,7 @@ impl TurnServer {
             if tokio::time::Instant::now() >= deadline {
                 return Err(ClientError::timeout(
                     "turnserver to answer STUN",
-                    Duration::from_secs(20),
+                    Duration::from_secs(10),
                 ));
             }
         }
