@@ -15,6 +15,7 @@
 //!
 //! The criterion benchmarks in `benches/benches/` measure the forwarding core's hot paths.
 
+pub mod api_poll;
 pub mod chat_flood;
 pub mod churn;
 pub mod churn_viewer;

@@ -18,9 +18,9 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::error::{LoadError, Result};
-use crate::proc_stats::ProcSample;
+use crate::proc_stats::{ProcSample, thread_cpu};
 use crate::publisher::{PublisherContext, PublisherStats, RtpTarget, run_plain_rtp, run_whip};
-use crate::report::{Report, RunFacts, ServerUsage};
+use crate::report::{PollFigures, Report, RunFacts, ServerUsage};
 use crate::stamp::SendTimes;
 use crate::synth::VideoShape;
 use crate::viewer::{Join, SharedCounters, ViewerContext, ViewerStats, run_viewer};
@@ -92,6 +92,11 @@ pub struct LoadConfig {
     /// Viewers negotiate transport-wide congestion control and send its feedback, as
     /// browsers do.
     pub transport_cc: bool,
+    /// Clients polling `GET /api/streams/{stream}` during the run (Directo only), each every
+    /// `poll_interval`.
+    pub api_pollers: usize,
+    /// How often each poller asks.
+    pub poll_interval: Duration,
 }
 
 /// A worker thread with a current-thread runtime, alive until dropped.
@@ -237,6 +242,29 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
     let workers = (0..config.threads.max(1))
         .map(Worker::start)
         .collect::<Result<Vec<_>>>()?;
+    let polls = match &config.target {
+        Target::Directo { server, stream, .. } if config.api_pollers > 0 => {
+            let url = join_url(server, &format!("api/streams/{stream}"))?;
+            let runtimes: Vec<_> = workers
+                .iter()
+                .map(|w| (w.handle.clone(), w.http.clone()))
+                .collect();
+            let counts = crate::api_poll::start(
+                url,
+                config.api_pollers,
+                config.poll_interval,
+                &runtimes,
+                Arc::clone(&stop),
+            );
+            Some((counts, Instant::now()))
+        }
+        _ => None,
+    };
+    let media_cpu = || {
+        config
+            .server_pid
+            .and_then(|pid| thread_cpu(pid, "directo-media"))
+    };
     let before = config.server_pid.and_then(ProcSample::read);
     let ramp = Duration::from_secs_f64(config.viewers as f64 / config.ramp_per_s.max(0.001));
     let start = Instant::now();
@@ -274,16 +302,18 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
     let window_start = start + ramp + settle;
     let window_end = until - (measure / 10).min(Duration::from_millis(250));
     tokio::time::sleep_until(window_start.into()).await;
-    let (cpu_start, packets_start) = (
+    let (cpu_start, packets_start, media_start) = (
         config.server_pid.and_then(ProcSample::read),
         shared.packets.load(Ordering::Relaxed),
+        media_cpu(),
     );
     let generator_start = ProcSample::read(std::process::id());
     let opened = Instant::now();
     tokio::time::sleep_until(window_end.into()).await;
-    let (cpu_end, packets_end) = (
+    let (cpu_end, packets_end, media_end) = (
         config.server_pid.and_then(ProcSample::read),
         shared.packets.load(Ordering::Relaxed),
+        media_cpu(),
     );
     let generator_cpu = ProcSample::read(std::process::id())
         .zip(generator_start)
@@ -301,6 +331,12 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let api_polls = polls.map(|(counts, started)| PollFigures {
+        clients: config.api_pollers,
+        answered_per_s: counts.ok.load(Ordering::Relaxed) as f64
+            / started.elapsed().as_secs_f64().max(0.001),
+        failed: counts.failed.load(Ordering::Relaxed),
+    });
     if let Some(flood) = &flood {
         eprintln!(
             "chat flood: {} messages sent, {} chat frames fanned out to the flood members",
@@ -322,6 +358,9 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             packets: packets_end - packets_start,
             rss_before_kib: before.rss_kib,
             rss_after_kib: end.rss_kib,
+            media_thread_cpu: media_start
+                .zip(media_end)
+                .map(|(start, end)| end.saturating_sub(start)),
         }),
         _ => None,
     };
@@ -336,6 +375,7 @@ pub async fn run(config: LoadConfig) -> Result<Report> {
             server,
             generator_cpu,
             per_viewer: config.per_viewer,
+            api_polls,
         },
         &stats,
     ))

@@ -26,6 +26,23 @@ impl ProcSample {
     }
 }
 
+/// CPU time (user + system) of the threads of process `pid` named `name` (as the kernel
+/// keeps it: at most 15 bytes), summed; `None` if the process is gone or has no such thread.
+pub fn thread_cpu(pid: u32, name: &str) -> Option<Duration> {
+    let mut total = None;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let path = task.path();
+        let comm = fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = fs::read_to_string(path.join("stat")).ok()?;
+        let cpu = cpu_time(&stat, clock_ticks_per_second())?;
+        total = Some(total.unwrap_or(Duration::ZERO) + cpu);
+    }
+    total
+}
+
 /// utime + stime from a `/proc/<pid>/stat` line.
 fn cpu_time(stat: &str, ticks_per_second: u64) -> Option<Duration> {
     // The command name (field 2) may hold spaces and parentheses: fields after it are counted
@@ -67,5 +84,19 @@ mod tests {
     fn reads_this_process() {
         let sample = ProcSample::read(std::process::id());
         assert!(sample.is_some_and(|s| s.rss_kib > 0));
+        let name = "proc-stats-test";
+        let (started, stop) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let _ = started.0.send(());
+                let _ = stop.1.recv();
+            })
+            .unwrap();
+        started.1.recv().unwrap();
+        assert!(thread_cpu(std::process::id(), name).is_some());
+        assert!(thread_cpu(std::process::id(), "no-such-thread").is_none());
+        stop.0.send(()).unwrap();
+        thread.join().unwrap();
     }
 }

@@ -56,6 +56,19 @@ pub struct ServerUsage {
     pub rss_before_kib: u64,
     /// Resident memory at the end of the window.
     pub rss_after_kib: u64,
+    /// CPU time of the server's media thread (`directo-media`) in the window, if it has one.
+    pub media_thread_cpu: Option<Duration>,
+}
+
+/// Stream-info polls during the run (`--api-pollers`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct PollFigures {
+    /// Polling clients.
+    pub clients: usize,
+    /// Answered polls a second over the run.
+    pub answered_per_s: f64,
+    /// Polls that failed or got an error status.
+    pub failed: u64,
 }
 
 /// Everything a run measured.
@@ -141,6 +154,12 @@ pub struct Report {
     pub server_cpu_us_per_packet: Option<f64>,
     /// Server CPU use during the window, percent of one core.
     pub server_cpu_percent: Option<f64>,
+    /// The media thread's CPU use during the window, percent of one core (Directo only).
+    #[serde(default)]
+    pub media_thread_cpu_percent: Option<f64>,
+    /// Stream-info polls, with `--api-pollers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_polls: Option<PollFigures>,
     /// Server resident memory at the end of the window, KiB.
     pub server_rss_kib: Option<u64>,
     /// Server resident memory growth since before the first viewer, per connected viewer.
@@ -206,6 +225,8 @@ pub struct RunFacts {
     pub generator_cpu: Option<Duration>,
     /// Keep per-viewer rows.
     pub per_viewer: bool,
+    /// Stream-info polls, if there were pollers.
+    pub api_polls: Option<PollFigures>,
 }
 
 impl Report {
@@ -329,6 +350,10 @@ impl Report {
             server_cpu_percent: server
                 .filter(|s| !s.wall.is_zero())
                 .map(|s| s.cpu.as_secs_f64() / s.wall.as_secs_f64() * 100.0),
+            media_thread_cpu_percent: server.filter(|s| !s.wall.is_zero()).and_then(|s| {
+                Some(s.media_thread_cpu?.as_secs_f64() / s.wall.as_secs_f64() * 100.0)
+            }),
+            api_polls: facts.api_polls,
             server_rss_kib: server.map(|s| s.rss_after_kib),
             server_rss_kib_per_viewer: server.filter(|_| connected > 0).map(|s| {
                 s.rss_after_kib.saturating_sub(s.rss_before_kib) as f64 / connected as f64
@@ -451,6 +476,19 @@ impl fmt::Display for Report {
             "server CPU",
             optional(self.server_cpu_percent, "% of a core"),
         )?;
+        if let Some(media) = self.media_thread_cpu_percent {
+            row(f, "media thread CPU", format!("{media:.1}% of a core"))?;
+        }
+        if let Some(polls) = self.api_polls {
+            row(
+                f,
+                "stream-info polls",
+                format!(
+                    "{} clients, {:.0} answered/s, {} failed",
+                    polls.clients, polls.answered_per_s, polls.failed
+                ),
+            )?;
+        }
         row(
             f,
             "server RSS per viewer",

@@ -84,6 +84,16 @@ async fn lost_video_comes_back_over_rtx_or_as_a_keyframe() -> anyhow::Result<()>
             .context("video on a lossy link")?;
     }
 
+    // The viewers' NACKs (and receiver reports) were read by the engine itself, past their
+    // `rtc` connections, and none was refused.
+    let read = server.metric("directo_viewer_rtcp_total").await?;
+    assert!(read.is_some_and(|n| n > 0.0), "viewer RTCP read: {read:?}");
+    let rejected = server.metric("directo_viewer_rtcp_rejected_total").await?;
+    assert!(
+        rejected.unwrap_or(0.0) == 0.0,
+        "viewer RTCP rejected: {rejected:?}"
+    );
+
     let report = with_rtx.report();
     let (missing, repeated) = missing_and_repeated(&report.video);
     // `webrtc`'s NACK generator does not see what comes back over RTX and asks again, so a

@@ -107,6 +107,13 @@ struct Cli {
     /// Chat-only `/ws` members flooding the chat during the run (each writes every 2.1 s).
     #[arg(long, default_value_t = 0)]
     chat_flood: usize,
+    /// Clients polling the stream's info (`GET /api/streams/{stream}`) during the run, as the
+    /// SDK's player once did every 2 s; the report then has the media thread's CPU share.
+    #[arg(long, default_value_t = 0)]
+    api_pollers: usize,
+    /// Seconds between one poller's asks.
+    #[arg(long, default_value_t = 2.0)]
+    poll_interval_s: f64,
     /// Viewers watch on these nodes instead, in turn (repeatable): a cluster's edges, while
     /// the publisher publishes to `--server` (its origin).
     #[arg(long, value_name = "URL")]
@@ -202,6 +209,8 @@ fn main() -> anyhow::Result<()> {
         simulcast: cli.simulcast,
         constrained_share: cli.constrained_share,
         transport_cc: !cli.no_transport_cc,
+        api_pollers: cli.api_pollers,
+        poll_interval: Duration::from_secs_f64(cli.poll_interval_s.max(0.01)),
         constrained_kbps: cli.constrained_kbps,
         constrained_bind_ip: cli.constrained_bind,
     };

@@ -7,9 +7,10 @@
 //! context, where to send) lives in one *shard*: shard 0 on the engine thread itself, one more
 //! per extra core on its own thread. The engine rewrites each packet per viewer in
 //! `directo-sfu` (header only; the payload is shared `Bytes`) and hands a shard's share of a
-//! fan-out over in one batch, once per incoming packet. Each shard marshals into one scratch
-//! buffer, encrypts (AES-GCM) and sends from the shared socket, or into the viewer's ICE-TCP
-//! connection.
+//! fan-out over in one batch, once per incoming packet. Each shard marshals into an arena,
+//! encrypts there in place (AES-GCM, `vendor/rtc-srtp`'s patch), splits the datagram off (it
+//! shares the arena's allocation until sent) and sends from the shared socket, or into the
+//! viewer's ICE-TCP connection.
 //!
 //! One owner per SSRC's context: the leg is the only thing that ever protects a viewer's
 //! forwarded SSRCs, from its first packet to its last. A viewer without a leg, or whose leg
@@ -69,11 +70,18 @@ impl Leg {
     }
 }
 
-/// The legs of one shard and the buffer they marshal into.
+/// Bytes a shard's arena is refilled with: some fifty datagrams share one allocation.
+const ARENA: usize = 64 * 1024;
+/// Room the SRTP tag needs after a packet (AES-GCM's 16 bytes; HMAC-SHA1-80 needs 10).
+const TAG_ROOM: usize = 16;
+
+/// The legs of one shard and the arena their datagrams are marshalled into.
 #[derive(Default)]
 struct Shard {
     legs: HashMap<PeerId, Leg>,
-    scratch: Vec<u8>,
+    /// Datagrams are marshalled and protected in place here, then split off: they share
+    /// the arena's allocation until sent, so protecting a packet allocates nothing.
+    arena: BytesMut,
 }
 
 impl Shard {
@@ -87,17 +95,24 @@ impl Shard {
             audit.record(packet.header.ssrc, packet.header.sequence_number);
         }
         let len = packet.marshal_size();
-        if self.scratch.len() < len {
-            self.scratch.resize(len, 0);
+        if self.arena.capacity() < len + TAG_ROOM {
+            self.arena = BytesMut::with_capacity(ARENA.max(len + TAG_ROOM));
         }
-        let n = packet.marshal_to(&mut self.scratch[..len]).ok()?;
-        match leg
-            .srtp
-            .encrypt_rtp_with_header(&self.scratch[..n], &packet.header)
-        {
-            Ok(data) => Some((&leg.destination, data)),
-            Err(e) => {
-                tracing::debug!(viewer = id, error = %e, "srtp protect failed");
+        self.arena.resize(len, 0);
+        let protected = match packet.marshal_to(&mut self.arena[..]) {
+            Ok(n) => {
+                self.arena.truncate(n);
+                leg.srtp
+                    .encrypt_rtp_in_place(&mut self.arena, &packet.header)
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match protected {
+            Ok(()) => Some((&leg.destination, self.arena.split())),
+            Err(error) => {
+                self.arena.clear();
+                tracing::debug!(viewer = id, %error, "srtp protect failed");
                 None
             }
         }
@@ -359,6 +374,59 @@ mod tests {
         match job {
             Job::Remove(id) => id,
             _ => panic!("expected a Remove"),
+        }
+    }
+
+    #[test]
+    fn a_datagram_is_protected_in_place_exactly_as_srtp_protects_a_copy() {
+        use rtc::srtp::protection_profile::ProtectionProfile;
+        let provider = rtc::crypto::default_provider().expect("a crypto provider");
+        for profile in [
+            ProtectionProfile::AeadAes128Gcm,
+            ProtectionProfile::Aes128CmHmacSha1_80,
+        ] {
+            let key = vec![7u8; profile.key_len()];
+            let salt = vec![9u8; profile.salt_len()];
+            let context = || {
+                Context::new(&key, &salt, profile, None, None, provider.crypto())
+                    .expect("an SRTP context")
+            };
+            let mut shard = Shard::default();
+            let to = SocketAddr::from(([127, 0, 0, 1], 9));
+            shard
+                .legs
+                .insert(1, Leg::new(context(), Destination::Udp { to, from: None }));
+            // Across a sequence-number rollover, with payloads of the sizes video has; more
+            // than one arena's worth, so the arena is refilled on the way.
+            let packets: Vec<Packet> = (65_500u16..=65_535)
+                .chain(0..40)
+                .enumerate()
+                .map(|(i, seq)| Packet {
+                    header: rtc::rtp::header::Header {
+                        version: 2,
+                        payload_type: 96,
+                        sequence_number: seq,
+                        timestamp: 90 * i as u32,
+                        ssrc: 42,
+                        ..Default::default()
+                    },
+                    payload: bytes::Bytes::from(vec![i as u8; 900 + i]),
+                })
+                .collect();
+            let datagrams: Vec<BytesMut> = packets
+                .iter()
+                .map(|packet| shard.protect(1, packet).expect("protected").1)
+                .collect();
+            // Each equals what SRTP makes of a copy, and datagrams split off the arena stay
+            // intact while later ones are written.
+            let mut twin = context();
+            for (packet, protected) in packets.iter().zip(&datagrams) {
+                let expected = twin
+                    .encrypt_rtp(&packet.marshal().expect("marshalled"))
+                    .expect("protected by srtp");
+                let seq = packet.header.sequence_number;
+                assert_eq!(&protected[..], &expected[..], "{profile:?}, seq {seq}");
+            }
         }
     }
 

@@ -19,6 +19,8 @@ pub(crate) struct EngineMetrics {
     pub(crate) srtp_reuse: Counter,
     pub(crate) chat_dropped: Counter,
     pub(crate) sessions_dropped: Counter,
+    pub(crate) viewer_rtcp: Counter,
+    pub(crate) viewer_rtcp_rejected: Counter,
     pub(crate) streams: Gauge,
     pub(crate) publishers: Gauge,
     pub(crate) viewers: Gauge,
@@ -71,6 +73,14 @@ impl EngineMetrics {
             "directo_sessions_dropped_total",
             "sessions dropped for not connecting or going silent"
         );
+        describe_counter!(
+            "directo_viewer_rtcp_total",
+            "RTCP datagrams of connected viewers unprotected and read by the engine itself"
+        );
+        describe_counter!(
+            "directo_viewer_rtcp_rejected_total",
+            "viewer RTCP datagrams that failed authentication, were replayed or did not parse"
+        );
         describe_gauge!("directo_streams", "streams with a publisher or viewers");
         describe_gauge!("directo_publishers", "publisher sessions");
         describe_gauge!("directo_viewers", "viewer sessions");
@@ -102,6 +112,8 @@ impl EngineMetrics {
             srtp_reuse: counter!("directo_srtp_index_reuse_total"),
             chat_dropped: counter!("directo_chat_dropped_total"),
             sessions_dropped: counter!("directo_sessions_dropped_total"),
+            viewer_rtcp: counter!("directo_viewer_rtcp_total"),
+            viewer_rtcp_rejected: counter!("directo_viewer_rtcp_rejected_total"),
             streams: gauge!("directo_streams"),
             publishers: gauge!("directo_publishers"),
             viewers: gauge!("directo_viewers"),

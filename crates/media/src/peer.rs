@@ -65,6 +65,9 @@ pub(crate) struct Peer {
     pub(crate) quality: Quality,
     /// Where this session's events go (its signaling client, if one listens).
     pub(crate) events: mpsc::Sender<SessionEvent>,
+    /// Viewer, once connected: the receive SRTP context its RTCP is unprotected with in the
+    /// engine itself (`engine/viewer_rtcp.rs`), past `rtc`'s read pipeline.
+    pub(crate) rtcp_in: Option<rtc::srtp::context::Context>,
 }
 
 impl Peer {

@@ -56,6 +56,8 @@ pub fn config(
         constrained_kbps,
         constrained_bind_ip,
         transport_cc: true,
+        api_pollers: 0,
+        poll_interval: Duration::from_secs(2),
     }
 }
 

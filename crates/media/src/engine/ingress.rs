@@ -53,6 +53,12 @@ impl Engine {
             return;
         };
         peer.last_rx = now;
+        let Some(message) = self.viewer_rtcp(id, message, now) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
         let msg = TaggedBytesMut {
             now,
             transport,
@@ -154,11 +160,14 @@ impl Engine {
             return;
         }
         peer.connected = true;
-        // Of the application's SRTP contexts only a viewer's send one is used (its leg);
-        // free the others' key schedules now.
-        let _ = peer.pc.take_recv_srtp_context();
+        // A viewer's send context goes to its leg and its receive context reads its RTCP
+        // here (`viewer_rtcp.rs`); a publisher's media goes through its connection: free the
+        // key schedules it does not use.
+        let recv = peer.pc.take_recv_srtp_context();
         if peer.role == PeerRole::Publisher {
             let _ = peer.pc.take_send_srtp_context();
+        } else {
+            peer.rtcp_in = recv;
         }
         self.metrics
             .connect_seconds

@@ -6,7 +6,8 @@
 //! - [`streams`]: each stream's forwarding core, publisher, viewers and recording;
 //! - [`board`]: the stream snapshot the server reads without asking;
 //! - [`crate::fanout`]: each viewer's send leg, sharded over cores;
-//! - [`bridge`]: free functions between `rtc` and `directo-sfu`.
+//! - [`bridge`]: free functions between `rtc` and `directo-sfu`;
+//! - [`viewer_rtcp`]: connected viewers' RTCP, unprotected and read past `rtc`.
 //!
 //! The [`Engine`] holds those parts and runs the flows that cross them, one file a trigger:
 //! datagrams in and what peers then report ([`ingress`]), the stream's outputs out
@@ -26,6 +27,7 @@ mod relays;
 mod sessions;
 mod streams;
 mod transport;
+mod viewer_rtcp;
 
 use rtc::sansio::Protocol;
 use std::net::SocketAddr;
@@ -118,6 +120,8 @@ pub(crate) struct Engine {
     analytics: Analytics,
     chat_tx: Option<mpsc::Sender<ChatIn>>,
     srtp_audit: Option<SrtpAudit>,
+    /// Streams that viewer RTCP fed since the last flush (`viewer_rtcp.rs`), drained once.
+    fed: Vec<String>,
     next_sweep: Instant,
     shutting_down: bool,
 }
@@ -184,6 +188,7 @@ impl Engine {
             analytics: Analytics::default(),
             chat_tx,
             srtp_audit,
+            fed: Vec::new(),
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             shutting_down: false,
         };
@@ -380,10 +385,13 @@ impl Engine {
         }
     }
 
-    /// Process every dirty peer, then send what they queued. Returns when nothing is dirty.
+    /// Drain the streams viewer RTCP fed, process every dirty peer, and send what they all
+    /// queued (the fan-out's own shard too, even when no peer was dirty: a stream fed by a
+    /// relay or by viewer RTCP has outputs without one). Returns when nothing is dirty.
     async fn flush(&mut self) {
         let now = Instant::now();
-        while self.peers.has_dirty() {
+        self.drain_fed(now);
+        loop {
             let batch = self.peers.take_dirty();
             for id in &batch {
                 self.process_peer(*id, now);
@@ -394,6 +402,9 @@ impl Engine {
             }
             for id in batch {
                 self.send_peer(id).await;
+            }
+            if !self.peers.has_dirty() {
+                return;
             }
         }
     }

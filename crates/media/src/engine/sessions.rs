@@ -216,6 +216,7 @@ impl Engine {
             sending_to: None,
             quality: Quality::Auto,
             events: events_tx,
+            rtcp_in: None,
         };
         Ok((id, peer, events_rx))
     }

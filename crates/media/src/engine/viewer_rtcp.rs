@@ -1,0 +1,92 @@
+//! A connected viewer's RTCP, read by the engine itself.
+//!
+//! A browser audience talks back: every viewer sends transport-wide feedback about ten times a
+//! second, receiver reports, and NACKs and keyframe requests when it needs them. Through the
+//! viewer's `rtc` connection each of those datagrams would cross the whole read pipeline
+//! (demultiplexing, ICE, DTLS, SRTP, the interceptor chain, the event queue, a processing
+//! pass of the peer) only to reach the stream's forwarding core. Once the viewer is connected
+//! its receive SRTP context is taken from the connection (`vendor/rtc`'s patch) and kept on
+//! the peer: its SRTCP is unprotected (authenticated, replay-checked) and parsed here and goes
+//! straight to the stream, which is drained once after the batch of datagrams. STUN, DTLS
+//! and chat (SCTP) still go to the connection, which keeps ICE and the data channel alive;
+//! before the viewer is connected its RTCP goes through the connection as before.
+
+use bytes::BytesMut;
+use std::time::Instant;
+
+use super::Engine;
+use super::bridge;
+use crate::peer::PeerId;
+use crate::setup::PeerRole;
+
+impl Engine {
+    /// Takes `datagram` if it is RTCP from a connected viewer (feeding the viewer's stream),
+    /// else gives it back for the peer's connection.
+    pub(super) fn viewer_rtcp(
+        &mut self,
+        id: PeerId,
+        datagram: BytesMut,
+        now: Instant,
+    ) -> Option<BytesMut> {
+        let Some(peer) = self.peers.get_mut(id) else {
+            return Some(datagram);
+        };
+        let Some(context) = peer.rtcp_in.as_mut().filter(|_| is_rtcp(&datagram)) else {
+            return Some(datagram);
+        };
+        let packets = match context.decrypt_rtcp(&datagram) {
+            Ok(mut plain) => rtc::rtcp::packet::unmarshal(&mut plain),
+            Err(e) => Err(e),
+        };
+        let packets = match packets {
+            Ok(packets) => packets,
+            Err(e) => {
+                tracing::debug!(session = %peer.session, error = %e, "viewer RTCP rejected");
+                self.metrics.viewer_rtcp_rejected.increment(1);
+                return None;
+            }
+        };
+        self.metrics.viewer_rtcp.increment(1);
+        let entry = self.streams.get_mut(&peer.stream)?;
+        bridge::on_rtcp(entry, &self.metrics, id, PeerRole::Viewer, &packets, now);
+        if !self.fed.contains(&peer.stream) {
+            self.fed.push(peer.stream.clone());
+        }
+        None
+    }
+
+    /// Drains the streams viewer RTCP fed since the last time.
+    pub(super) fn drain_fed(&mut self, now: Instant) {
+        let mut fed = std::mem::take(&mut self.fed);
+        for stream in fed.drain(..) {
+            self.drain_stream(&stream, now);
+        }
+        // Keep the allocation for the next batch.
+        self.fed = fed;
+    }
+}
+
+/// Whether a datagram is (S)RTCP: an RTP version-2 first byte and a packet type of 192–223
+/// (RFC 5761 and RFC 7983).
+fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.len() >= 8 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_rtcp;
+
+    #[test]
+    fn tells_rtcp_from_rtp_stun_and_dtls() {
+        // A receiver report and a transport-wide feedback (RTPFB, 205) header.
+        assert!(is_rtcp(&[0x81, 201, 0, 7, 0, 0, 0, 1]));
+        assert!(is_rtcp(&[0x8f, 205, 0, 5, 0, 0, 0, 1]));
+        // RTP with payload type 96 (marker set or not).
+        assert!(!is_rtcp(&[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]));
+        assert!(!is_rtcp(&[0x80, 96 | 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]));
+        // STUN (first byte 0–3) and DTLS (20–63), and a runt.
+        assert!(!is_rtcp(&[0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42]));
+        assert!(!is_rtcp(&[22, 254, 253, 0, 0, 0, 0, 0]));
+        assert!(!is_rtcp(&[0x81, 201]));
+    }
+}
