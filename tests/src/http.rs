@@ -3,9 +3,10 @@
 //! Also the small helpers tests use to read Directo's JSON error bodies.
 
 use crate::error::{ClientError, Result};
+use reqwest::RequestBuilder;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::{Client, Response, StatusCode, Url};
-use signaling_proto::ErrorBody;
+use signaling_proto::{ErrorBody, ErrorCode};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -59,16 +60,7 @@ pub async fn post_offer(
     offer: &str,
     bearer: Option<&str>,
 ) -> Result<Session> {
-    let endpoint = Url::parse(endpoint)
-        .map_err(|e| ClientError::Protocol(format!("bad endpoint URL {endpoint}: {e}")))?;
-    let mut request = http
-        .post(endpoint)
-        .header(CONTENT_TYPE, "application/sdp")
-        .body(offer.to_owned());
-    if let Some(key) = bearer {
-        request = request.header(AUTHORIZATION, format!("Bearer {key}"));
-    }
-    let response = request.send().await?;
+    let response = offer_request(http, endpoint, offer, bearer)?.send().await?;
     if response.status() != StatusCode::CREATED {
         return Err(status_error(response).await);
     }
@@ -94,6 +86,75 @@ pub async fn post_offer(
         )));
     }
     Ok(Session { url, answer })
+}
+
+/// What a POSTed offer was answered, whatever the status: for tests of refusals.
+#[derive(Debug)]
+pub struct PostAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON error body's code, if the body is one.
+    pub code: Option<ErrorCode>,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
+    /// The body: the SDP answer of a `201`, the error otherwise.
+    pub body: String,
+}
+
+impl PostAnswer {
+    /// Asserts a refusal with `status` and `code` that says when to retry (`what` names it).
+    pub fn assert_refused(&self, status: u16, code: ErrorCode, what: &str) {
+        assert_eq!(
+            (self.status, self.code),
+            (status, Some(code)),
+            "{what}: {self:?}"
+        );
+        assert!(
+            self.retry_after.is_some_and(|s| s >= 1),
+            "{what} has no usable Retry-After: {self:?}"
+        );
+    }
+}
+
+/// Posts an SDP offer to a WHIP/WHEP endpoint and returns whatever came back.
+pub async fn post_offer_raw(
+    http: &Client,
+    endpoint: &str,
+    offer: &str,
+    bearer: Option<&str>,
+) -> Result<PostAnswer> {
+    let response = offer_request(http, endpoint, offer, bearer)?.send().await?;
+    let status = response.status().as_u16();
+    let retry_after = header(&response, "retry-after").and_then(|v| v.trim().parse().ok());
+    let body = response.text().await?;
+    let code = serde_json::from_str::<ErrorBody>(&body)
+        .ok()
+        .map(|b| b.code);
+    Ok(PostAnswer {
+        status,
+        code,
+        retry_after,
+        body,
+    })
+}
+
+/// The POST of an SDP offer, with the bearer token if there is one.
+fn offer_request(
+    http: &Client,
+    endpoint: &str,
+    offer: &str,
+    bearer: Option<&str>,
+) -> Result<RequestBuilder> {
+    let endpoint = Url::parse(endpoint)
+        .map_err(|e| ClientError::Protocol(format!("bad endpoint URL {endpoint}: {e}")))?;
+    let request = http
+        .post(endpoint)
+        .header(CONTENT_TYPE, "application/sdp")
+        .body(offer.to_owned());
+    Ok(match bearer {
+        Some(key) => request.header(AUTHORIZATION, format!("Bearer {key}")),
+        None => request,
+    })
 }
 
 /// Deletes a session; `Ok(status)` on 200 or 204, [`ClientError::Status`] otherwise.

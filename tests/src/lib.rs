@@ -44,8 +44,8 @@ pub use directo_cluster::testkit::{Monitor, RedisServer};
 pub use directo_testkit::ffmpeg;
 pub use error::{ClientError, Result};
 pub use http::{
-    Session, delete_session, http_client, http_client_from, post_offer, read_error, status_error,
-    with_name,
+    PostAnswer, Session, delete_session, http_client, http_client_from, post_offer, post_offer_raw,
+    read_error, status_error, with_name,
 };
 pub use media_publisher::{
     MediaPublisher, MediaPublisherConfig, SentFrame, SentMedia, frame_duration_ms,

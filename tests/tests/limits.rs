@@ -6,10 +6,9 @@
 
 use directo_tests::{
     CONNECT_TIMEOUT, MEDIA_TIMEOUT, MediaKind, Publisher, PublisherConfig, ServerOptions,
-    TestServer, Viewer, ViewerConfig, http_client_from,
+    TestServer, Viewer, ViewerConfig, http_client_from, post_offer_raw,
 };
-use reqwest::Client;
-use signaling_proto::{ErrorBody, ErrorCode};
+use signaling_proto::ErrorCode;
 use std::net::IpAddr;
 
 /// A server with these extra flags (and otherwise the defaults).
@@ -37,89 +36,28 @@ async fn publisher_offer() -> anyhow::Result<String> {
         .await?)
 }
 
-/// What a refused POST answered: status, error code, `Retry-After` seconds.
-#[derive(Debug)]
-struct Refusal {
-    status: u16,
-    code: Option<ErrorCode>,
-    retry_after: Option<u64>,
-}
-
-/// POSTs `offer` to `url` (with `bearer`) and returns what came back.
-async fn post(
-    http: &Client,
-    url: &str,
-    offer: &str,
-    bearer: Option<&str>,
-) -> anyhow::Result<Refusal> {
-    let mut request = http
-        .post(url)
-        .header("content-type", "application/sdp")
-        .body(offer.to_owned());
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let code = serde_json::from_str::<ErrorBody>(&response.text().await?)
-        .ok()
-        .map(|b| b.code);
-    Ok(Refusal {
-        status,
-        code,
-        retry_after,
-    })
-}
-
-fn assert_refused(refusal: &Refusal, status: u16, code: ErrorCode, what: &str) {
-    assert_eq!(
-        (refusal.status, refusal.code),
-        (status, Some(code)),
-        "{what}: {refusal:?}"
-    );
-    assert!(
-        refusal.retry_after.is_some_and(|s| s >= 1),
-        "{what} has no usable Retry-After: {refusal:?}"
-    );
-}
-
 #[tokio::test]
 async fn over_max_streams_is_503_with_retry_after() -> anyhow::Result<()> {
     let server = server(&["--max-streams", "1"]).await?;
     let _first = server.publish("first", PublisherConfig::default()).await?;
 
-    let refused = post(
+    let refused = post_offer_raw(
         server.http(),
         &server.whip_url("second"),
         &publisher_offer().await?,
         Some(server.publish_key()),
     )
     .await?;
-    assert_refused(
-        &refused,
-        503,
-        ErrorCode::Unavailable,
-        "a second stream's publisher",
-    );
+    refused.assert_refused(503, ErrorCode::Unavailable, "a second stream's publisher");
     // Watching a stream that does not exist yet would open a stream too.
-    let refused = post(
+    let refused = post_offer_raw(
         server.http(),
         &server.whep_url("second"),
         &viewer_offer().await?,
         None,
     )
     .await?;
-    assert_refused(
-        &refused,
-        503,
-        ErrorCode::Unavailable,
-        "a second stream's viewer",
-    );
+    refused.assert_refused(503, ErrorCode::Unavailable, "a second stream's viewer");
 
     // The stream within the limit is served as usual.
     let viewer = server.view("first", ViewerConfig::default()).await?;
@@ -134,14 +72,14 @@ async fn over_max_viewers_per_stream_is_503_until_a_seat_frees() -> anyhow::Resu
     let first = server.view("show", ViewerConfig::default()).await?;
     let second = server.view("show", ViewerConfig::default()).await?;
 
-    let refused = post(
+    let refused = post_offer_raw(
         server.http(),
         &server.whep_url("show"),
         &viewer_offer().await?,
         None,
     )
     .await?;
-    assert_refused(&refused, 503, ErrorCode::Unavailable, "a third viewer");
+    refused.assert_refused(503, ErrorCode::Unavailable, "a third viewer");
     // Another stream has its own seats.
     let elsewhere = server.view("other", ViewerConfig::default()).await?;
     elsewhere.wait_connected(CONNECT_TIMEOUT).await?;
@@ -160,15 +98,14 @@ async fn over_max_sessions_per_ip_is_429_for_that_address_only() -> anyhow::Resu
     let here = server.http();
     let _publisher = server.publish("show", PublisherConfig::default()).await?;
 
-    let refused = post(
+    let refused = post_offer_raw(
         here,
         &server.whip_url("second"),
         &publisher_offer().await?,
         Some(server.publish_key()),
     )
     .await?;
-    assert_refused(
-        &refused,
+    refused.assert_refused(
         429,
         ErrorCode::RateLimited,
         "a second publisher from one address",
@@ -218,13 +155,15 @@ async fn a_flooding_address_gets_429_and_nobody_else_is_hurt() -> anyhow::Result
     // The flood: a hundred publish attempts for another stream as fast as they go.
     let offer = publisher_offer().await?;
     let url = server.whip_url("stormy");
-    let flood =
-        futures::future::join_all((0..100).map(|_| post(&flood_http, &url, &offer, None))).await;
+    let flood = futures::future::join_all(
+        (0..100).map(|_| post_offer_raw(&flood_http, &url, &offer, None)),
+    )
+    .await;
     let mut limited = 0;
     for answer in flood {
         let answer = answer?;
         if answer.status == 429 {
-            assert_refused(&answer, 429, ErrorCode::RateLimited, "a flood request");
+            answer.assert_refused(429, ErrorCode::RateLimited, "a flood request");
             limited += 1;
         }
     }
@@ -233,9 +172,8 @@ async fn a_flooding_address_gets_429_and_nobody_else_is_hurt() -> anyhow::Result
         "only {limited} of 100 flood requests were refused"
     );
     // Still refused right after (the bucket refills at 20 a minute).
-    let again = post(&flood_http, &url, &offer, None).await?;
-    assert_refused(
-        &again,
+    let again = post_offer_raw(&flood_http, &url, &offer, None).await?;
+    again.assert_refused(
         429,
         ErrorCode::RateLimited,
         "a request right after the flood",

@@ -10,10 +10,11 @@
 //! receive audio and video; the others only hold their session.
 
 use directo_tests::{
-    MEDIA_TIMEOUT, MediaKind, PublisherConfig, TestServer, Viewer, ViewerConfig, http_client_from,
+    MEDIA_TIMEOUT, MediaKind, PostAnswer, PublisherConfig, TestServer, Viewer, ViewerConfig,
+    http_client_from, post_offer_raw,
 };
 use reqwest::Client;
-use signaling_proto::{ErrorBody, ErrorCode};
+use signaling_proto::ErrorCode;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -25,57 +26,8 @@ const FIRST_WAVE: usize = 80;
 /// The rest arrive at fifteen a second: under the default sustained twenty.
 const ARRIVAL_GAP: Duration = Duration::from_millis(1000 / 15);
 
-/// What a POST answered: status, error code, `Retry-After` seconds, body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    code: Option<ErrorCode>,
-    retry_after: Option<u64>,
-    body: String,
-}
-
-async fn post(
-    http: &Client,
-    url: &str,
-    offer: &str,
-    bearer: Option<&str>,
-) -> anyhow::Result<Answer> {
-    let mut request = http
-        .post(url)
-        .header("content-type", "application/sdp")
-        .body(offer.to_owned());
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let body = response.text().await?;
-    let code = serde_json::from_str::<ErrorBody>(&body)
-        .ok()
-        .map(|b| b.code);
-    Ok(Answer {
-        status,
-        code,
-        retry_after,
-        body,
-    })
-}
-
-fn assert_rate_limited(answer: &Answer, what: &str) {
-    assert_eq!(
-        (answer.status, answer.code),
-        (429, Some(ErrorCode::RateLimited)),
-        "{what}: {answer:?}"
-    );
-    assert!(
-        answer.retry_after.is_some_and(|s| s >= 1),
-        "{what} has no usable Retry-After: {answer:?}"
-    );
+fn assert_rate_limited(answer: &PostAnswer, what: &str) {
+    answer.assert_refused(429, ErrorCode::RateLimited, what);
 }
 
 /// POSTs until the server takes it, waiting out each `429`'s `Retry-After` as the web SDK
@@ -83,7 +35,7 @@ fn assert_rate_limited(answer: &Answer, what: &str) {
 async fn join(http: &Client, url: &str, offer: &str) -> anyhow::Result<(String, u32)> {
     let mut refused = 0;
     loop {
-        let answer = post(http, url, offer, None).await?;
+        let answer = post_offer_raw(http, url, offer, None).await?;
         match answer.status {
             201 => return Ok((answer.body, refused)),
             429 if refused < 20 => {
@@ -175,7 +127,8 @@ async fn a_flood_of_new_sessions_is_refused_for_that_address_only() -> anyhow::R
         .create_offer()
         .await?;
     let answers =
-        futures::future::join_all((0..400).map(|_| post(&flood, &url, &offer, None))).await;
+        futures::future::join_all((0..400).map(|_| post_offer_raw(&flood, &url, &offer, None)))
+            .await;
     let mut limited = 0;
     for answer in answers {
         let answer = answer?;
@@ -220,13 +173,13 @@ async fn guessing_keys_is_refused_after_twenty_failures_a_minute() -> anyhow::Re
         .await?;
     let url = server.whip_url("guessed");
     for i in 0..20 {
-        let answer = post(&guesser, &url, &offer, Some(&format!("guess-{i}"))).await?;
+        let answer = post_offer_raw(&guesser, &url, &offer, Some(&format!("guess-{i}"))).await?;
         assert_eq!(answer.status, 401, "guess {i}: {answer:?}");
     }
-    let answer = post(&guesser, &url, &offer, Some("guess-20")).await?;
+    let answer = post_offer_raw(&guesser, &url, &offer, Some("guess-20")).await?;
     assert_rate_limited(&answer, "the 21st guess");
     // Refused even with the right key: the address may not try again this minute.
-    let answer = post(&guesser, &url, &offer, Some(server.publish_key())).await?;
+    let answer = post_offer_raw(&guesser, &url, &offer, Some(server.publish_key())).await?;
     assert_rate_limited(&answer, "the right key from the guessing address");
 
     // The same address still watches a public stream (no credential presented) ...
@@ -239,7 +192,7 @@ async fn guessing_keys_is_refused_after_twenty_failures_a_minute() -> anyhow::Re
     viewer.wait_for_packets(5, 5, MEDIA_TIMEOUT).await?;
     // ... and another address publishes with the right key.
     let other = http_client_from(IpAddr::from([127, 0, 0, 6]));
-    let answer = post(&other, &url, &offer, Some(server.publish_key())).await?;
+    let answer = post_offer_raw(&other, &url, &offer, Some(server.publish_key())).await?;
     assert_eq!(answer.status, 201, "{answer:?}");
     Ok(())
 }
@@ -275,7 +228,7 @@ async fn guessing_keys_over_ws_counts_against_the_same_address() -> anyhow::Resu
         .await?
         .create_offer()
         .await?;
-    let answer = post(
+    let answer = post_offer_raw(
         server.http(),
         &server.whip_url("guessed"),
         &offer,
