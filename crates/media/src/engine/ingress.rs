@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::Engine;
 use super::bridge::{self, TrackRefused};
+use super::viewer_rtcp::{is_rtcp, read_rtcp};
 use crate::chat_port::ChatIn;
 use crate::handle::{EngineEvent, SessionEvent};
 use crate::peer::PeerId;
@@ -53,12 +54,14 @@ impl Engine {
             return;
         };
         peer.last_rx = now;
-        let Some(message) = self.viewer_rtcp(id, message, now) else {
+        if let Some(context) = peer.rtcp_in.as_mut()
+            && is_rtcp(&message)
+        {
+            // A connected viewer's RTCP: read here, past its connection.
+            let read = read_rtcp(context, &message);
+            self.on_viewer_rtcp(id, read, now);
             return;
-        };
-        let Some(peer) = self.peers.get_mut(id) else {
-            return;
-        };
+        }
         let msg = TaggedBytesMut {
             now,
             transport,

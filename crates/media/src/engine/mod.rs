@@ -120,7 +120,8 @@ pub(crate) struct Engine {
     analytics: Analytics,
     chat_tx: Option<mpsc::Sender<ChatIn>>,
     srtp_audit: Option<SrtpAudit>,
-    /// Streams that viewer RTCP fed since the last flush (`viewer_rtcp.rs`), drained once.
+    /// Streams fed without a peer pass (viewer RTCP read in `viewer_rtcp.rs`, relayed RTP)
+    /// since the last flush, which drains each once.
     fed: Vec<String>,
     next_sweep: Instant,
     shutting_down: bool,
@@ -203,8 +204,6 @@ impl Engine {
         mut relay_rx: mpsc::Receiver<(PeerId, RelayIn)>,
     ) {
         let mut datagrams: Vec<Datagram> = Vec::with_capacity(quinn_udp::BATCH_SIZE * 4);
-        // Streams a batch of relay messages fed, drained once after it.
-        let mut relayed: Vec<String> = Vec::new();
         loop {
             let deadline = self.next_deadline();
             enum Wake {
@@ -258,16 +257,13 @@ impl Engine {
                 Wake::Tcp(None) => self.transport.tcp_enabled = false,
                 Wake::Relay(Some((id, message))) => {
                     let now = Instant::now();
-                    self.on_relay(id, message, now, &mut relayed);
+                    self.on_relay(id, message, now);
                     // What else the relays queued, a bounded batch.
                     for _ in 0..MAX_RELAY_BATCH {
                         match relay_rx.try_recv() {
-                            Ok((id, message)) => self.on_relay(id, message, now, &mut relayed),
+                            Ok((id, message)) => self.on_relay(id, message, now),
                             Err(_) => break,
                         }
-                    }
-                    for stream in relayed.drain(..) {
-                        self.drain_stream(&stream, now);
                     }
                 }
                 Wake::Relay(None) => {}
@@ -385,9 +381,10 @@ impl Engine {
         }
     }
 
-    /// Drain the streams viewer RTCP fed, process every dirty peer, and send what they all
-    /// queued (the fan-out's own shard too, even when no peer was dirty: a stream fed by a
-    /// relay or by viewer RTCP has outputs without one). Returns when nothing is dirty.
+    /// Drain the streams fed without a peer pass, process every dirty peer, and send what
+    /// they all queued (the fan-out's own shard too, even when no peer was dirty: a stream
+    /// fed by a relay or by viewer RTCP has outputs without one). Returns when nothing is
+    /// dirty.
     async fn flush(&mut self) {
         let now = Instant::now();
         self.drain_fed(now);
@@ -409,6 +406,16 @@ impl Engine {
         }
     }
 
+    /// Drain the streams noted as fed since the last time, each once.
+    fn drain_fed(&mut self, now: Instant) {
+        let mut fed = std::mem::take(&mut self.fed);
+        for stream in fed.drain(..) {
+            self.drain_stream(&stream, now);
+        }
+        // Keep the allocation for the next batch.
+        self.fed = fed;
+    }
+
     /// Send everything a peer's connection queued, re-arm its timer, and forget it if it is
     /// closing.
     async fn send_peer(&mut self, id: PeerId) {
@@ -428,6 +435,13 @@ impl Engine {
         if closing {
             self.forget_peer(id);
         }
+    }
+}
+
+/// Notes that `stream`'s forwarding core was fed outside a peer pass (once per flush).
+fn note_fed(fed: &mut Vec<String>, stream: &str) {
+    if !fed.iter().any(|s| s == stream) {
+        fed.push(stream.to_owned());
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-use super::Engine;
+use super::{Engine, note_fed};
 use crate::error::MediaError;
 use crate::handle::EngineEvent;
 use crate::peer::PeerId;
@@ -110,16 +110,10 @@ impl Engine {
         })
     }
 
-    /// What relay `id` sent. A stream fed RTP is added to `fed` (once), for the caller to
-    /// drain after the batch: the forwarding core's outputs go out once per batch, and the
+    /// What relay `id` sent. A stream fed RTP is noted as fed and drained in the flush
+    /// that follows the batch: the forwarding core's outputs go out once per batch, and the
     /// per-packet path copies nothing.
-    pub(super) fn on_relay(
-        &mut self,
-        id: PeerId,
-        message: RelayIn,
-        now: Instant,
-        fed: &mut Vec<String>,
-    ) {
+    pub(super) fn on_relay(&mut self, id: PeerId, message: RelayIn, now: Instant) {
         if let RelayIn::Rtp(packet) = message {
             let Some(relay) = self.relays.relays.get(&id) else {
                 return;
@@ -131,9 +125,7 @@ impl Engine {
                 return;
             }
             entry.source_rtp(&self.metrics, id, packet, now);
-            if !fed.contains(&relay.stream) {
-                fed.push(relay.stream.clone());
-            }
+            note_fed(&mut self.fed, &relay.stream);
             return;
         }
         let Some(relay) = self.relays.relays.get_mut(&id) else {

@@ -6,69 +6,60 @@
 //! (demultiplexing, ICE, DTLS, SRTP, the interceptor chain, the event queue, a processing
 //! pass of the peer) only to reach the stream's forwarding core. Once the viewer is connected
 //! its receive SRTP context is taken from the connection (`vendor/rtc`'s patch) and kept on
-//! the peer: its SRTCP is unprotected (authenticated, replay-checked) and parsed here and goes
-//! straight to the stream, which is drained once after the batch of datagrams. STUN, DTLS
-//! and chat (SCTP) still go to the connection, which keeps ICE and the data channel alive;
-//! before the viewer is connected its RTCP goes through the connection as before.
+//! the peer: `ingress.rs` hands its SRTCP here, to be unprotected (authenticated,
+//! replay-checked) and parsed and go straight to the stream, which the next flush drains once.
+//! STUN, DTLS and chat (SCTP) still go to the connection, which keeps ICE and the data channel
+//! alive; before the viewer is connected its RTCP goes through the connection as before.
 
-use bytes::BytesMut;
+use rtc::srtp::context::Context;
 use std::time::Instant;
 
-use super::Engine;
 use super::bridge;
+use super::{Engine, note_fed};
 use crate::peer::PeerId;
 use crate::setup::PeerRole;
 
+/// Unprotects (authenticates, replay-checks) and parses one SRTCP datagram.
+pub(super) fn read_rtcp(
+    context: &mut Context,
+    datagram: &[u8],
+) -> Result<Vec<Box<dyn rtc::rtcp::Packet>>, rtc::shared::error::Error> {
+    let mut plain = context.decrypt_rtcp(datagram)?;
+    rtc::rtcp::packet::unmarshal(&mut plain)
+}
+
 impl Engine {
-    /// Takes `datagram` if it is RTCP from a connected viewer (feeding the viewer's stream),
-    /// else gives it back for the peer's connection.
-    pub(super) fn viewer_rtcp(
+    /// What viewer `id`'s RTCP datagram `read` to: its stream acts on it, and is drained in
+    /// the flush that follows the batch.
+    pub(super) fn on_viewer_rtcp(
         &mut self,
         id: PeerId,
-        datagram: BytesMut,
+        read: Result<Vec<Box<dyn rtc::rtcp::Packet>>, rtc::shared::error::Error>,
         now: Instant,
-    ) -> Option<BytesMut> {
-        let Some(peer) = self.peers.get_mut(id) else {
-            return Some(datagram);
+    ) {
+        let Some(peer) = self.peers.get(id) else {
+            return;
         };
-        let Some(context) = peer.rtcp_in.as_mut().filter(|_| is_rtcp(&datagram)) else {
-            return Some(datagram);
-        };
-        let packets = match context.decrypt_rtcp(&datagram) {
-            Ok(mut plain) => rtc::rtcp::packet::unmarshal(&mut plain),
-            Err(e) => Err(e),
-        };
-        let packets = match packets {
+        let packets = match read {
             Ok(packets) => packets,
             Err(e) => {
                 tracing::debug!(session = %peer.session, error = %e, "viewer RTCP rejected");
                 self.metrics.viewer_rtcp_rejected.increment(1);
-                return None;
+                return;
             }
         };
         self.metrics.viewer_rtcp.increment(1);
-        let entry = self.streams.get_mut(&peer.stream)?;
+        let Some(entry) = self.streams.get_mut(&peer.stream) else {
+            return;
+        };
         bridge::on_rtcp(entry, &self.metrics, id, PeerRole::Viewer, &packets, now);
-        if !self.fed.contains(&peer.stream) {
-            self.fed.push(peer.stream.clone());
-        }
-        None
-    }
-
-    /// Drains the streams viewer RTCP fed since the last time.
-    pub(super) fn drain_fed(&mut self, now: Instant) {
-        let mut fed = std::mem::take(&mut self.fed);
-        for stream in fed.drain(..) {
-            self.drain_stream(&stream, now);
-        }
-        // Keep the allocation for the next batch.
-        self.fed = fed;
+        note_fed(&mut self.fed, &peer.stream);
     }
 }
 
 /// Whether a datagram is (S)RTCP: an RTP version-2 first byte and a packet type of 192–223
 /// (RFC 5761 and RFC 7983).
-fn is_rtcp(datagram: &[u8]) -> bool {
+pub(super) fn is_rtcp(datagram: &[u8]) -> bool {
     datagram.len() >= 8 && datagram[0] >> 6 == 2 && (192..=223).contains(&datagram[1])
 }
 
