@@ -1,9 +1,11 @@
-//! A lossy link into a test client, simulated next to the wire: an interceptor that drops every
-//! n-th inbound VP8 packet before anything else in the client's chain sees it, so its NACK
-//! generator asks for it as for a packet lost on the way. Retransmissions over RTX carry RTX's
-//! payload type and pass.
+//! The link into a test client, next to the wire: an interceptor that may drop every n-th
+//! inbound VP8 packet before anything else in the client's chain sees it, so its NACK
+//! generator asks for it as for a packet lost on the way (retransmissions over RTX carry RTX's
+//! payload type and pass), and counts the RTCP sender reports that arrive, which `webrtc`'s
+//! statistics do not.
 
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,21 +17,24 @@ use crate::peer::VP8_PAYLOAD_TYPE;
 /// Where the link sits in the interceptor chain: below every built-in slot, nearest the wire.
 pub(crate) const LOSSY_LINK_SLOT: usize = 100;
 
-/// Drops every `every`-th inbound VP8 packet, counting the drops in `dropped`.
+/// Drops every `every`-th inbound VP8 packet (none if 0), counting the drops in `dropped`, and
+/// counts inbound sender reports in `sender_reports`.
 pub(crate) struct LossyLink {
     every: u64,
     seen: u64,
     dropped: Arc<AtomicU64>,
+    sender_reports: Arc<AtomicU64>,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
 impl LossyLink {
-    pub(crate) fn new(every: u64, dropped: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(every: u64, dropped: Arc<AtomicU64>, sender_reports: Arc<AtomicU64>) -> Self {
         LossyLink {
-            every: every.max(1),
+            every,
             seen: 0,
             dropped,
+            sender_reports,
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
         }
@@ -44,8 +49,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LossyLink {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let reports = packets.iter().filter(|p| p.as_any().is::<SenderReport>());
+            self.sender_reports
+                .fetch_add(reports.count() as u64, Ordering::Relaxed);
+        }
         if let Packet::Rtp(packet) = &msg.message.packet
             && packet.header.payload_type == VP8_PAYLOAD_TYPE
+            && self.every > 0
         {
             self.seen += 1;
             if self.seen.is_multiple_of(self.every) {

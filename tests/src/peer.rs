@@ -121,9 +121,10 @@ pub(crate) struct PeerSetup {
     /// Surface inbound PLI/FIR on `TrackLocal::poll` (publishers).
     pub keyframe_requests: bool,
     pub on_track: Option<TrackSink>,
-    /// Drop every n-th inbound VP8 packet before the chain sees it (a lossy link), counting
-    /// the drops here.
-    pub lossy_link: Option<(u64, Arc<AtomicU64>)>,
+    /// The link into the peer (see [`LossyLink`]): drop every n-th inbound VP8 packet before
+    /// the chain sees it (none if 0), counting the drops in the first counter and the inbound
+    /// sender reports in the second.
+    pub lossy_link: Option<(u64, Arc<AtomicU64>, Arc<AtomicU64>)>,
     /// Make the sender reports a little off (publishers imitating aiortc).
     pub skewed_reports: Option<SkewedReports>,
 }
@@ -187,10 +188,10 @@ pub(crate) async fn build_peer(setup: PeerSetup) -> Result<(Arc<dyn PeerConnecti
             RtcpTap::delivering(is_keyframe_request),
         );
     }
-    if let Some((every, dropped)) = setup.lossy_link {
+    if let Some((every, dropped, sender_reports)) = setup.lossy_link {
         registry = registry.with(
             rtc::interceptor::Slot::from(LOSSY_LINK_SLOT),
-            LossyLink::new(every, dropped),
+            LossyLink::new(every, dropped, sender_reports),
         );
     }
     if let Some(skew) = setup.skewed_reports {

@@ -112,6 +112,8 @@ pub struct Viewer {
     config: ViewerConfig,
     /// VP8 packets its lossy link dropped.
     video_lost: Arc<AtomicU64>,
+    /// RTCP sender reports that reached it.
+    sender_reports: Arc<AtomicU64>,
 }
 
 impl Viewer {
@@ -132,11 +134,14 @@ impl Viewer {
             codecs.push(rtx_codec());
         }
         let video_lost = Arc::new(AtomicU64::new(0));
+        let sender_reports = Arc::new(AtomicU64::new(0));
         let (pc, events) = build_peer(PeerSetup {
             codecs,
-            lossy_link: config
-                .lose_every_nth_video
-                .map(|every| (every, Arc::clone(&video_lost))),
+            lossy_link: Some((
+                config.lose_every_nth_video.unwrap_or(0),
+                Arc::clone(&video_lost),
+                Arc::clone(&sender_reports),
+            )),
             keyframe_requests: false,
             on_track: Some(Box::new(move |track| {
                 tokio::spawn(read_track(track, Arc::clone(&sink_shared)));
@@ -158,6 +163,7 @@ impl Viewer {
             chat,
             config,
             video_lost,
+            sender_reports,
         })
     }
 
@@ -313,6 +319,11 @@ impl Viewer {
             })])
             .await?;
         Ok(())
+    }
+
+    /// RTCP sender reports received so far, over all its tracks.
+    pub fn sender_reports(&self) -> u64 {
+        self.sender_reports.load(Ordering::Relaxed)
     }
 
     /// Ends the WHEP session (`DELETE`, returning its status) and closes the peer.

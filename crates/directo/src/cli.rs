@@ -151,6 +151,11 @@ pub struct ServeArgs {
     /// them; the media thread is one). 0: one per core the process may use.
     #[arg(long, env = "DIRECTO_FANOUT_THREADS", default_value_t = 0)]
     pub fanout_threads: usize,
+    /// Keep every viewer's whole WebRTC connection for its life. By default a WHEP viewer
+    /// without a data channel keeps only its SRTP contexts, address and ICE consent once
+    /// connected, which saves memory and timers per viewer.
+    #[arg(long, env = "DIRECTO_KEEP_VIEWER_CONNECTIONS")]
+    pub keep_viewer_connections: bool,
     /// Open local mode: publishing needs no key.
     #[arg(long, env = "DIRECTO_DEV")]
     pub dev: bool,

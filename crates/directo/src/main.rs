@@ -169,6 +169,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_sessions_per_ip: args.max_sessions_per_ip,
         },
         fanout_threads: args.fanout_threads,
+        release_viewer_connections: !args.keep_viewer_connections,
         ..MediaConfig::default()
     };
     let (chat_port, chat_service) = directo_media::chat_channels(16 * 1024);

@@ -19,7 +19,7 @@
 //! protects only RTCP. With [`SrtpAudit`] on, every shard records the (SSRC, index) pairs it
 //! protects and counts any it sees twice.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtc::srtp::context::Context;
@@ -56,6 +56,9 @@ pub(crate) enum Destination {
 /// One viewer's send state.
 pub(crate) struct Leg {
     srtp: Context,
+    /// A released viewer's RTCP context: its `rtc` connection's own, which protected every
+    /// SRTCP packet sent to it so far (`engine/release.rs`).
+    rtcp: Option<Box<Context>>,
     destination: Destination,
     audit: Option<Box<LegAudit>>,
 }
@@ -64,6 +67,7 @@ impl Leg {
     pub(crate) fn new(srtp: Context, destination: Destination) -> Self {
         Leg {
             srtp,
+            rtcp: None,
             destination,
             audit: None,
         }
@@ -117,6 +121,32 @@ impl Shard {
             }
         }
     }
+
+    /// Protect a plain RTCP compound `packet` for released viewer `id`, with its RTCP context.
+    fn protect_rtcp(&mut self, id: PeerId, packet: &[u8]) -> Option<(&Destination, BytesMut)> {
+        let leg = self.legs.get_mut(&id)?;
+        let context = leg.rtcp.as_mut()?;
+        match context.encrypt_rtcp(packet) {
+            Ok(data) => Some((&leg.destination, data)),
+            Err(error) => {
+                tracing::debug!(viewer = id, %error, "srtcp protect failed");
+                None
+            }
+        }
+    }
+
+    /// Protect and queue viewer `id`'s RTCP `packet` in `out`.
+    fn send_rtcp(&mut self, id: PeerId, packet: &[u8], out: &mut Vec<Outgoing>) {
+        if let Some((destination, data)) = self.protect_rtcp(id, packet) {
+            send_protected(destination, data, out);
+        }
+    }
+
+    fn set_rtcp_context(&mut self, id: PeerId, context: Box<Context>) {
+        if let Some(leg) = self.legs.get_mut(&id) {
+            leg.rtcp = Some(context);
+        }
+    }
 }
 
 /// What a worker thread is told.
@@ -124,6 +154,8 @@ enum Job {
     Add(PeerId, Leg),
     Remove(PeerId),
     Retarget(PeerId, Destination),
+    RtcpContext(PeerId, Box<Context>),
+    Rtcp(PeerId, Bytes),
     Packets(Vec<(PeerId, Packet)>),
 }
 
@@ -275,6 +307,27 @@ impl Fanout {
         }
     }
 
+    /// Viewer `id`'s connection was released: from now on its leg also protects the RTCP
+    /// sent to it, with `context` (the connection's own, so SRTCP indices carry on).
+    pub(crate) fn set_rtcp_context(&mut self, id: PeerId, context: Context) {
+        match self.placement.get(&id) {
+            Some(0) => self.local.set_rtcp_context(id, Box::new(context)),
+            Some(&shard) => {
+                self.workers[shard - 1].control(Job::RtcpContext(id, Box::new(context)))
+            }
+            None => {}
+        }
+    }
+
+    /// Send a plain RTCP compound `packet` to released viewer `id` through its leg.
+    pub(crate) fn push_rtcp(&mut self, id: PeerId, packet: Bytes) {
+        match self.placement.get(&id) {
+            Some(0) => self.local.send_rtcp(id, &packet, &mut self.outgoing),
+            Some(&shard) => self.workers[shard - 1].control(Job::Rtcp(id, packet)),
+            None => {}
+        }
+    }
+
     /// Forward `packet` (already rewritten for viewer `id`). On the engine thread's shard it is
     /// protected now and queued in `outgoing` (or handed to the TCP writer); on a worker's
     /// shard it joins that worker's batch, handed over by [`Fanout::dispatch`]. A viewer
@@ -352,6 +405,12 @@ fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: OwnedFd) {
                 if let Some(leg) = shard.legs.get_mut(&id) {
                     leg.destination = destination;
                 }
+            }
+            Job::RtcpContext(id, context) => shard.set_rtcp_context(id, context),
+            Job::Rtcp(id, packet) => {
+                shard.send_rtcp(id, &packet, &mut out);
+                sender.send_all_waiting(socket.as_raw_fd(), &out);
+                out.clear();
             }
             Job::Packets(batch) => {
                 for (id, packet) in batch {

@@ -52,6 +52,11 @@ pub struct MediaConfig {
     /// Threads a stream's fan-out is sharded over, the engine thread included; 0 means one
     /// per core the process may run on.
     pub fanout_threads: usize,
+    /// Release a viewer's WebRTC connection once it is set up, keeping only what watching
+    /// needs (its SRTP contexts, address, RTCP handling and ICE consent): viewers that signal
+    /// over nothing after their answer (WHEP) and opened no data channel. Off keeps every
+    /// connection whole, as before.
+    pub release_viewer_connections: bool,
     /// Record every (SSRC, index) pair protected toward viewers and count reuses (a check of
     /// the SRTP invariant, for tests; it costs a hash insert per forwarded packet).
     pub srtp_audit: bool,
@@ -67,6 +72,10 @@ impl std::fmt::Debug for MediaConfig {
             .field("recordings", &self.recordings)
             .field("limits", &self.limits)
             .field("fanout_threads", &self.fanout_threads)
+            .field(
+                "release_viewer_connections",
+                &self.release_viewer_connections,
+            )
             .field("srtp_audit", &self.srtp_audit)
             .finish_non_exhaustive()
     }
@@ -105,6 +114,7 @@ impl Default for MediaConfig {
             restream: None,
             limits: Limits::default(),
             fanout_threads: 0,
+            release_viewer_connections: true,
             srtp_audit: false,
         }
     }

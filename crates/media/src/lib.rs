@@ -8,6 +8,7 @@
 
 mod analytics;
 mod chat_port;
+mod consent;
 mod demux;
 mod engine;
 mod error;

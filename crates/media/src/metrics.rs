@@ -21,6 +21,8 @@ pub(crate) struct EngineMetrics {
     pub(crate) sessions_dropped: Counter,
     pub(crate) viewer_rtcp: Counter,
     pub(crate) viewer_rtcp_rejected: Counter,
+    pub(crate) viewers_released: Counter,
+    pub(crate) released_consent: Counter,
     pub(crate) streams: Gauge,
     pub(crate) publishers: Gauge,
     pub(crate) viewers: Gauge,
@@ -81,6 +83,14 @@ impl EngineMetrics {
             "directo_viewer_rtcp_rejected_total",
             "viewer RTCP datagrams that failed authentication, were replayed or did not parse"
         );
+        describe_counter!(
+            "directo_viewer_connections_released_total",
+            "viewers whose WebRTC connection was released after setup (SRTP, address and ICE consent kept)"
+        );
+        describe_counter!(
+            "directo_released_viewer_consent_total",
+            "ICE consent checks of released viewers answered by the engine"
+        );
         describe_gauge!("directo_streams", "streams with a publisher or viewers");
         describe_gauge!("directo_publishers", "publisher sessions");
         describe_gauge!("directo_viewers", "viewer sessions");
@@ -114,6 +124,8 @@ impl EngineMetrics {
             sessions_dropped: counter!("directo_sessions_dropped_total"),
             viewer_rtcp: counter!("directo_viewer_rtcp_total"),
             viewer_rtcp_rejected: counter!("directo_viewer_rtcp_rejected_total"),
+            viewers_released: counter!("directo_viewer_connections_released_total"),
+            released_consent: counter!("directo_released_viewer_consent_total"),
             streams: gauge!("directo_streams"),
             publishers: gauge!("directo_publishers"),
             viewers: gauge!("directo_viewers"),

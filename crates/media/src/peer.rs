@@ -9,7 +9,7 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpSendParameters;
-use rtc::shared::TransportContext;
+use rtc::shared::{TaggedBytesMut, TransportContext};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -35,7 +35,11 @@ pub(crate) struct Peer {
     pub(crate) stream: String,
     pub(crate) role: PeerRole,
     pub(crate) ufrag: String,
-    pub(crate) pc: RTCPeerConnection,
+    /// Our ICE password: a released viewer's consent checks are answered with it.
+    pub(crate) ice_pwd: String,
+    /// The peer's `rtc` connection; `None` once a viewer's was released after setup
+    /// (`engine/release.rs`).
+    pub(crate) pc: Option<Box<RTCPeerConnection>>,
     pub(crate) created: Instant,
     pub(crate) last_rx: Instant,
     pub(crate) connected: bool,
@@ -68,6 +72,14 @@ pub(crate) struct Peer {
     /// Viewer, once connected: the receive SRTP context its RTCP is unprotected with in the
     /// engine itself (`engine/viewer_rtcp.rs`), past `rtc`'s read pipeline.
     pub(crate) rtcp_in: Option<rtc::srtp::context::Context>,
+    /// Viewer: whether one of its SRTCP packets was authenticated (it has its keys: its DTLS
+    /// handshake is over).
+    pub(crate) rtcp_read: bool,
+    /// Viewer: whether its offer had a data channel section (it may open chat).
+    pub(crate) data_offered: bool,
+    /// A released viewer's DTLS close_notify, made while its connection was dropped and sent
+    /// when the server ends the session.
+    pub(crate) farewell: Vec<TaggedBytesMut>,
 }
 
 impl Peer {
@@ -93,9 +105,12 @@ impl Peer {
 
     /// The viewer's down-track configuration, read from what its answer negotiated.
     pub(crate) fn down_tracks(&mut self) -> Vec<DownTrackConfig> {
+        let Some(pc) = self.pc.as_deref_mut() else {
+            return Vec::new();
+        };
         self.senders
             .iter()
-            .filter_map(|sender| down_track(&mut self.pc, sender, self.quality))
+            .filter_map(|sender| down_track(pc, sender, self.quality))
             .collect()
     }
 

@@ -179,7 +179,11 @@ pub(crate) fn add_sender(peer: &mut Peer, kind: MediaKind, codec: Codec) -> Resu
             ..Default::default()
         }],
     );
-    let sender = peer.pc.add_track(track)?;
+    let pc = peer
+        .pc
+        .as_deref_mut()
+        .ok_or_else(|| MediaError::Internal("the connection was released".into()))?;
+    let sender = pc.add_track(track)?;
     peer.senders.push(Sender {
         kind,
         id: sender,

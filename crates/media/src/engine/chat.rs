@@ -40,7 +40,11 @@ impl Engine {
                 let Some(peer) = self.peers.get_mut(id) else {
                     return;
                 };
-                let Some(mut dc) = peer.chat_channel.and_then(|c| peer.pc.data_channel(c)) else {
+                let Some(mut dc) = peer
+                    .chat_channel
+                    .zip(peer.pc.as_deref_mut())
+                    .and_then(|(c, pc)| pc.data_channel(c))
+                else {
                     return;
                 };
                 // One slow member never holds up the others: over its buffer, it loses chat.
@@ -77,7 +81,8 @@ impl Engine {
         };
         let is_chat = peer
             .pc
-            .data_channel(channel)
+            .as_deref_mut()
+            .and_then(|pc| pc.data_channel(channel))
             .is_some_and(|dc| dc.label() == CHAT_LABEL);
         if !is_chat || peer.chat_channel.is_some() {
             return;

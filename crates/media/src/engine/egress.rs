@@ -5,6 +5,7 @@
 
 use directo_sfu::{MediaKind, Output};
 use rtc::peer_connection::message::RTCMessage;
+use rtc::shared::marshal::Marshal;
 use signaling_proto::ErrorCode;
 use std::time::Instant;
 
@@ -43,6 +44,13 @@ impl Engine {
                     self.fanout.push(subscriber, packet);
                 }
                 Output::SenderReport { subscriber, report } => {
+                    if self.peers.get(subscriber).is_some_and(|p| p.pc.is_none()) {
+                        // A released viewer's reports go through its leg.
+                        if let Ok(packet) = report.marshal() {
+                            self.fanout.push_rtcp(subscriber, packet.freeze());
+                        }
+                        continue;
+                    }
                     let message = RTCMessage::RtcpPacket(String::new(), vec![Box::new(report)]);
                     self.peers.write(subscriber, now, message);
                 }
@@ -93,10 +101,13 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(id) else {
             return false;
         };
-        let Some(transport) = peer.pc.selected_transport() else {
+        let Some(pc) = peer.pc.as_deref_mut() else {
             return false;
         };
-        let Some(srtp) = peer.pc.take_send_srtp_context() else {
+        let Some(transport) = pc.selected_transport() else {
+            return false;
+        };
+        let Some(srtp) = pc.take_send_srtp_context() else {
             return false;
         };
         peer.sending_to = Some(transport);
@@ -113,7 +124,8 @@ impl Engine {
             .iter()
             .filter_map(|(id, peer)| {
                 let current = peer.sending_to?;
-                let selected = peer.pc.selected_transport()?;
+                // A released viewer moves on its nominations instead (`release.rs`).
+                let selected = peer.pc.as_ref()?.selected_transport()?;
                 (selected != current).then_some((id, selected))
             })
             .collect();

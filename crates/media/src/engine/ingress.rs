@@ -62,12 +62,16 @@ impl Engine {
             self.on_viewer_rtcp(id, read, now);
             return;
         }
+        let Some(pc) = peer.pc.as_deref_mut() else {
+            self.on_released_datagram(id, transport, &message, now);
+            return;
+        };
         let msg = TaggedBytesMut {
             now,
             transport,
             message,
         };
-        if let Err(e) = peer.pc.handle_read(msg) {
+        if let Err(e) = pc.handle_read(msg) {
             tracing::debug!(session = %peer.session, error = %e, "peer rejected a datagram");
         }
         self.peers.mark_dirty(id);
@@ -75,11 +79,11 @@ impl Engine {
 
     /// Drain a peer's events and inbound messages into its stream.
     pub(super) fn process_peer(&mut self, id: PeerId, now: Instant) {
-        let Some(peer) = self.peers.get_mut(id) else {
+        let Some(pc) = self.peers.get_mut(id).and_then(|p| p.pc.as_deref_mut()) else {
             return;
         };
         let mut events = Vec::new();
-        while let Some(ev) = peer.pc.poll_event() {
+        while let Some(ev) = pc.poll_event() {
             events.push(ev);
         }
         // Whether this pass gave the stream's forwarding core anything (which may have
@@ -97,7 +101,10 @@ impl Engine {
         };
         let role = peer.role;
         let mut chat_in = Vec::new();
-        while let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+        let Some(pc) = peer.pc.as_deref_mut() else {
+            return;
+        };
+        while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
             match message {
                 RTCMessage::DataChannelMessage(channel, msg)
                     if peer.chat_channel == Some(channel) =>
@@ -162,13 +169,16 @@ impl Engine {
         if peer.connected {
             return;
         }
+        let Some(pc) = peer.pc.as_deref_mut() else {
+            return;
+        };
         peer.connected = true;
         // A viewer's send context goes to its leg and its receive context reads its RTCP
         // here (`viewer_rtcp.rs`); a publisher's media goes through its connection: free the
         // key schedules it does not use.
-        let recv = peer.pc.take_recv_srtp_context();
+        let recv = pc.take_recv_srtp_context();
         if peer.role == PeerRole::Publisher {
-            let _ = peer.pc.take_send_srtp_context();
+            let _ = pc.take_send_srtp_context();
         } else {
             peer.rtcp_in = recv;
         }
@@ -219,7 +229,10 @@ impl Engine {
         if peer.role != PeerRole::Publisher {
             return;
         }
-        let track = match bridge::published_track(&mut peer.pc, receiver_id, ssrc, rid) {
+        let Some(pc) = peer.pc.as_deref_mut() else {
+            return;
+        };
+        let track = match bridge::published_track(pc, receiver_id, ssrc, rid) {
             Ok(track) => track,
             Err(TrackRefused::Codec(mime)) => {
                 tracing::warn!(session = %peer.session, %mime, "publisher track with a codec we do not forward");
@@ -306,7 +319,8 @@ impl Engine {
             .collect();
         // One sender per kind, whatever the number of simulcast layers.
         missing.dedup_by_key(|t| t.kind);
-        if missing.is_empty() || peer.closing {
+        // A released viewer has nobody to offer to (only sessions without signaling are).
+        if missing.is_empty() || peer.closing || peer.pc.is_none() {
             return;
         }
         for track in missing {
@@ -315,18 +329,21 @@ impl Engine {
                 return;
             }
         }
-        let offer = match peer.pc.create_offer(None) {
+        let Some(pc) = peer.pc.as_deref_mut() else {
+            return;
+        };
+        let offer = match pc.create_offer(None) {
             Ok(offer) => offer,
             Err(e) => {
                 tracing::warn!(session = %peer.session, error = %e, "cannot create a renegotiation offer");
                 return;
             }
         };
-        if let Err(e) = peer.pc.set_local_description(now, offer) {
+        if let Err(e) = pc.set_local_description(now, offer) {
             tracing::warn!(session = %peer.session, error = %e, "cannot apply a renegotiation offer");
             return;
         }
-        let Some(sdp) = peer.pc.local_description().map(|d| d.sdp) else {
+        let Some(sdp) = pc.local_description().map(|d| d.sdp) else {
             return;
         };
         tracing::info!(session = %peer.session, "renegotiating: offering the new tracks");

@@ -7,7 +7,8 @@
 //! - [`board`]: the stream snapshot the server reads without asking;
 //! - [`crate::fanout`]: each viewer's send leg, sharded over cores;
 //! - [`bridge`]: free functions between `rtc` and `directo-sfu`;
-//! - [`viewer_rtcp`]: connected viewers' RTCP, unprotected and read past `rtc`.
+//! - [`viewer_rtcp`]: connected viewers' RTCP, unprotected and read past `rtc`;
+//! - [`release`]: a set-up viewer's `rtc` connection dropped, its consent answered here.
 //!
 //! The [`Engine`] holds those parts and runs the flows that cross them, one file a trigger:
 //! datagrams in and what peers then report ([`ingress`]), the stream's outputs out
@@ -24,13 +25,16 @@ mod egress;
 mod ingress;
 mod peers;
 mod relays;
+mod release;
 mod sessions;
 mod streams;
 mod transport;
 mod viewer_rtcp;
 
+use rtc::crypto::RTCCryptoProvider;
 use rtc::sansio::Protocol;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
@@ -120,6 +124,8 @@ pub(crate) struct Engine {
     analytics: Analytics,
     chat_tx: Option<mpsc::Sender<ChatIn>>,
     srtp_audit: Option<SrtpAudit>,
+    /// Signs and checks released viewers' ICE consent (`release.rs`).
+    crypto: Arc<dyn RTCCryptoProvider>,
     /// Streams fed without a peer pass (viewer RTCP read in `viewer_rtcp.rs`, relayed RTP)
     /// since the last flush, which drains each once.
     fed: Vec<String>,
@@ -147,6 +153,7 @@ impl Engine {
             None => (None, None),
         };
         let metrics = EngineMetrics::new();
+        let crypto = rtc::crypto::default_provider().map_err(std::io::Error::other)?;
         let srtp_audit = config
             .srtp_audit
             .then(|| SrtpAudit::new(metrics.srtp_reuse.clone()));
@@ -189,6 +196,7 @@ impl Engine {
             analytics: Analytics::default(),
             chat_tx,
             srtp_audit,
+            crypto,
             fed: Vec::new(),
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             shutting_down: false,
@@ -312,7 +320,8 @@ impl Engine {
     fn on_timers(&mut self, now: Instant) {
         while let Some(id) = self.peers.pop_due(now) {
             if let Some(peer) = self.peers.get_mut(id)
-                && let Err(e) = peer.pc.handle_timeout(now)
+                && let Some(pc) = peer.pc.as_deref_mut()
+                && let Err(e) = pc.handle_timeout(now)
             {
                 tracing::debug!(session = %peer.session, error = %e, "peer timeout error");
             }
@@ -422,7 +431,7 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
-        while let Some(out) = peer.pc.poll_write() {
+        while let Some(out) = peer.pc.as_deref_mut().and_then(|pc| pc.poll_write()) {
             if let Some(audit) = &self.srtp_audit
                 && let Some(ssrc) = forwarded_rtp_ssrc(peer, &out.message)
             {
@@ -431,6 +440,18 @@ impl Engine {
             self.transport.send(out).await;
         }
         let closing = peer.closing;
+        if closing {
+            // A released viewer's DTLS close_notify, made when it was released, to where its
+            // media goes now.
+            for mut out in std::mem::take(&mut peer.farewell) {
+                if let Some(transport) = peer.sending_to {
+                    out.transport = transport;
+                }
+                self.transport.send(out).await;
+            }
+        } else if self.release_due(id) {
+            self.release(id);
+        }
         self.peers.sent(id);
         if closing {
             self.forget_peer(id);

@@ -114,7 +114,10 @@ impl PeerTable {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        match peer.pc.handle_write(TaggedRTCMessage { now, message }) {
+        let Some(pc) = peer.pc.as_deref_mut() else {
+            return;
+        };
+        match pc.handle_write(TaggedRTCMessage { now, message }) {
             Ok(()) => self.mark_dirty(id),
             Err(e) => tracing::debug!(session = %peer.session, error = %e, "peer refused a write"),
         }
@@ -127,7 +130,7 @@ impl PeerTable {
             return;
         };
         peer.dirty = false;
-        let next = peer.pc.poll_timeout();
+        let next = peer.pc.as_deref_mut().and_then(|pc| pc.poll_timeout());
         if next != peer.timeout {
             peer.timeout = next;
             if let Some(t) = next {

@@ -105,6 +105,7 @@ impl Engine {
         let relay = identity.relay;
         peer.identity = identity;
         peer.quality = quality;
+        peer.data_offered = summary.data;
         add_viewer_tracks(&mut peer, &summary, &published)?;
         let sdp = self.negotiate(&mut peer, offer, now)?;
         tracing::info!(session = %peer.session, %stream, "viewer session created");
@@ -199,7 +200,8 @@ impl Engine {
             stream: stream.to_owned(),
             role,
             ufrag: setup.ufrag,
-            pc,
+            ice_pwd: setup.pwd,
+            pc: Some(Box::new(pc)),
             created: now,
             last_rx: now,
             connected: false,
@@ -217,6 +219,9 @@ impl Engine {
             quality: Quality::Auto,
             events: events_tx,
             rtcp_in: None,
+            rtcp_read: false,
+            data_offered: false,
+            farewell: Vec::new(),
         };
         Ok((id, peer, events_rx))
     }
@@ -225,19 +230,23 @@ impl Engine {
     fn negotiate(&self, peer: &mut Peer, offer: &str, now: Instant) -> Result<String, MediaError> {
         let description = RTCSessionDescription::offer(offer.to_owned())
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        peer.pc
-            .set_remote_description(now, description)
+        let Some(pc) = peer.pc.as_deref_mut() else {
+            return Err(MediaError::Internal(
+                "a new session without a connection".into(),
+            ));
+        };
+        pc.set_remote_description(now, description)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         for candidate in self.transport.candidates()? {
-            peer.pc.add_local_candidate(candidate)?;
+            pc.add_local_candidate(candidate)?;
         }
-        let answer = peer.pc.create_answer(None)?;
-        peer.pc.set_local_description(now, answer)?;
+        let answer = pc.create_answer(None)?;
+        pc.set_local_description(now, answer)?;
         tracing::debug!(session = %peer.session, offer, "offer");
-        let sdp =
-            peer.pc.local_description().map(|d| d.sdp).ok_or_else(|| {
-                MediaError::Internal("no local description after answering".into())
-            })?;
+        let sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| MediaError::Internal("no local description after answering".into()))?;
         tracing::debug!(session = %peer.session, answer = %sdp, "answer");
         Ok(sdp)
     }
@@ -255,8 +264,11 @@ impl Engine {
         let peer = self.peers.get_mut(id).ok_or_else(not_found)?;
         let answer = RTCSessionDescription::answer(sdp)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
-        peer.pc
-            .set_remote_description(now, answer)
+        // A released viewer made no offer to answer (only sessions nobody signals to are).
+        let pc = peer.pc.as_deref_mut().ok_or_else(|| {
+            MediaError::InvalidSdp("this session has no offer waiting for an answer".into())
+        })?;
+        pc.set_remote_description(now, answer)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         if peer.connected && peer.role == PeerRole::Viewer {
             let tracks = peer.down_tracks();
@@ -294,8 +306,11 @@ impl Engine {
         }
         peer.closing = true;
         self.fanout.remove(id);
-        // Queues the DTLS close_notify; the next flush sends it and then forgets the peer.
-        let _ = peer.pc.close();
+        // Queues the DTLS close_notify (a released viewer's was made when it was released); the
+        // next flush sends it and then forgets the peer.
+        if let Some(pc) = peer.pc.as_deref_mut() {
+            let _ = pc.close();
+        }
         let stream = peer.stream.clone();
         let role = peer.role;
         let relay = peer.identity.relay;

@@ -37,7 +37,7 @@ impl Engine {
         read: Result<Vec<Box<dyn rtc::rtcp::Packet>>, rtc::shared::error::Error>,
         now: Instant,
     ) {
-        let Some(peer) = self.peers.get(id) else {
+        let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
         let packets = match read {
@@ -49,6 +49,14 @@ impl Engine {
             }
         };
         self.metrics.viewer_rtcp.increment(1);
+        if !peer.rtcp_read {
+            // Its handshake is over on both sides: the next pass may release its connection.
+            peer.rtcp_read = true;
+            self.peers.mark_dirty(id);
+        }
+        let Some(peer) = self.peers.get(id) else {
+            return;
+        };
         let Some(entry) = self.streams.get_mut(&peer.stream) else {
             return;
         };

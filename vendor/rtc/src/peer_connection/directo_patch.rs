@@ -1,7 +1,8 @@
 //! Directo patch (the only change to rtc 0.21.1 in this vendored copy): lets an application
 //! protect RTP it sends outside the connection's handler pipeline, with its own SRTP context,
 //! on its own thread, straight to the ICE-selected address — and, for the load generator's
-//! viewers, unprotect RTP the same way.
+//! viewers, unprotect RTP the same way; and lets it keep protecting RTCP once it has dropped
+//! the connection.
 
 use crate::peer_connection::RTCPeerConnection;
 use shared::TransportContext;
@@ -23,6 +24,18 @@ impl RTCPeerConnection {
     /// pipeline (RTCP and everything else still go to `handle_read`).
     pub fn take_recv_srtp_context(&mut self) -> Option<srtp::context::Context> {
         self.dtls_transport_mut().recv_srtp_context.take()
+    }
+
+    /// Takes the connection's own local SRTP context, the one that protected every RTCP packet
+    /// it sent, so an application that releases the connection after setup can go on sending
+    /// RTCP under the same SRTCP indices (a fresh context would start them again, reusing
+    /// nonces). The connection protects nothing after this: take it only to drop the
+    /// connection.
+    pub fn take_rtcp_send_context(&mut self) -> Option<srtp::context::Context> {
+        self.pipeline_context
+            .srtp_handler_context
+            .local_srtp_context
+            .take()
     }
 
     /// Where the connection's own writes go now: the ICE-selected candidate pair as a transport
