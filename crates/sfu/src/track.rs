@@ -44,6 +44,11 @@ pub(crate) struct UpTrack {
     pub(crate) temporal_rates: [RateWindow; TEMPORAL_LAYERS],
     /// How many temporal layers the publisher sends (0: untagged).
     pub(crate) temporal_layers: usize,
+    /// Video: the newest keyframe's first packet (compacted sequence number) and when it
+    /// arrived, where a joining viewer may start from the cache (`stream/cached_start.rs`).
+    pub(crate) last_keyframe: Option<(u64, Instant)>,
+    /// The newest packet in the cache (compacted sequence number).
+    pub(crate) newest: Option<u64>,
 }
 
 /// Temporal layers told apart (VP8 allows four; a fourth counts with the third).
@@ -61,6 +66,8 @@ impl UpTrack {
             rate: RateWindow::default(),
             temporal_rates: Default::default(),
             temporal_layers: 0,
+            last_keyframe: None,
+            newest: None,
         }
     }
 

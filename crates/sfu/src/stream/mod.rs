@@ -19,6 +19,7 @@
 //!
 //! [`UpTrack`]: crate::track::UpTrack
 
+mod cached_start;
 mod keyframe_waits;
 mod layer_choice;
 mod link_estimate;
@@ -276,9 +277,14 @@ impl Stream {
         now: Instant,
     ) {
         let previous = self.take_subscriber(subscriber);
+        // A viewer subscribed again (renegotiated) already had what the cache holds.
+        let fresh = previous.is_none();
         let entry = Subscriber::new(subscriber, tracks, previous, now);
         let position = self.subscribers.push(entry);
         self.subscribers[position].bind(&self.publication, now, &mut self.outputs);
+        if fresh {
+            self.start_from_cache(position, now);
+        }
         self.refresh_waiting();
         self.request_awaited_keyframes();
         self.run_timers(now);
@@ -367,35 +373,27 @@ impl Stream {
         }
         if can_start && kind == MediaKind::Video {
             up.keyframes.on_keyframe();
+            up.last_keyframe = Some((compacted, now));
         }
         // Whether a viewer started or switched layers here (who waits for what changed).
         let mut moved = false;
         for subscriber in self.subscribers.iter_mut() {
-            let Some(down_track) = subscriber.track_mut(kind) else {
-                continue;
-            };
-            if down_track.layer != Some(index) {
-                // Another layer's packet: for this viewer only if it switches here.
-                if !(can_start && down_track.target == Some(index)) {
-                    continue;
-                }
-                down_track.bind(Some((index, track)));
-            }
-            let was_waiting = kind == MediaKind::Video && down_track.is_waiting();
-            if let Some(mut out) =
-                down_track.forward(compacted, &packet, can_start, descriptor.as_ref(), now)
-            {
-                Subscriber::stamp(&mut subscriber.twcc, &mut out, now);
-                moved |= was_waiting;
+            if let Some(started) = subscriber.forward(
+                index,
+                track,
+                compacted,
+                &packet,
+                can_start,
+                descriptor.as_ref(),
+                now,
+                &mut self.outputs,
+            ) {
+                moved |= started;
                 self.stats.packets_out += 1;
-                self.outputs.push_back(Output::Rtp {
-                    subscriber: subscriber.id,
-                    kind,
-                    packet: out,
-                });
             }
         }
         up.cache.insert(compacted, packet);
+        up.newest = Some(up.newest.map_or(compacted, |newest| newest.max(compacted)));
         if moved {
             self.refresh_waiting();
         }

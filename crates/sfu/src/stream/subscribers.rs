@@ -2,7 +2,7 @@
 //! transport-wide congestion control, in a table the packet path walks in order and the
 //! control path (NACK, PLI, reports, removal) looks up by id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::{Index, IndexMut};
 use std::time::Instant;
 
@@ -10,9 +10,11 @@ use rtc::rtp::Packet;
 
 use crate::codec::MediaKind;
 use crate::down_track::{DownTrack, DownTrackConfig};
+use crate::track::PublishedTrack;
 use crate::twcc::TransportCc;
+use crate::vp8::Descriptor;
 
-use super::PeerId;
+use super::{Output, PeerId};
 
 /// Bytes a forwarded packet carries besides its payload (RTP header, extensions, SRTP tag),
 /// roughly, for the transport-wide send history.
@@ -86,6 +88,41 @@ impl Subscriber {
             MediaKind::Audio => self.audio.take(),
             MediaKind::Video => self.video.take(),
         }
+    }
+
+    /// Forwards one packet of the stream's track `index` (`track`) to this viewer, if it is
+    /// for it: rewritten by its down track of that kind, stamped, queued in `outputs`. Returns
+    /// whether the viewer started or switched layers with it (who waits for what changed).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward(
+        &mut self,
+        index: usize,
+        track: &PublishedTrack,
+        compacted: u64,
+        packet: &Packet,
+        can_start: bool,
+        descriptor: Option<&Descriptor>,
+        now: Instant,
+        outputs: &mut VecDeque<Output>,
+    ) -> Option<bool> {
+        let kind = track.kind;
+        let down_track = self.track_mut(kind)?;
+        if down_track.layer != Some(index) {
+            // Another layer's packet: for this viewer only if it switches here.
+            if !(can_start && down_track.target == Some(index)) {
+                return None;
+            }
+            down_track.bind(Some((index, track)));
+        }
+        let was_waiting = kind == MediaKind::Video && down_track.is_waiting();
+        let mut out = down_track.forward(compacted, packet, can_start, descriptor, now)?;
+        Self::stamp(&mut self.twcc, &mut out, now);
+        outputs.push_back(Output::Rtp {
+            subscriber: self.id,
+            kind,
+            packet: out,
+        });
+        Some(was_waiting)
     }
 
     /// Gives a packet leaving for this viewer its transport-wide sequence number.

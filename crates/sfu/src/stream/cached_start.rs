@@ -1,0 +1,84 @@
+//! A joining viewer starts from the newest keyframe still in the NACK cache, when it is
+//! recent, instead of waiting for the next one.
+//!
+//! Waiting means asking the publisher (at most every 300 ms: encoders do not honour requests
+//! more often) and then its keyframe's paced transmission; in a join storm that is most of a
+//! viewer's time to first picture. The cache already holds that keyframe and every packet
+//! since (shared by all viewers, payloads not copied), so the viewer is sent them at once,
+//! rewritten for it like live packets, and continues with the live ones: its first picture
+//! comes as soon as it is connected, up to [`MAX_AGE`] older than the live edge, which its
+//! jitter buffer absorbs. An older keyframe would cost the viewer delay and its link a burst,
+//! so then it waits for a fresh one as before.
+
+use std::time::{Duration, Instant};
+
+use crate::codec::{Codec, MediaKind};
+use crate::keyframe::is_keyframe_start;
+use crate::vp8;
+
+use super::Stream;
+
+/// The oldest cached keyframe a viewer starts from.
+pub(super) const MAX_AGE: Duration = Duration::from_millis(500);
+/// The most packets a start from the cache sends at once (a keyframe and what followed).
+pub(super) const MAX_PACKETS: u64 = 256;
+
+impl Stream {
+    /// Starts the viewer at `position` on its video layer's cached keyframe, if it waits for
+    /// one and the cache holds a recent one.
+    pub(super) fn start_from_cache(&mut self, position: usize, now: Instant) {
+        let subscriber = &mut self.subscribers[position];
+        let Some(index) = subscriber
+            .video
+            .as_ref()
+            .filter(|video| video.is_waiting())
+            .and_then(|video| video.layer)
+        else {
+            return;
+        };
+        let track = &self.publication.tracks[index];
+        let up = &self.publication.up_tracks[index];
+        let (Some((start, at)), Some(newest)) = (up.last_keyframe, up.newest) else {
+            return;
+        };
+        if track.kind != MediaKind::Video
+            || now.saturating_duration_since(at) > MAX_AGE
+            || newest < start
+            || newest - start >= MAX_PACKETS
+        {
+            return;
+        }
+        for compacted in start..=newest {
+            // A packet lost on the way in is missing here as it was for live viewers.
+            let Some(packet) = up.cache.get(compacted) else {
+                continue;
+            };
+            let can_start = is_keyframe_start(track.codec, &packet.payload);
+            let descriptor = if track.codec == Codec::Vp8 {
+                vp8::parse(&packet.payload)
+            } else {
+                None
+            };
+            let forwarded = subscriber.forward(
+                index,
+                track,
+                compacted,
+                packet,
+                can_start,
+                descriptor.as_ref(),
+                now,
+                &mut self.outputs,
+            );
+            if forwarded.is_some() {
+                self.stats.packets_out += 1;
+            }
+        }
+        if subscriber
+            .video
+            .as_ref()
+            .is_some_and(|video| !video.is_waiting())
+        {
+            self.stats.cached_starts += 1;
+        }
+    }
+}
