@@ -42,6 +42,9 @@ pub struct PublisherConfig {
     pub fps: u32,
     /// Time between unsolicited keyframes (a PLI or FIR also gets one, on the next frame).
     pub keyframe_interval: Duration,
+    /// Ignore PLI and FIR: keyframes only every `keyframe_interval`, as an encoder that does
+    /// not honour requests.
+    pub ignore_keyframe_requests: bool,
     /// Size of each video RTP payload, in bytes.
     pub payload_size: usize,
     /// Packets per keyframe.
@@ -65,6 +68,7 @@ impl Default for PublisherConfig {
         PublisherConfig {
             fps: 30,
             keyframe_interval: Duration::from_secs(2),
+            ignore_keyframe_requests: false,
             payload_size: 1000,
             keyframe_packets: 6,
             delta_packets: 3,
@@ -393,7 +397,8 @@ impl MediaLoop {
             tokio::select! {
                 _ = video_tick.tick() => {
                     let now = Instant::now();
-                    let requested = self.counters.keyframe_requested.swap(false, Ordering::Relaxed);
+                    let requested = self.counters.keyframe_requested.swap(false, Ordering::Relaxed)
+                        && !self.config.ignore_keyframe_requests;
                     let due = last_keyframe
                         .is_none_or(|at| now.duration_since(at) >= self.config.keyframe_interval);
                     let keyframe = requested || due;

@@ -66,11 +66,15 @@ async fn a_vanished_publishers_stream_is_free_after_a_grace() -> anyhow::Result<
     })
     .await?;
     second.wait_connected(CONNECT_TIMEOUT).await?;
-    let live_on_b: Result<_> = a.stream(STREAM).await;
-    assert_eq!(
-        live_on_b?.map(|info| info.live),
-        Some(true),
-        "node a shows the stream live on node b"
-    );
+    // It goes live on its first packets, and node a learns of it from the directory.
+    wait_for(
+        "node a to show the stream live on node b",
+        FREED_WITHIN,
+        || async {
+            let info: Result<_> = a.stream(STREAM).await;
+            Ok(info?.is_some_and(|info| info.live).then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -16,8 +16,10 @@
 //! forwarded SSRCs, from its first packet to its last. A viewer without a leg, or whose leg
 //! has nowhere to send right now (an ICE-TCP connection not open yet), gets nothing — its
 //! packets are never handed to `rtc`, whose own context (same key, its own rollover counter)
-//! protects only RTCP. With [`SrtpAudit`] on, every shard records the (SSRC, index) pairs it
-//! protects and counts any it sees twice.
+//! protects only RTCP. When the viewer's connection is released (`engine/release.rs`), that
+//! RTCP context moves to the leg, which then protects the sender reports sent to the viewer.
+//! With [`SrtpAudit`] on, every shard records the (SSRC, index) pairs it protects and counts
+//! any it sees twice.
 
 use bytes::{Bytes, BytesMut};
 use rtc::rtp::packet::Packet;

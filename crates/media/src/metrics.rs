@@ -23,6 +23,7 @@ pub(crate) struct EngineMetrics {
     pub(crate) viewer_rtcp_rejected: Counter,
     pub(crate) viewers_released: Counter,
     pub(crate) released_consent: Counter,
+    pub(crate) cached_starts: Counter,
     pub(crate) streams: Gauge,
     pub(crate) publishers: Gauge,
     pub(crate) viewers: Gauge,
@@ -91,6 +92,10 @@ impl EngineMetrics {
             "directo_released_viewer_consent_total",
             "ICE consent checks of released viewers answered by the engine"
         );
+        describe_counter!(
+            "directo_cached_starts_total",
+            "viewers started on a recent keyframe from the stream's cache instead of waiting for a new one"
+        );
         describe_gauge!("directo_streams", "streams with a publisher or viewers");
         describe_gauge!("directo_publishers", "publisher sessions");
         describe_gauge!("directo_viewers", "viewer sessions");
@@ -126,6 +131,7 @@ impl EngineMetrics {
             viewer_rtcp_rejected: counter!("directo_viewer_rtcp_rejected_total"),
             viewers_released: counter!("directo_viewer_connections_released_total"),
             released_consent: counter!("directo_released_viewer_consent_total"),
+            cached_starts: counter!("directo_cached_starts_total"),
             streams: gauge!("directo_streams"),
             publishers: gauge!("directo_publishers"),
             viewers: gauge!("directo_viewers"),

@@ -1,15 +1,15 @@
-//! A viewer that joins mid-stream gets audio at once and video from the first packet of a
-//! keyframe, numbered without gaps from there: the newest keyframe in the cache when it is
-//! recent (sent at once, with what followed it), else the next one.
+//! A viewer that joins mid-stream gets audio at once and no video until the first packet of
+//! a keyframe; from there it gets every packet, numbered without gaps. Started from the cache
+//! (once it can decrypt), that keyframe is the newest one the cache holds when it is recent.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use directo_sfu::{Codec, MediaKind, Output, Stream, is_keyframe_start};
+use directo_sfu::{Codec, MediaKind, Stream, is_keyframe_start};
 
-/// Later than this after a keyframe, a joining viewer waits for the next one.
+/// Later than this after a keyframe, a viewer is not started on it from the cache.
 const STALE: Duration = Duration::from_millis(600);
 
 #[test]
@@ -21,7 +21,7 @@ fn video_starts_at_a_keyframe_audio_at_once() {
     feed(&mut stream, 1, publisher.video_frame(true, 3), t0);
     feed(&mut stream, 1, publisher.video_frame(false, 2), t0);
 
-    let joined = t0 + STALE;
+    let joined = t0 + Duration::from_millis(50);
     stream.add_subscriber(10, viewer_tracks(0xa0, 0xb0), joined);
     drain(&mut stream);
 
@@ -38,7 +38,6 @@ fn video_starts_at_a_keyframe_audio_at_once() {
 
     let mut after = Vec::new();
     let later = joined + Duration::from_millis(200);
-    assert_eq!(stream.stats(later).cached_starts, 0);
     after.extend(feed(&mut stream, 1, publisher.video_frame(true, 4), later));
     for _ in 0..3 {
         after.extend(feed(&mut stream, 1, publisher.video_frame(false, 2), later));
@@ -59,10 +58,9 @@ fn each_viewer_starts_at_its_own_first_keyframe() {
     stream.set_publisher(1, publisher.tracks(), t0);
     stream.add_subscriber(10, viewer_tracks(0xa0, 0xb0), t0);
     let first = feed(&mut stream, 1, publisher.video_frame(true, 2), t0);
-    let later = t0 + STALE;
-    stream.add_subscriber(11, viewer_tracks(0xa1, 0xb1), later);
-    let mut rest = feed(&mut stream, 1, publisher.video_frame(false, 2), later);
-    rest.extend(feed(&mut stream, 1, publisher.video_frame(true, 2), later));
+    stream.add_subscriber(11, viewer_tracks(0xa1, 0xb1), t0);
+    let mut rest = feed(&mut stream, 1, publisher.video_frame(false, 2), t0);
+    rest.extend(feed(&mut stream, 1, publisher.video_frame(true, 2), t0));
     assert_eq!(rtp_for(&first, 10, MediaKind::Video).len(), 2);
     assert_eq!(rtp_for(&rest, 10, MediaKind::Video).len(), 4);
     let late_viewer = rtp_for(&rest, 11, MediaKind::Video);
@@ -82,18 +80,16 @@ fn a_viewer_joining_soon_after_a_keyframe_starts_on_it_from_the_cache() {
     feed(&mut stream, 1, publisher.video_frame(false, 2), ms(66));
     feed(&mut stream, 1, publisher.video_frame(false, 2), ms(100));
 
-    // The keyframe and what followed it, at once, and no request to the publisher.
-    stream.add_subscriber(10, viewer_tracks(0xa0, 0xb0), ms(120));
+    // Once the viewer has its keys (its first RTCP came), the keyframe and what followed it,
+    // at once.
+    stream.add_subscriber(10, viewer_tracks(0xa0, 0xb0), ms(110));
+    let at_join = drain(&mut stream);
+    assert!(rtp_for(&at_join, 10, MediaKind::Video).is_empty());
+    stream.start_from_cache(10, ms(120));
     let at_join = drain(&mut stream);
     let mut video = rtp_for(&at_join, 10, MediaKind::Video);
     assert_eq!(video.len(), 3 + 2 + 2);
     assert!(is_keyframe_start(Codec::Vp8, &video[0].payload));
-    assert!(
-        !at_join
-            .iter()
-            .any(|o| matches!(o, Output::KeyframeRequest { .. })),
-        "{at_join:?}"
-    );
     assert_eq!(stream.stats(ms(120)).cached_starts, 1);
 
     // Live packets go on from there without a gap, in the publisher's timing.
@@ -110,4 +106,23 @@ fn a_viewer_joining_soon_after_a_keyframe_starts_on_it_from_the_cache() {
     );
     video.extend(live);
     assert_continuous(&video);
+}
+
+#[test]
+fn a_stale_keyframe_is_not_replayed() {
+    let t0 = start();
+    let mut stream = Stream::new();
+    let mut publisher = Publisher::new(1, 0x1111, 0x2222, 40_000, 1_000_000);
+    stream.set_publisher(publisher.id, publisher.tracks(), t0);
+    feed(&mut stream, 1, publisher.video_frame(true, 3), t0);
+    feed(
+        &mut stream,
+        1,
+        publisher.video_frame(false, 2),
+        t0 + STALE / 2,
+    );
+    stream.add_subscriber(10, viewer_tracks(0xa0, 0xb0), t0 + STALE);
+    stream.start_from_cache(10, t0 + STALE);
+    assert!(rtp_for(&drain(&mut stream), 10, MediaKind::Video).is_empty());
+    assert_eq!(stream.stats(t0 + STALE).cached_starts, 0);
 }

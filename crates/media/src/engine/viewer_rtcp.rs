@@ -49,19 +49,20 @@ impl Engine {
             }
         };
         self.metrics.viewer_rtcp.increment(1);
-        if !peer.rtcp_read {
-            // Its handshake is over on both sides: the next pass may release its connection.
-            peer.rtcp_read = true;
-            self.peers.mark_dirty(id);
-        }
-        let Some(peer) = self.peers.get(id) else {
-            return;
-        };
+        // Its first: it has its keys, so its handshake is over on both sides. It may start
+        // on the cached keyframe now, and the next pass may release its connection.
+        let first = !std::mem::replace(&mut peer.rtcp_read, true);
         let Some(entry) = self.streams.get_mut(&peer.stream) else {
             return;
         };
+        if first && entry.sfu.start_from_cache(id, now) {
+            self.metrics.cached_starts.increment(1);
+        }
         bridge::on_rtcp(entry, &self.metrics, id, PeerRole::Viewer, &packets, now);
         note_fed(&mut self.fed, &peer.stream);
+        if first {
+            self.peers.mark_dirty(id);
+        }
     }
 }
 

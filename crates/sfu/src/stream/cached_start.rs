@@ -6,9 +6,13 @@
 //! viewer's time to first picture. The cache already holds that keyframe and every packet
 //! since (shared by all viewers, payloads not copied), so the viewer is sent them at once,
 //! rewritten for it like live packets, and continues with the live ones: its first picture
-//! comes as soon as it is connected, up to [`MAX_AGE`] older than the live edge, which its
-//! jitter buffer absorbs. An older keyframe would cost the viewer delay and its link a burst,
-//! so then it waits for a fresh one as before.
+//! comes up to [`MAX_AGE`] older than the live edge, which its jitter buffer absorbs. An older
+//! keyframe would cost the viewer delay and its link a burst, so then it waits for a fresh one
+//! as before.
+//!
+//! The caller says when: once the viewer can decrypt (the engine calls it on the viewer's
+//! first authenticated RTCP). A burst sent the moment our side of the DTLS handshake is done
+//! can reach a client still finishing its own, which drops it — and with it the keyframe.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +20,7 @@ use crate::codec::{Codec, MediaKind};
 use crate::keyframe::is_keyframe_start;
 use crate::vp8;
 
-use super::Stream;
+use super::{PeerId, Stream};
 
 /// The oldest cached keyframe a viewer starts from.
 pub(super) const MAX_AGE: Duration = Duration::from_millis(500);
@@ -24,9 +28,13 @@ pub(super) const MAX_AGE: Duration = Duration::from_millis(500);
 pub(super) const MAX_PACKETS: u64 = 256;
 
 impl Stream {
-    /// Starts the viewer at `position` on its video layer's cached keyframe, if it waits for
-    /// one and the cache holds a recent one.
-    pub(super) fn start_from_cache(&mut self, position: usize, now: Instant) {
+    /// Starts viewer `subscriber` on its video layer's cached keyframe, if it still waits for
+    /// a keyframe and the cache holds a recent one; whether it did. Call it once, when the
+    /// viewer can decrypt.
+    pub fn start_from_cache(&mut self, subscriber: PeerId, now: Instant) -> bool {
+        let Some(position) = self.subscribers.position(subscriber) else {
+            return false;
+        };
         let subscriber = &mut self.subscribers[position];
         let Some(index) = subscriber
             .video
@@ -34,19 +42,19 @@ impl Stream {
             .filter(|video| video.is_waiting())
             .and_then(|video| video.layer)
         else {
-            return;
+            return false;
         };
         let track = &self.publication.tracks[index];
         let up = &self.publication.up_tracks[index];
         let (Some((start, at)), Some(newest)) = (up.last_keyframe, up.newest) else {
-            return;
+            return false;
         };
         if track.kind != MediaKind::Video
             || now.saturating_duration_since(at) > MAX_AGE
             || newest < start
             || newest - start >= MAX_PACKETS
         {
-            return;
+            return false;
         }
         for compacted in start..=newest {
             // A packet lost on the way in is missing here as it was for live viewers.
@@ -73,12 +81,11 @@ impl Stream {
                 self.stats.packets_out += 1;
             }
         }
-        if subscriber
+        let started = subscriber
             .video
             .as_ref()
-            .is_some_and(|video| !video.is_waiting())
-        {
-            self.stats.cached_starts += 1;
-        }
+            .is_some_and(|video| !video.is_waiting());
+        self.stats.cached_starts += u64::from(started);
+        started
     }
 }

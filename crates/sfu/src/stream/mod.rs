@@ -277,14 +277,9 @@ impl Stream {
         now: Instant,
     ) {
         let previous = self.take_subscriber(subscriber);
-        // A viewer subscribed again (renegotiated) already had what the cache holds.
-        let fresh = previous.is_none();
         let entry = Subscriber::new(subscriber, tracks, previous, now);
         let position = self.subscribers.push(entry);
         self.subscribers[position].bind(&self.publication, now, &mut self.outputs);
-        if fresh {
-            self.start_from_cache(position, now);
-        }
         self.refresh_waiting();
         self.request_awaited_keyframes();
         self.run_timers(now);
