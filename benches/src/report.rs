@@ -142,8 +142,12 @@ pub struct Report {
     /// generator's viewers send no NACKs).
     #[serde(default)]
     pub probe_packets: u64,
-    /// Publisher send to viewer receive, per packet.
+    /// Publisher send to viewer receive, per packet sent once its viewer was connected.
     pub latency_ms: Percentiles,
+    /// Packets sent before their viewer was connected, which a start on the server's cached
+    /// keyframe delivered (not in `latency_ms`: their wait is the join's).
+    #[serde(default)]
+    pub catch_up_packets: u64,
     /// Join request to first keyframe, per viewer.
     pub join_ms: Percentiles,
     /// Join request to ICE and DTLS up, per viewer.
@@ -341,6 +345,7 @@ impl Report {
             picture_id_gaps: viewers.iter().map(|v| v.picture_gaps).sum(),
             probe_packets: viewers.iter().map(|v| v.probe_packets).sum(),
             latency_ms: histogram_percentiles(&latency),
+            catch_up_packets: viewers.iter().map(|v| v.catch_up_packets).sum(),
             join_ms: sorted_percentiles(joins),
             connect_ms: sorted_percentiles(connects),
             forwarded_pps,

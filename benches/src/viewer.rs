@@ -146,8 +146,12 @@ pub struct ViewerStats {
     pub audio: TrackCounter,
     /// Video packet accounting.
     pub video: TrackCounter,
-    /// Forwarding delay of every stamped packet (publisher send to viewer receive).
+    /// Forwarding delay of every stamped packet the publisher sent once this viewer was
+    /// connected (publisher send to viewer receive). Older ones came from the server's cache
+    /// when the viewer was started on a recent keyframe: their wait is part of the join.
     pub latency: Histogram,
+    /// Stamped packets sent before this viewer was connected (a cached start's catch-up).
+    pub catch_up_packets: u64,
     /// Keyframe requests this viewer sent.
     pub plis_sent: u64,
     /// Why the viewer stopped early, if it did.
@@ -180,6 +184,8 @@ struct ViewerApp {
     times: Arc<SendTimes>,
     shared: Arc<SharedCounters>,
     joined_at: Instant,
+    /// When its own handshake was done (packets sent before it are catch-up, not live).
+    connected_at: Option<Instant>,
     last_video: Option<Instant>,
     next_pli: Option<Instant>,
     last_pli: Option<Instant>,
@@ -277,9 +283,13 @@ impl ViewerApp {
         }
         if let Some(sent) = read_stamp(&packet.payload).and_then(|index| self.times.sent_at(index))
         {
-            self.stats
-                .latency
-                .record(now.saturating_duration_since(sent));
+            if self.connected_at.is_some_and(|connected| sent < connected) {
+                self.stats.catch_up_packets += 1;
+            } else {
+                self.stats
+                    .latency
+                    .record(now.saturating_duration_since(sent));
+            }
         }
     }
 
@@ -397,6 +407,7 @@ impl PeerApp for ViewerApp {
                 RTCPeerConnectionState::Connected if !self.stats.connected => {
                     self.stats.connected = true;
                     let now = Instant::now();
+                    self.connected_at = Some(now);
                     self.stats.connect = Some(now.saturating_duration_since(self.joined_at));
                     self.next_pli = Some(now + KEYFRAME_WAIT);
                 }
@@ -506,6 +517,7 @@ pub async fn run_viewer(context: ViewerContext, until: Instant) -> ViewerStats {
         times: Arc::clone(&context.times),
         shared: Arc::clone(&context.shared),
         joined_at,
+        connected_at: None,
         last_video: None,
         next_pli: None,
         last_pli: None,

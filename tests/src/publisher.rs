@@ -81,6 +81,17 @@ impl Default for PublisherConfig {
     }
 }
 
+impl PublisherConfig {
+    /// A keyframe first, then only when asked for (no scheduled ones within a test): any
+    /// keyframe after the first is the answer to a request.
+    pub fn keyframes_on_request() -> Self {
+        PublisherConfig {
+            keyframe_interval: Duration::from_secs(600),
+            ..PublisherConfig::default()
+        }
+    }
+}
+
 /// What the publisher has sent and been asked for; shared with its tasks.
 #[derive(Default)]
 struct Counters {

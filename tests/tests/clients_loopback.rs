@@ -6,15 +6,11 @@ use directo_tests::{
     CONNECT_TIMEOUT, MEDIA_TIMEOUT, MediaKind, Publisher, PublisherConfig, RtpRecord, Viewer,
     ViewerConfig, wait_until,
 };
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_media_reaches_a_viewer_and_pli_gets_a_keyframe() -> anyhow::Result<()> {
     // A long keyframe interval: any keyframe after the first is the answer to our PLI.
-    let config = PublisherConfig {
-        keyframe_interval: Duration::from_secs(600),
-        ..PublisherConfig::default()
-    };
+    let config = PublisherConfig::keyframes_on_request();
     let mut publisher = Publisher::new(config.clone()).await?;
     let viewer = Viewer::new(ViewerConfig::default()).await?;
     let offer = publisher.create_offer().await?;

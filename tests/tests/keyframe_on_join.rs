@@ -15,13 +15,7 @@ async fn a_viewer_joining_mid_gop_gets_a_keyframe_from_a_pli() -> anyhow::Result
     let server = TestServer::start().await?;
     // No scheduled keyframe after the first within the test: any other one was requested.
     let publisher = server
-        .publish(
-            STREAM,
-            PublisherConfig {
-                keyframe_interval: Duration::from_secs(600),
-                ..PublisherConfig::default()
-            },
-        )
+        .publish(STREAM, PublisherConfig::keyframes_on_request())
         .await?;
     publisher.wait_connected(CONNECT_TIMEOUT).await?;
 

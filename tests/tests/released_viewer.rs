@@ -109,14 +109,7 @@ async fn a_released_viewer_keeps_watching_and_keeps_consent_until_its_session_en
 -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let publisher = server
-        .publish(
-            STREAM,
-            PublisherConfig {
-                // Keyframes only when asked for.
-                keyframe_interval: Duration::from_secs(600),
-                ..PublisherConfig::default()
-            },
-        )
+        .publish(STREAM, PublisherConfig::keyframes_on_request())
         .await?;
     publisher.wait_connected(CONNECT_TIMEOUT).await?;
     let viewer = watching(&server, 0.0).await?;

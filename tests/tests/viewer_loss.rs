@@ -5,7 +5,6 @@
 //! keyframes instead.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use anyhow::Context;
 use directo_tests::{
@@ -46,14 +45,7 @@ fn missing_and_repeated(log: &TrackLog) -> (usize, usize) {
 async fn lost_video_comes_back_over_rtx_or_as_a_keyframe() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let publisher = server
-        .publish(
-            STREAM,
-            PublisherConfig {
-                // Keyframes only when asked for.
-                keyframe_interval: Duration::from_secs(600),
-                ..PublisherConfig::default()
-            },
-        )
+        .publish(STREAM, PublisherConfig::keyframes_on_request())
         .await?;
     publisher.wait_connected(CONNECT_TIMEOUT).await?;
     let with_rtx = server
