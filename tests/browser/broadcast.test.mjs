@@ -6,7 +6,9 @@
 // decode video and receive audio, exercises the chat (a viewer writes, the studio replies,
 // every viewer sees the reply highlighted), moderation (/moderate/{stream} deletes a message
 // and it disappears everywhere), the embeddable player (/embed/{stream}), and a viewer whose
-// session the server ends (DELETE of its WHEP Location) coming back by itself. Uses Debian's
+// session the server ends (DELETE of its WHEP Location) coming back by itself, and a plain
+// WHEP player (no SDK, no data channel) whose connection the server releases after setup and
+// which keeps playing on the consent checks the server answers itself. Uses Debian's
 // Chromium (/usr/bin/chromium, or $CHROMIUM); it never downloads a browser. The server and
 // browser set-up is shared with the other test files in harness.mjs.
 //
@@ -227,6 +229,62 @@ test('a viewer who arrives before the presenter gets media once it is live', asy
   }
 });
 
+test('a plain WHEP player is released after setup and keeps playing on its ICE consent checks', async () => {
+  // A player without the SDK and without a data channel: the server drops its WebRTC
+  // connection once it is set up and answers the browser's consent checks itself.
+  const stream = 'plain-whep';
+  const studio = await harness.openPage('studio-plain');
+  const player = await harness.openPage('plain-whep');
+  try {
+    await goLive(studio, `${baseUrl}/studio/${stream}#key=${PUBLISH_KEY}`);
+    const before = await metric('directo_viewer_connections_released_total');
+    await player.goto(`${baseUrl}/`);
+    await player.evaluate(async (name) => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((done) => {
+        if (pc.iceGatheringState === 'complete') return done();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && done());
+      });
+      const response = await fetch(`/whep/${name}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp' },
+        body: pc.localDescription.sdp,
+      });
+      if (response.status !== 201) throw new Error(`WHEP answered ${response.status}`);
+      await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+      window.plainPc = pc;
+    }, stream);
+    const decoded = () =>
+      player.evaluate(async () => {
+        let frames = 0;
+        for (const report of (await window.plainPc.getStats()).values()) {
+          if (report.type === 'inbound-rtp' && report.kind === 'video') frames += report.framesDecoded ?? 0;
+        }
+        return frames;
+      });
+    await waitFor('the plain player decodes a first video frame', async () => (await decoded()) > 0);
+    await waitFor('its connection to be released on the server', async () =>
+      (await metric('directo_viewer_connections_released_total')) > before,
+    );
+    // Consent checks answered by the engine after the release; the browser stays connected.
+    const answered = await metric('directo_released_viewer_consent_total');
+    await waitFor('the browser to make consent checks and get answers', async () =>
+      (await metric('directo_released_viewer_consent_total')) >= answered + 2,
+    );
+    const first = await decoded();
+    await sleep(SAMPLE_GAP_MS);
+    const second = await decoded();
+    assert.ok(second > first, `video frames keep being decoded: ${first} then ${second}`);
+    assert.equal(await player.evaluate(() => window.plainPc.connectionState), 'connected');
+  } finally {
+    await player.close();
+    await studio.close();
+  }
+});
+
 test('the pages raised no uncaught errors', () => {
   assert.deepEqual(harness.uncaughtErrors, []);
 });
@@ -245,6 +303,13 @@ async function messageItem(page, text) {
   });
   await item.first().waitFor({ timeout: TIMEOUT_MS });
   return item.first();
+}
+
+/** The value of a series on the server's `/metrics` (0 when it is not there yet). */
+async function metric(name) {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : 0;
 }
 
 /** Samples the viewer twice and asserts video frames and audio packets keep arriving. */

@@ -153,7 +153,7 @@ impl Shard {
 
 /// What a worker thread is told.
 enum Job {
-    Add(PeerId, Leg),
+    Add(PeerId, Box<Leg>),
     Remove(PeerId),
     Retarget(PeerId, Destination),
     RtcpContext(PeerId, Box<Context>),
@@ -274,7 +274,7 @@ impl Fanout {
             self.local.legs.insert(id, leg);
         } else {
             let worker = &mut self.workers[shard - 1];
-            worker.control(Job::Add(id, leg));
+            worker.control(Job::Add(id, Box::new(leg)));
             worker.legs += 1;
         }
         self.placement.insert(id, shard);
@@ -398,7 +398,7 @@ fn run_worker(jobs: std_mpsc::Receiver<Job>, socket: OwnedFd) {
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Add(id, leg) => {
-                shard.legs.insert(id, leg);
+                shard.legs.insert(id, *leg);
             }
             Job::Remove(id) => {
                 shard.legs.remove(&id);

@@ -21,6 +21,9 @@ use shared::error::{Error, Result};
 pub mod srtcp;
 /// SRTP protection and unprotection.
 pub mod srtp;
+mod ssrc_states;
+
+use ssrc_states::SsrcStates;
 
 const MAX_ROC: u32 = u32::MAX;
 const SEQ_NUM_MEDIAN: u16 = 1 << 15;
@@ -96,7 +99,7 @@ impl SrtpSsrcState {
 pub struct Context {
     cipher: Box<dyn Cipher>,
 
-    srtp_ssrc_states: HashMap<u32, SrtpSsrcState>,
+    srtp_ssrc_states: SsrcStates,
     srtcp_ssrc_states: HashMap<u32, SrtcpSsrcState>,
 
     new_srtp_replay_detector: ContextOption,
@@ -164,7 +167,7 @@ impl Context {
 
         Ok(Context {
             cipher,
-            srtp_ssrc_states: HashMap::new(),
+            srtp_ssrc_states: SsrcStates::default(),
             srtcp_ssrc_states: HashMap::new(),
             new_srtp_replay_detector: srtp_ctx_opt,
             new_srtcp_replay_detector: srtcp_ctx_opt,
@@ -178,8 +181,7 @@ impl Context {
         // immediately drop — a fresh detector on every decrypted packet.
         let new_srtp_replay_detector = &self.new_srtp_replay_detector;
         self.srtp_ssrc_states
-            .entry(ssrc)
-            .or_insert_with(|| SrtpSsrcState {
+            .get_or_insert_with(ssrc, || SrtpSsrcState {
                 ssrc,
                 replay_detector: Some(new_srtp_replay_detector()),
                 ..Default::default()
@@ -200,7 +202,7 @@ impl Context {
     /// roc returns SRTP rollover counter value of specified SSRC.
     fn get_roc(&self, ssrc: u32) -> Option<u32> {
         self.srtp_ssrc_states
-            .get(&ssrc)
+            .get(ssrc)
             .map(|s| (s.index >> 16) as _)
     }
 

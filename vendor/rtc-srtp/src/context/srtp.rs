@@ -96,8 +96,7 @@ impl Context {
         let new_srtp_replay_detector = &self.new_srtp_replay_detector;
         let state = self
             .srtp_ssrc_states
-            .entry(header.ssrc)
-            .or_insert_with(|| super::SrtpSsrcState {
+            .get_or_insert_with(header.ssrc, || super::SrtpSsrcState {
                 ssrc: header.ssrc,
                 replay_detector: Some(new_srtp_replay_detector()),
                 ..Default::default()
