@@ -9,7 +9,8 @@
 //! dropped. What it still did is done here or by the leg:
 //!
 //! - **ICE consent**: the viewer's binding requests are answered with our ICE password
-//!   (`consent.rs`); one that nominates a new address moves the leg there.
+//!   (`consent.rs`), over UDP or the ICE-TCP connection they came on; one that nominates a new
+//!   address (or moves to ICE-TCP) moves the leg there.
 //! - **RTCP to the viewer** (sender reports): protected by the leg with the connection's own
 //!   SRTCP context, taken before the connection is dropped, so its SRTCP indices carry on.
 //! - **Goodbye**: the DTLS close_notify is made when the connection is dropped and kept; it is
@@ -18,7 +19,7 @@
 //! A viewer is released only after the engine authenticated an SRTCP packet from it: it has
 //! its keys, so its DTLS handshake is over and it will not retransmit a flight we would have
 //! to answer. Sessions that may still renegotiate or chat keep their connection, as does a
-//! viewer on ICE-TCP.
+//! viewer that set up on ICE-TCP.
 
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
@@ -120,15 +121,20 @@ impl Engine {
             }
         };
         self.metrics.released_consent.increment(1);
-        let destination = self.transport.destination(&transport);
-        let Destination::Udp { to, from } = destination else {
-            return;
-        };
-        self.fanout.outgoing.push(Outgoing {
-            to,
-            from,
-            data: BytesMut::from(&answered.response[..]),
-        });
+        // Back the way it came: UDP, or the ICE-TCP connection it arrived on (a browser whose
+        // UDP is cut checks and nominates its TCP pair this way).
+        match self.transport.destination(&transport) {
+            Destination::Udp { to, from } => self.fanout.outgoing.push(Outgoing {
+                to,
+                from,
+                data: BytesMut::from(&answered.response[..]),
+            }),
+            // A full queue means a slow TCP path: dropped, as UDP would be.
+            Destination::Tcp(writer) => {
+                let _ = writer.try_send(answered.response);
+            }
+            Destination::Unreachable => return,
+        }
         if answered.nominated && peer.sending_to != Some(transport) {
             tracing::debug!(session = %peer.session, to = %transport.peer_addr, "released viewer nominated a new address");
             peer.sending_to = Some(transport);
