@@ -73,7 +73,7 @@ pub(crate) struct Peer {
     /// engine itself (`engine/viewer_rtcp.rs`), past `rtc`'s read pipeline.
     pub(crate) rtcp_in: Option<rtc::srtp::context::Context>,
     /// Viewer: whether one of its SRTCP packets was authenticated (it has its keys: its DTLS
-    /// handshake is over).
+    /// handshake is over). Only a connected viewer's RTCP is read (`viewer_rtcp.rs`).
     pub(crate) rtcp_read: bool,
     /// Viewer: whether its offer had a data channel section (it may open chat).
     pub(crate) data_offered: bool,

@@ -22,8 +22,6 @@ pub struct StreamStats {
     pub nacks_unanswered: u64,
     /// Keyframe requests (PLI/FIR) sent to the publisher.
     pub keyframe_requests_sent: u64,
-    /// Viewers started on a recent keyframe from the cache instead of waiting for one.
-    pub cached_starts: u64,
     /// Incoming bitrate in bits per second over the last ~2 seconds.
     pub incoming_bitrate_bps: u64,
 }

@@ -30,25 +30,22 @@ use super::Engine;
 use crate::consent::{self, Refused};
 use crate::fanout::Destination;
 use crate::peer::PeerId;
-use crate::setup::PeerRole;
 use crate::socket::Outgoing;
 
 /// The DTLS record content type of an alert (RFC 6347): a close_notify or a fatal error.
 const DTLS_ALERT: u8 = 21;
 
 impl Engine {
-    /// Whether viewer `id` is set up and may lose its connection now.
+    /// Whether viewer `id` is set up and may lose its connection now: its RTCP was read (only
+    /// a connected viewer's is), it offered no data channel (so it can open no chat), nobody
+    /// signals to it, and it sends over UDP.
     pub(super) fn release_due(&self, id: PeerId) -> bool {
         self.config.release_viewer_connections
             && self.peers.get(id).is_some_and(|p| {
-                p.role == PeerRole::Viewer
-                    && p.connected
-                    && !p.closing
+                p.rtcp_read
                     && p.pc.is_some()
-                    && p.rtcp_in.is_some()
-                    && p.rtcp_read
+                    && !p.closing
                     && !p.data_offered
-                    && p.chat_channel.is_none()
                     && p.events.is_closed()
                     && p.sending_to
                         .is_some_and(|t| t.transport_protocol == TransportProtocol::UDP)
@@ -91,7 +88,7 @@ impl Engine {
     ) {
         match message.first() {
             Some(0..=3) => self.answer_consent(id, transport, message),
-            Some(20..=63) if message[0] == DTLS_ALERT => {
+            Some(&DTLS_ALERT) => {
                 if let Some(peer) = self.peers.get(id) {
                     tracing::info!(session = %peer.session, "released viewer said goodbye");
                 }

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::codec::{Codec, MediaKind};
+use crate::codec::Codec;
 use crate::keyframe::is_keyframe_start;
 use crate::vp8;
 
@@ -49,11 +49,8 @@ impl Stream {
         let (Some((start, at)), Some(newest)) = (up.last_keyframe, up.newest) else {
             return false;
         };
-        if track.kind != MediaKind::Video
-            || now.saturating_duration_since(at) > MAX_AGE
-            || newest < start
-            || newest - start >= MAX_PACKETS
-        {
+        // `newest` is never behind `start`: both are marked as the packet is taken in.
+        if now.saturating_duration_since(at) > MAX_AGE || newest - start >= MAX_PACKETS {
             return false;
         }
         for compacted in start..=newest {
@@ -81,11 +78,9 @@ impl Stream {
                 self.stats.packets_out += 1;
             }
         }
-        let started = subscriber
+        subscriber
             .video
             .as_ref()
-            .is_some_and(|video| !video.is_waiting());
-        self.stats.cached_starts += u64::from(started);
-        started
+            .is_some_and(|video| !video.is_waiting())
     }
 }

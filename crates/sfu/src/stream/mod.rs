@@ -368,7 +368,13 @@ impl Stream {
         }
         if can_start && kind == MediaKind::Video {
             up.keyframes.on_keyframe();
-            up.last_keyframe = Some((compacted, now));
+            // A late (resent) start of an older keyframe does not move the mark back.
+            if up
+                .last_keyframe
+                .is_none_or(|(newest, _)| compacted > newest)
+            {
+                up.last_keyframe = Some((compacted, now));
+            }
         }
         // Whether a viewer started or switched layers here (who waits for what changed).
         let mut moved = false;
